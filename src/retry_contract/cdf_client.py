@@ -1,0 +1,195 @@
+"""A small client of the workflow API, over HTTP with httpx, that returns every call as an Exchange.
+
+Provisioning and the scenario checks use it; it knows the neighbouring endpoints of
+workflow-model.md and nothing about requirements.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from retry_contract.exchange import Exchange, Expectation
+from retry_contract.secrets_registry import SecretRegistry
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+_UNSET: Any = object()
+
+
+class ClientError(Exception):
+    """Base of the errors that mean the run cannot go on."""
+
+
+class TargetUnreachable(ClientError):
+    pass
+
+
+class CredentialsRefused(ClientError):
+    pass
+
+
+class UnexpectedAnswer(ClientError):
+    """A neighbouring endpoint answered something the model does not allow; provisioning stops."""
+
+
+class CdfClient:
+    def __init__(
+        self,
+        base_url: str,
+        project: str,
+        token: str,
+        secrets: SecretRegistry,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.project = project
+        self.token = token
+        self.secrets = secrets
+        secrets.add(token)
+        self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
+        self.requests_sent = 0
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> CdfClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- raw access, used by scenarios to send deliberately odd requests ------------------------
+
+    def project_url(self, path: str, project: str | None = None) -> str:
+        return f"{self.base_url}/api/v1/projects/{quote(project or self.project, safe='')}{path}"
+
+    def retry_url(self, execution_id: str, project: str | None = None) -> str:
+        return self.project_url(f"/workflows/executions/{quote(execution_id, safe='')}/retry", project)
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = _UNSET,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        token: str | None = _UNSET,
+        origin: str = "",
+        expectation: Expectation | None = None,
+        execution_id: str | None = None,
+    ) -> Exchange:
+        """Send one request; a transport failure becomes an Exchange without status."""
+        request_headers: dict[str, str] = {}
+        if json_body is not _UNSET:
+            content = json.dumps(json_body).encode()
+            request_headers["content-type"] = "application/json"
+        bearer = self.token if token is _UNSET else token
+        if bearer is not None:
+            request_headers["authorization"] = f"Bearer {bearer}"
+        request_headers.update({k.lower(): v for k, v in (headers or {}).items()})
+        exchange = Exchange(
+            method=method,
+            url=url,
+            request_headers=request_headers,
+            request_body=content,
+            status=None,
+            origin=origin,
+            expectation=expectation,
+            execution_id=execution_id,
+        )
+        started = time.perf_counter()
+        self.requests_sent += 1
+        try:
+            response = self._http.request(method, url, content=content, headers=request_headers)
+        except httpx.TransportError as error:
+            exchange.transport_error = f"{type(error).__name__}: {error}"
+        else:
+            exchange.status = response.status_code
+            exchange.response_headers = dict(response.headers)
+            exchange.response_body = response.content
+        exchange.elapsed_ms = (time.perf_counter() - started) * 1000
+        return exchange
+
+    # -- the neighbouring endpoints, for provisioning ---------------------------------------------
+
+    def _call(
+        self, method: str, path: str, body: Any = _UNSET, *, ok: tuple[int, ...] = (200, 201, 202)
+    ) -> Any:
+        exchange = self.send(method, self.project_url(path), json_body=body, origin=f"provisioning {path}")
+        if exchange.status is None:
+            raise TargetUnreachable(f"{method} {self.project_url(path)}: {exchange.transport_error}")
+        if exchange.status in (401, 403):
+            raise CredentialsRefused(
+                f"{method} {path} answered {exchange.status}: the token in CDF_TOKEN was refused "
+                f"(it needs workflowOrchestrationACL:READ/WRITE and session creation in {self.project!r})"
+            )
+        payload = exchange.json()
+        if exchange.status not in ok:
+            message = payload.get("error", {}).get("message") if isinstance(payload, dict) else None
+            raise UnexpectedAnswer(
+                f"{method} {path} answered {exchange.status}: {message or exchange.response_body[:200]!r}"
+            )
+        if not isinstance(payload, dict):
+            raise UnexpectedAnswer(
+                f"{method} {path} answered {exchange.status} with a body that is not a JSON object"
+            )
+        return payload
+
+    def create_nonce(self) -> str:
+        items = self._call("POST", "/sessions", {"items": [{"tokenExchange": True}]}).get("items")
+        try:
+            nonce = str(items[0]["nonce"])
+        except (TypeError, LookupError) as error:
+            raise UnexpectedAnswer(f"POST /sessions answered without items[0].nonce ({error})") from None
+        self.secrets.add(nonce)
+        return nonce
+
+    def upsert_workflow(self, external_id: str, description: str) -> None:
+        self._call("POST", "/workflows", {"items": [{"externalId": external_id, "description": description}]})
+
+    def upsert_version(self, external_id: str, version: str, tasks: list[dict[str, Any]]) -> None:
+        item = {"workflowExternalId": external_id, "version": version, "workflowDefinition": {"tasks": tasks}}
+        self._call("POST", "/workflows/versions", {"items": [item]})
+
+    def run(
+        self, external_id: str, version: str, metadata: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        path = f"/workflows/{quote(external_id, safe='')}/versions/{quote(version, safe='')}/run"
+        body: dict[str, Any] = {"authentication": {"nonce": self.create_nonce()}, "input": {}}
+        if metadata:
+            body["metadata"] = dict(metadata)
+        result: dict[str, Any] = self._call("POST", path, body)
+        return result
+
+    def cancel(self, execution_id: str, reason: str) -> dict[str, Any]:
+        path = f"/workflows/executions/{quote(execution_id, safe='')}/cancel"
+        result: dict[str, Any] = self._call("POST", path, {"reason": reason})
+        return result
+
+    def detailed(self, execution_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/workflows/executions/{quote(execution_id, safe='')}")
+        return result
+
+    def update_task(
+        self, task_id: str, status: str, output: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": status}
+        if output is not None:
+            body["output"] = dict(output)
+        result: dict[str, Any] = self._call(
+            "POST", f"/workflows/tasks/{quote(task_id, safe='')}/update", body
+        )
+        return result
+
+    def delete_workflows(self, external_ids: list[str]) -> None:
+        if external_ids:
+            items = [{"externalId": x} for x in external_ids]
+            self._call("POST", "/workflows/delete", {"items": items, "ignoreUnknownIds": True})

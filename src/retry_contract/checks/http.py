@@ -1,0 +1,112 @@
+"""Requirements every response of the retry endpoint is judged on, whatever the request was."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from retry_contract.exchange import Exchange, is_json
+from retry_contract.verdict import Observation
+
+JUDGE = "custom check"
+
+
+def _observe(requirement: str, problem: str | None, exchange: Exchange) -> Observation:
+    return Observation(requirement, problem is None, problem or "", exchange, JUDGE)
+
+
+def robust(exchange: Exchange) -> list[Observation]:
+    """ROBUST: no 5xx, no dropped connection, no non-JSON error body."""
+    if exchange.status is None:
+        problem: str | None = f"no response: {exchange.transport_error or 'connection dropped'}"
+    elif exchange.status >= 500:
+        problem = f"server error {exchange.status}"
+    elif exchange.status >= 400 and not is_json(exchange.json()):
+        problem = f"{exchange.status} error body is not JSON: {exchange.response_body[:80]!r}"
+    else:
+        problem = None
+    return [_observe("ROBUST", problem, exchange)]
+
+
+def _envelope_problem(exchange: Exchange, body: Any) -> str | None:
+    if exchange.content_type != "application/json":
+        content_type = exchange.header("content-type")
+        return f"{exchange.status} error has Content-Type {content_type!r}, not application/json"
+    if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
+        return f'{exchange.status} error body is not {{"error": {{...}}}}: {exchange.response_body[:120]!r}'
+    error = body["error"]
+    code, message = error.get("code"), error.get("message")
+    if not isinstance(code, int) or isinstance(code, bool):
+        return f"error.code is {code!r}, not an integer"
+    if not isinstance(message, str):
+        return f"error.message is {message!r}, not a string"
+    for optional in ("missing", "duplicated"):
+        if optional in error and not isinstance(error[optional], list):
+            return f"error.{optional} is {error[optional]!r}, not an array"
+    return None
+
+
+def error_envelope(exchange: Exchange) -> list[Observation]:
+    """ERR-ENVELOPE and ERR-CODE, for 4xx and 5xx responses."""
+    if exchange.status is None or exchange.status < 400:
+        return []
+    body = exchange.json()
+    problem = _envelope_problem(exchange, body)
+    observations = [_observe("ERR-ENVELOPE", problem, exchange)]
+    if problem is None:
+        code = body["error"]["code"]
+        mismatch = (
+            None
+            if code == exchange.status
+            else f"error.code {code} differs from HTTP status {exchange.status}"
+        )
+        observations.append(_observe("ERR-CODE", mismatch, exchange))
+    return observations
+
+
+def request_id(exchange: Exchange) -> list[Observation]:
+    """HDR-REQUEST-ID on every response."""
+    if exchange.status is None:
+        return []
+    missing = None if (exchange.header("x-request-id") or "").strip() else "no X-Request-ID header"
+    return [_observe("HDR-REQUEST-ID", missing, exchange)]
+
+
+def _mentions_missing_id(exchange: Exchange) -> bool:
+    body = exchange.json()
+    if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
+        return False
+    missing = body["error"].get("missing")
+    return (
+        isinstance(missing, list)
+        and exchange.execution_id is not None
+        and exchange.execution_id in str(missing)
+    )
+
+
+def expected_status(exchange: Exchange) -> list[Observation]:
+    """The requirement a request was built for decides which statuses are right."""
+    expectation = exchange.expectation
+    if expectation is None or exchange.status is None:
+        return []
+    status = exchange.status
+    allowed = status in expectation.statuses or (
+        # STATE-404 tolerates the Cognite bulk-API style: 400 naming the id in error.missing.
+        expectation.requirement == "STATE-404" and status == 400 and _mentions_missing_id(exchange)
+    )
+    expected = ", ".join(str(s) for s in sorted(expectation.statuses))
+    problem = (
+        None
+        if allowed
+        else f"answered {status}, expected {expected}"
+        + (f" ({expectation.note})" if expectation.note else "")
+    )
+    observations = [_observe(expectation.requirement, problem, exchange)]
+    if expectation.requirement == "METHOD" and status == 405:
+        allow = {m.strip().upper() for m in (exchange.header("allow") or "").split(",")}
+        observations.append(
+            _observe("METHOD", None if "POST" in allow else "405 without `Allow: POST`", exchange)
+        )
+    return observations
+
+
+HTTP_CHECKS = (robust, error_envelope, request_id, expected_status)

@@ -1,0 +1,155 @@
+"""The command line: `retry-contract run` and `retry-contract mock`.
+
+Exit status of `run`: 0 conformant, 1 contract violations, 2 could not run. Every failure the user
+can cause ends in one line saying what went wrong and what to do, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+from rich.console import Console
+
+from retry_contract.verdict import ExitCode
+
+TOKEN_ENV = "CDF_TOKEN"
+READONLY_TOKEN_ENV = "CDF_READONLY_TOKEN"
+
+
+def _base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise click.BadParameter(f"{value!r} is not an http(s) URL, e.g. https://api.cognitedata.com")
+    return value
+
+
+def _fail(message: str) -> None:
+    click.echo(f"retry-contract: could not run: {message}", err=True)
+    sys.exit(ExitCode.COULD_NOT_RUN)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="retry-contract")
+def main() -> None:
+    """Contract tests for CDF's Retry workflow execution endpoint."""
+
+
+@main.command()
+@click.option(
+    "--base-url",
+    callback=_base_url,
+    metavar="URL",
+    help="Server to test, e.g. https://api.cognitedata.com. Without it: the embedded mock.",
+)
+@click.option("--project", metavar="NAME", help="CDF project (URL name). Required with --base-url.")
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Where the JUnit XML and JSON reports go.",
+)
+@click.option("--seed", type=int, default=None, help="Seed of the generated cases (default: fixed).")
+@click.option("--max-examples", type=click.IntRange(1, 10_000), default=None, help="Cases per fuzzing phase.")
+@click.option("--strict", is_flag=True, help="Fail the run on SHOULD violations too.")
+@click.option(
+    "--function-external-id",
+    metavar="XID",
+    default=None,
+    help="Function the provisioned async tasks call (on a real project: an existing function).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 600),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for each response.",
+)
+@click.option("--no-fuzz", is_flag=True, help="Run only the scenario checks.")
+def run(
+    base_url: str | None,
+    project: str | None,
+    report_dir: Path,
+    seed: int | None,
+    max_examples: int | None,
+    strict: bool,
+    function_external_id: str | None,
+    timeout: float,
+    no_fuzz: bool,
+) -> None:
+    """Run the conformance suite against a server, or the embedded mock without --base-url.
+
+    Credentials come from the environment: CDF_TOKEN (needs workflowOrchestrationACL:WRITE and
+    session creation) and optionally CDF_READONLY_TOKEN (a valid token without WRITE, for AUTH-403).
+    """
+    from retry_contract import reports
+    from retry_contract.reports import console as console_report
+    from retry_contract.runner import MOCK_PROJECT, CouldNotRun, RunOptions
+    from retry_contract.runner import run as run_suite
+
+    if base_url is not None and not project:
+        raise click.UsageError("--project is required with --base-url")
+    defaults = RunOptions(base_url=None, project=MOCK_PROJECT, token=None)
+    options = RunOptions(
+        base_url=base_url,
+        project=project or MOCK_PROJECT,
+        token=os.environ.get(TOKEN_ENV) or None,
+        readonly_token=os.environ.get(READONLY_TOKEN_ENV) or None,
+        seed=defaults.seed if seed is None else seed,
+        max_examples=max_examples or defaults.max_examples,
+        strict=strict,
+        function_external_id=function_external_id or defaults.function_external_id,
+        request_timeout=timeout,
+        fuzz=not no_fuzz,
+    )
+    console = Console(stderr=False, highlight=False)
+    try:
+        with console.status("running the conformance suite") as status:
+            result = run_suite(options, progress=lambda message: status.update(message))
+    except CouldNotRun as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        _fail("interrupted; what the run created was cleaned up")
+    try:
+        written = reports.write_all(result, report_dir)
+    except OSError as error:
+        written = []
+        console.print(f"[red]could not write reports to {report_dir}: {error.strerror}[/red]")
+    console_report.render(result, console, written)
+    sys.exit(int(result.exit_code) if written else ExitCode.COULD_NOT_RUN)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--project", default="contract-test", show_default=True, help="The project the tokens are valid for."
+)
+def mock(host: str, port: int, project: str) -> None:
+    """Serve the mock of the workflow API until interrupted.
+
+    Tokens: MOCK_WRITE_TOKEN and MOCK_READONLY_TOKEN from the environment, else the documented
+    defaults `mock-write-token` and `mock-readonly-token`.
+    """
+    from retry_contract.mock import DEFAULT_READONLY_TOKEN, DEFAULT_WRITE_TOKEN, MockConfig, serve_forever
+
+    config = MockConfig.with_tokens(
+        project,
+        os.environ.get("MOCK_WRITE_TOKEN") or DEFAULT_WRITE_TOKEN,
+        os.environ.get("MOCK_READONLY_TOKEN") or DEFAULT_READONLY_TOKEN,
+    )
+    click.echo(
+        f"mock of the CDF workflow API on http://{host}:{port}/api/v1/projects/{project} (Ctrl-C stops)"
+    )
+    try:
+        serve_forever(config, host, port)
+    except OSError as error:
+        _fail(f"cannot listen on {host}:{port}: {error.strerror}")
+    except KeyboardInterrupt:
+        pass

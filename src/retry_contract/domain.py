@@ -1,0 +1,72 @@
+"""Vocabulary of the workflow API shared by the mock, provisioning and the checks.
+
+Statuses are defined here once. Numeric limits of the retry contract live in the spec and are read
+through :mod:`retry_contract.contract`; this module holds only what the spec of the retry endpoint
+does not describe (task statuses belong to the neighbouring endpoints).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    TERMINATED = "TERMINATED"
+
+
+class TaskStatus(StrEnum):
+    IN_PROGRESS = "IN_PROGRESS"
+    CANCELED = "CANCELED"
+    FAILED = "FAILED"
+    FAILED_WITH_TERMINAL_ERROR = "FAILED_WITH_TERMINAL_ERROR"
+    COMPLETED = "COMPLETED"
+    COMPLETED_WITH_ERRORS = "COMPLETED_WITH_ERRORS"
+    TIMED_OUT = "TIMED_OUT"
+    SKIPPED = "SKIPPED"
+
+
+class OnFailure(StrEnum):
+    ABORT_WORKFLOW = "abortWorkflow"
+    SKIP_TASK = "skipTask"
+
+
+class TaskType(StrEnum):
+    FUNCTION = "function"
+    TRANSFORMATION = "transformation"
+    CDF = "cdf"
+    DYNAMIC = "dynamic"
+    SUBWORKFLOW = "subworkflow"
+    SIMULATION = "simulation"
+
+
+# STATE-RETRYABLE: the execution states a retry may start from.
+RETRYABLE_EXECUTION_STATUSES = frozenset(
+    {ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.TERMINATED}
+)
+# SEM-TARGETED: a task whose latest attempt ended in one of these gets a new attempt.
+RETRYABLE_TASK_STATUSES = frozenset(
+    {TaskStatus.CANCELED, TaskStatus.FAILED, TaskStatus.FAILED_WITH_TERMINAL_ERROR, TaskStatus.TIMED_OUT}
+)
+# SEM-COMPLETED: a task whose latest attempt ended in one of these is never run again.
+COMPLETED_TASK_STATUSES = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.COMPLETED_WITH_ERRORS, TaskStatus.SKIPPED}
+)
+# Statuses a client may set through `POST /workflows/tasks/{taskId}/update`.
+UPDATABLE_TASK_STATUSES = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.FAILED_WITH_TERMINAL_ERROR}
+)
+CONTAINER_TASK_TYPES = frozenset({TaskType.SUBWORKFLOW, TaskType.DYNAMIC})
+
+# Documented bounds of a task definition (workflow-model.md).
+TASK_RETRIES_MAX = 10
+TASK_RETRIES_DEFAULT = 3
+TASK_TIMEOUT_DEFAULT_SECONDS = 3600
+
+# Capabilities as the mock grants them and as a token needs them.
+WORKFLOW_READ = "workflowOrchestrationACL:READ"
+WORKFLOW_WRITE = "workflowOrchestrationACL:WRITE"
+SESSIONS_CREATE = "sessionsACL:CREATE"

@@ -1,0 +1,79 @@
+"""One request and what came back, in a form every judge and every report understands.
+
+Fuzzed cases (sent by Schemathesis with `requests`) and scenario requests (sent with httpx) both
+become an :class:`Exchange`, so a check is written once and judges both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+_NOT_JSON = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What a request was built to provoke: the requirement that governs its status code."""
+
+    requirement: str
+    statuses: frozenset[int]
+    note: str = ""
+
+
+@dataclass(slots=True)
+class Exchange:
+    method: str
+    url: str
+    request_headers: Mapping[str, str]
+    request_body: bytes | None
+    # None when no response arrived (connection dropped, timeout): see `transport_error`.
+    status: int | None
+    response_headers: Mapping[str, str] = field(default_factory=dict)
+    response_body: bytes = b""
+    elapsed_ms: float = 0.0
+    origin: str = ""
+    transport_error: str | None = None
+    expectation: Expectation | None = None
+    # The execution id of the path, when the request targets the retry endpoint.
+    execution_id: str | None = None
+    # Detailed execution read before the request, for requirements about what a retry changes.
+    before: Mapping[str, Any] | None = None
+
+    def header(self, name: str) -> str | None:
+        """A response header, looked up case-insensitively."""
+        wanted = name.lower()
+        for key, value in self.response_headers.items():
+            if key.lower() == wanted:
+                return value
+        return None
+
+    @property
+    def content_type(self) -> str:
+        return (self.header("content-type") or "").split(";", 1)[0].strip().lower()
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path
+
+    def json(self) -> Any:
+        """The response body as JSON, or `NOT_JSON` when it is not valid JSON."""
+        try:
+            return json.loads(self.response_body)
+        except (ValueError, UnicodeDecodeError):
+            return _NOT_JSON
+
+    def request_json(self) -> Any:
+        if self.request_body is None:
+            return _NOT_JSON
+        try:
+            return json.loads(self.request_body)
+        except (ValueError, UnicodeDecodeError):
+            return _NOT_JSON
+
+
+def is_json(value: Any) -> bool:
+    return value is not _NOT_JSON

@@ -1,0 +1,238 @@
+"""Fuzzing with Schemathesis: its engine generates and sends cases (examples, coverage, fuzzing
+phases, positive and negative), this module steers a share of positive cases to provisioned
+retryable executions with fresh nonces, and hands every exchange to the judges.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import hypothesis.strategies as st
+import schemathesis
+from schemathesis.engine import events, from_schema
+
+from retry_contract import contract
+from retry_contract.cdf_client import CdfClient
+from retry_contract.checks import Judge
+from retry_contract.checks.schemathesis_results import DISABLED_CHECKS
+from retry_contract.exchange import Exchange, Expectation
+from retry_contract.provisioning import RetryablePool
+
+# Generated cases that the steering hook marks: before_call swaps in a real execution and nonce.
+STEERED_EXECUTION_ID = "00000000-0000-4000-8000-000000000000"
+STEERED_NONCE = "retry-contract-steered-nonce"
+STEER_PERCENT = 40
+
+# Statuses the built-in acceptance checks treat as correct, from the requirement catalogue:
+# a schema-valid request may still carry a nonce the server never issued (BODY-NONCE: 400/401/403)
+# or target an execution that does not exist (STATE-404) or is not retryable (409).
+POSITIVE_STATUSES = [200, 400, 401, 403, 404, 409, 429]
+NEGATIVE_STATUSES = [400, 401, 403, 404, 405, 409, 429]
+
+
+@dataclass(frozen=True, slots=True)
+class FuzzSettings:
+    seed: int
+    max_examples: int
+    request_timeout: float = 30.0
+
+
+@dataclass
+class FuzzStats:
+    cases: int = 0
+    steered: int = 0
+    successes: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _expectation(
+    case: Any, request_authorization: str | None, authorization: str, steered: bool
+) -> Expectation:
+    """Which requirement governs the status of a generated case, from how it was generated."""
+    if case.method.upper() != "POST":
+        return Expectation("METHOD", frozenset({404, 405}), "undeclared method on the retry path")
+    if request_authorization != authorization:
+        return Expectation("AUTH-401", frozenset({401}), "missing or invalid Authorization")
+    components = {
+        str(getattr(k, "value", k)): v.mode.value
+        for k, v in (case.meta.components.items() if case.meta else [])
+    }
+    if components.get("path") == "negative":
+        return Expectation("PATH-UUID", frozenset({400, 404}), "malformed executionId")
+    if components.get("body") == "negative" or (
+        case.meta is not None and case.meta.generation.mode.value == "negative"
+    ):
+        # The id is random, so a server that looks the execution up first may answer 404.
+        return Expectation("BODY-SHAPE", frozenset({400, 404}), "malformed body on an unknown id")
+    if steered:
+        return Expectation("RESP-200", frozenset({200}), "retry of a retryable execution with a fresh nonce")
+    return Expectation(
+        "STATE-404",
+        frozenset({400, 401, 403, 404}),
+        "unknown id with a never-issued nonce: 404, or the nonce rejection if checked first",
+    )
+
+
+class Fuzzer:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        client: CdfClient,
+        pool: RetryablePool,
+        judge: Judge,
+        settings: FuzzSettings,
+        on_exchange: Callable[[Exchange], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.pool = pool
+        self.judge = judge
+        self.settings = settings
+        self.on_exchange = on_exchange
+        self.stats = FuzzStats()
+        self._authorization = f"Bearer {client.token}"
+        self._lock = threading.Lock()
+        # case id -> (leased execution id, detailed execution before the call)
+        self._steered: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.schema = self._load_schema(base_url)
+
+    def _load_schema(self, base_url: str) -> Any:
+        config = schemathesis.Config.from_dict(
+            {
+                "seed": self.settings.seed,
+                "headers": {"Authorization": self._authorization},
+                "base-url": f"{base_url.rstrip('/')}/api/v1/projects/{self.client.project}",
+                "request-timeout": self.settings.request_timeout,
+                "continue-on-failure": True,
+                "generation": {"max-examples": self.settings.max_examples, "mode": "all", "database": "none"},
+                "phases": {"stateful": {"enabled": False}},
+                "checks": {
+                    **{name: {"enabled": False} for name in DISABLED_CHECKS},
+                    "positive_data_acceptance": {"expected-statuses": POSITIVE_STATUSES},
+                    "negative_data_rejection": {"expected-statuses": NEGATIVE_STATUSES},
+                },
+            }
+        )
+        schema = schemathesis.openapi.from_path(str(contract.spec_path()), config=config)
+
+        # Plain functions, not bound methods: Schemathesis sets attributes on what it registers.
+        def before_call(ctx: Any, case: Any, kwargs: Any = None) -> None:
+            self._before_call(case)
+
+        def after_call(ctx: Any, case: Any, response: Any) -> None:
+            self._after_call(case)
+
+        schema.hooks.hook("flatmap_case")(self._steering_hook())
+        schema.hooks.hook("before_call")(before_call)
+        schema.hooks.hook("after_call")(after_call)
+        return schema
+
+    # -- steering ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _steering_hook() -> Callable[..., Any]:
+        def flatmap_case(ctx: Any, case: Any) -> Any:
+            if (
+                case.meta is None
+                or case.meta.generation.mode.value != "positive"
+                or case.method.upper() != "POST"
+            ):
+                return st.just(case)
+
+            def steer(roll: int) -> Any:
+                if roll < STEER_PERCENT:
+                    case.path_parameters = {**case.path_parameters, "executionId": STEERED_EXECUTION_ID}
+                    body = case.body if isinstance(case.body, dict) else {}
+                    case.body = {**body, "authentication": {"nonce": STEERED_NONCE}}
+                return case
+
+            # A Hypothesis draw, not `random`: runs stay reproducible from the seed.
+            return st.integers(min_value=0, max_value=99).map(steer)
+
+        return flatmap_case
+
+    def _before_call(self, case: Any) -> None:
+        if case.path_parameters.get("executionId") != STEERED_EXECUTION_ID:
+            return
+        execution_id = self.pool.take()
+        before = self.client.detailed(execution_id)
+        case.path_parameters["executionId"] = execution_id
+        case.body["authentication"] = {"nonce": self.client.create_nonce()}
+        with self._lock:
+            self._steered[case.id] = (execution_id, before)
+            self.stats.steered += 1
+
+    def _after_call(self, case: Any) -> None:
+        with self._lock:
+            lease = self._steered.get(case.id)
+        if lease is not None:
+            self.pool.give_back(lease[0])
+
+    # -- running and harvesting -------------------------------------------------------------------
+
+    def run(self) -> FuzzStats:
+        for event in from_schema(self.schema).execute():
+            if isinstance(event, events.ScenarioFinished):
+                for exchange, failures in self._harvest(event.recorder):
+                    self.judge.observe(exchange, failures)
+                    if self.on_exchange is not None:
+                        self.on_exchange(exchange)
+            elif isinstance(event, events.NonFatalError):
+                self.stats.errors.append(
+                    f"{event.label}: {event.info.message if hasattr(event, 'info') else event}"
+                )
+            elif isinstance(event, events.FatalError):
+                self.stats.errors.append(f"fatal: {event.exception}")
+        return self.stats
+
+    def _harvest(self, recorder: Any) -> Iterator[tuple[Exchange, list[tuple[str, Any]]]]:
+        for case_id, interaction in recorder.interactions.items():
+            node = recorder.cases.get(case_id)
+            if node is None:
+                continue
+            case = node.value
+            request, response = interaction.request, interaction.response
+            headers = {k.lower(): (v[0] if isinstance(v, list) else v) for k, v in request.headers.items()}
+            lease = self._steered.get(case_id)
+            exchange = Exchange(
+                method=request.method.upper(),
+                url=request.uri,
+                request_headers=headers,
+                request_body=request.body,
+                status=response.status_code if response is not None else None,
+                response_headers={k: ", ".join(v) for k, v in response.headers.items()}
+                if response is not None
+                else {},
+                response_body=response.content or b"" if response is not None else b"",
+                elapsed_ms=response.elapsed * 1000 if response is not None else 0.0,
+                origin=_origin(case),
+                transport_error=None
+                if response is not None
+                else "no response (connection dropped or timed out)",
+                expectation=_expectation(
+                    case, headers.get("authorization"), self._authorization, lease is not None
+                ),
+                execution_id=str(case.path_parameters.get("executionId")) if case.path_parameters else None,
+                before=lease[1] if lease is not None else None,
+            )
+            self.stats.cases += 1
+            if exchange.status == 200:
+                self.stats.successes += 1
+            failures = [
+                (check.name, check.failure_info.failure)
+                for check in recorder.checks.get(case_id, [])
+                if check.failure_info is not None
+            ]
+            yield exchange, failures
+
+
+def _origin(case: Any) -> str:
+    meta = case.meta
+    if meta is None:
+        return "schemathesis"
+    description = getattr(meta.phase.data, "description", "") or ""
+    label = f"schemathesis {meta.phase.name.value} ({meta.generation.mode.value})"
+    return f"{label}: {description}" if description else label

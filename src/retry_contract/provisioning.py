@@ -1,0 +1,229 @@
+"""Creates, through the real endpoints only, the executions the suite needs, and removes them after.
+
+Every workflow it creates is named `retry-contract-<run id>-<purpose>`: cleanup deletes exactly
+those, and nothing the suite did not create is ever retried.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from retry_contract import execution_view
+from retry_contract.cdf_client import CdfClient, UnexpectedAnswer
+from retry_contract.domain import (
+    ExecutionStatus,
+    OnFailure,
+    TaskStatus,
+    TaskType,
+)
+
+VERSION = "1"
+DEFAULT_FUNCTION_EXTERNAL_ID = "retry-contract-async-noop"
+METADATA = {"suite": "retry-contract", "purpose": "fixture"}
+
+
+def _function_task(
+    function_external_id: str,
+    external_id: str,
+    *,
+    retries: int = 0,
+    on_failure: OnFailure = OnFailure.ABORT_WORKFLOW,
+    depends_on: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    # isAsyncComplete: the suite, not the function, decides each outcome through task update.
+    return {
+        "externalId": external_id,
+        "type": TaskType.FUNCTION.value,
+        "parameters": {"function": {"externalId": function_external_id}, "isAsyncComplete": True},
+        "retries": retries,
+        "onFailure": on_failure.value,
+        "dependsOn": [{"externalId": d} for d in depends_on],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ShapesPlan:
+    """Task layout of the execution the SEM-* checks observe, and the role of each task."""
+
+    completed: str = "done"
+    optional_failed: str = "optional-failed"
+    optional_canceled: str = "optional-canceled"
+    canceled: str = "waiting"
+    container: str = "sub"
+    nested_completed: str = "sub-ok"
+    nested_canceled: str = "sub-waiting"
+    at_limit: str = "limit"
+    at_limit_retries: int = 1
+    never_started: str = "never"
+
+    def tasks(self, function_external_id: str) -> list[dict[str, Any]]:
+        fn = function_external_id
+        return [
+            _function_task(fn, self.completed),
+            _function_task(fn, self.optional_failed, on_failure=OnFailure.SKIP_TASK),
+            _function_task(fn, self.optional_canceled, on_failure=OnFailure.SKIP_TASK),
+            _function_task(fn, self.canceled),
+            {
+                "externalId": self.container,
+                "type": TaskType.SUBWORKFLOW.value,
+                "parameters": {
+                    "subworkflow": {
+                        "tasks": [
+                            _function_task(fn, self.nested_completed),
+                            _function_task(fn, self.nested_canceled),
+                        ]
+                    }
+                },
+                "retries": 0,
+                "onFailure": OnFailure.ABORT_WORKFLOW.value,
+                "dependsOn": [],
+            },
+            _function_task(fn, self.at_limit, retries=self.at_limit_retries),
+            _function_task(fn, self.never_started, depends_on=(self.at_limit,)),
+        ]
+
+    @property
+    def optional(self) -> frozenset[str]:
+        return frozenset({self.optional_failed, self.optional_canceled})
+
+    @property
+    def containers(self) -> frozenset[str]:
+        return frozenset({self.container})
+
+
+SHAPES = ShapesPlan()
+SIMPLE_TASK = "step"
+
+
+@dataclass
+class Provisioner:
+    client: CdfClient
+    function_external_id: str = DEFAULT_FUNCTION_EXTERNAL_ID
+    run_id: str = field(default_factory=lambda: secrets.token_hex(4))
+    created_workflows: list[str] = field(default_factory=list)
+    created_executions: list[str] = field(default_factory=list)
+
+    # -- workflows --------------------------------------------------------------------------------
+
+    def _workflow(self, purpose: str, tasks: list[dict[str, Any]]) -> str:
+        external_id = f"retry-contract-{self.run_id}-{purpose}"
+        if external_id not in self.created_workflows:
+            self.created_workflows.append(external_id)
+            self.client.upsert_workflow(external_id, f"retry-contract fixture ({purpose}); safe to delete")
+            self.client.upsert_version(external_id, VERSION, tasks)
+        return external_id
+
+    def _run(self, purpose: str, tasks: list[dict[str, Any]]) -> str:
+        execution = self.client.run(self._workflow(purpose, tasks), VERSION, METADATA)
+        execution_id = execution.get("id")
+        if not isinstance(execution_id, str):
+            raise UnexpectedAnswer(f"run answered without an execution id: {execution!r}")
+        self.created_executions.append(execution_id)
+        return execution_id
+
+    def _simple(self) -> str:
+        return self._run("simple", [_function_task(self.function_external_id, SIMPLE_TASK)])
+
+    # -- executions in each state -----------------------------------------------------------------
+
+    def running_execution(self) -> str:
+        execution_id = self._simple()
+        self._await_status(execution_id, ExecutionStatus.RUNNING)
+        return execution_id
+
+    def failed_execution(self) -> str:
+        execution_id = self._simple()
+        self.refail(execution_id)
+        return execution_id
+
+    def terminated_execution(self) -> str:
+        execution_id = self._simple()
+        self.client.cancel(execution_id, "retry-contract fixture")
+        self._await_status(execution_id, ExecutionStatus.TERMINATED)
+        return execution_id
+
+    def completed_execution(self) -> str:
+        execution_id = self._simple()
+        self._finish_task(execution_id, SIMPLE_TASK, TaskStatus.COMPLETED)
+        self._await_status(execution_id, ExecutionStatus.COMPLETED)
+        return execution_id
+
+    def shapes_execution(self) -> str:
+        """A FAILED execution holding every task shape the SEM-* checks need."""
+        plan = SHAPES
+        execution_id = self._run("shapes", plan.tasks(self.function_external_id))
+        self._finish_task(execution_id, plan.completed, TaskStatus.COMPLETED)
+        self._finish_task(execution_id, plan.nested_completed, TaskStatus.COMPLETED)
+        self._finish_task(execution_id, plan.optional_failed, TaskStatus.FAILED)
+        # Use up every allowed attempt of the limit task: its last failure aborts the workflow.
+        for _ in range(plan.at_limit_retries + 1):
+            self._finish_task(execution_id, plan.at_limit, TaskStatus.FAILED)
+        self._await_status(execution_id, ExecutionStatus.FAILED)
+        return execution_id
+
+    def refail(self, execution_id: str) -> bool:
+        """Drive a RUNNING execution to FAILED by ending a running attempt with a terminal error.
+
+        After a successful retry this makes the execution retryable again, so a few executions
+        serve many fuzzed retries. False when no attempt is running (then it is left as it is).
+        """
+        running = execution_view.in_progress(self.client.detailed(execution_id))
+        if not running:
+            return False
+        self.client.update_task(str(running[0]["id"]), TaskStatus.FAILED_WITH_TERMINAL_ERROR)
+        return self.client.detailed(execution_id).get("status") == ExecutionStatus.FAILED
+
+    def _finish_task(self, execution_id: str, task_external_id: str, status: TaskStatus) -> None:
+        running = execution_view.in_progress(self.client.detailed(execution_id), task_external_id)
+        if not running:
+            raise UnexpectedAnswer(
+                f"task {task_external_id!r} of {execution_id} has no running attempt to end"
+            )
+        self.client.update_task(str(running[-1]["id"]), status.value)
+
+    def _await_status(self, execution_id: str, status: ExecutionStatus) -> Mapping[str, Any]:
+        # The model settles synchronously; a real server may lag, so allow a few reads.
+        for _ in range(20):
+            detailed = self.client.detailed(execution_id)
+            if detailed.get("status") == status:
+                return detailed
+        raise UnexpectedAnswer(f"execution {execution_id} did not reach {status}: {detailed.get('status')!r}")
+
+    # -- cleanup ----------------------------------------------------------------------------------
+
+    def cleanup(self) -> list[str]:
+        """Cancel what is still running and delete the workflows created; returns what went wrong."""
+        problems: list[str] = []
+        for execution_id in self.created_executions:
+            try:
+                if self.client.detailed(execution_id).get("status") == ExecutionStatus.RUNNING:
+                    self.client.cancel(execution_id, "retry-contract cleanup")
+            except Exception as error:  # cleanup must try everything even when one step fails
+                problems.append(f"cancel {execution_id}: {error}")
+        try:
+            self.client.delete_workflows(self.created_workflows)
+        except Exception as error:
+            problems.append(f"delete workflows: {error}")
+        return problems
+
+
+class RetryablePool:
+    """Executions kept retryable for fuzzed retries: taken before a call, re-failed and given back after."""
+
+    def __init__(self, provisioner: Provisioner, size: int) -> None:
+        self._provisioner = provisioner
+        self._ready = [provisioner.failed_execution() for _ in range(size)]
+
+    def take(self) -> str:
+        return self._ready.pop(0) if self._ready else self._provisioner.failed_execution()
+
+    def give_back(self, execution_id: str) -> None:
+        """Return the execution when it is (or can be made) retryable again; drop it otherwise."""
+        status = self._provisioner.client.detailed(execution_id).get("status")
+        if status in (ExecutionStatus.FAILED, ExecutionStatus.TERMINATED) or (
+            status == ExecutionStatus.RUNNING and self._provisioner.refail(execution_id)
+        ):
+            self._ready.append(execution_id)

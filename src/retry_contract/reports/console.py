@@ -1,0 +1,42 @@
+"""The console summary: one row per requirement, then the verdict and where the reports are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from retry_contract.reports.model import requirement_rows, verdict_text
+from retry_contract.runner import RunResult
+
+_STYLE = {"passed": "green", "failed": "red", "not covered": "yellow"}
+
+
+def render(result: RunResult, console: Console, written: list[Path]) -> None:
+    table = Table(title=f"retry-contract against {result.target} (project {result.options.project})")
+    for column in ("Requirement", "Level", "Outcome", "Judged", "First failure / note"):
+        table.add_column(column, overflow="fold")
+    for row in requirement_rows(result):
+        outcome = "warning" if row["warning"] else row["outcome"]
+        note = row["failures"][0]["message"] if row["failures"] else row["not_covered_reason"]
+        style = "yellow" if row["warning"] else _STYLE[row["outcome"]]
+        table.add_row(
+            row["id"],
+            row["level"],
+            f"[{style}]{outcome}[/{style}]",
+            str(row["judged"]),
+            result.secrets.redact(note)[:160],
+        )
+    console.print(table)
+    console.print(
+        f"{result.requests_sent} requests ({result.fuzz.cases} fuzzed, {result.fuzz.successes} successful "
+        f"fuzzed retries) in {result.seconds:.1f} s; seed {result.options.seed}; "
+        f"{len(result.ledger.disagreements)} validator disagreements"
+    )
+    for problem in result.cleanup_problems:
+        console.print(f"[yellow]cleanup: {result.secrets.redact(problem)}[/yellow]")
+    for path in written:
+        console.print(f"report: {path}")
+    style = "green" if result.exit_code == 0 else "red"
+    console.print(f"[bold {style}]verdict: {verdict_text(result)}[/bold {style}]")

@@ -1,0 +1,55 @@
+"""The machine-readable report: verdict, per-requirement results, reproductions, provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from retry_contract.reports.model import requirement_rows, verdict_text
+from retry_contract.reports.reproduction import curl
+from retry_contract.runner import RunResult
+
+FILENAME = "retry-contract.json"
+
+
+def build(result: RunResult) -> dict[str, Any]:
+    options = result.options
+    return {
+        "verdict": verdict_text(result),
+        "exit_code": int(result.exit_code),
+        "strict": options.strict,
+        "target": result.target,
+        "project": options.project,
+        "seed": options.seed,
+        "max_examples": options.max_examples,
+        "spec_sha256": result.spec_sha256,
+        "tool_versions": result.tool_versions,
+        "seconds": round(result.seconds, 2),
+        "requests_sent": result.requests_sent,
+        "fuzzing": {
+            "cases": result.fuzz.cases,
+            "steered_to_retryable_executions": result.fuzz.steered,
+            "successful_retries": result.fuzz.successes,
+            "engine_errors": result.fuzz.errors,
+        },
+        "requirements": requirement_rows(result),
+        "validator_disagreements": [
+            {
+                "request": f"{d.exchange.method} {d.exchange.url}",
+                "status": d.exchange.status,
+                "schemathesis": d.schemathesis_says,
+                "openapi_core": d.openapi_core_says,
+                "reproduce": curl(d.exchange, result.secrets),
+            }
+            for d in result.ledger.disagreements
+        ],
+        "cleanup_problems": result.cleanup_problems,
+    }
+
+
+def write(result: RunResult, directory: Path) -> Path:
+    path = directory / FILENAME
+    text = json.dumps(build(result), indent=2, ensure_ascii=False)
+    path.write_text(result.secrets.redact(text) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,176 @@
+"""The flow of one run: reach the target, provision, run the scenarios, fuzz, clean up, conclude.
+
+The runner wires the layers together and returns a :class:`RunResult`; it prints nothing itself
+(progress goes to a callback) so the CLI, the tests and the pytest plugin can all drive it.
+"""
+
+from __future__ import annotations
+
+import platform
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from retry_contract import contract
+from retry_contract.cdf_client import CdfClient, ClientError
+from retry_contract.checks import Judge
+from retry_contract.fuzzing import Fuzzer, FuzzSettings, FuzzStats
+from retry_contract.provisioning import DEFAULT_FUNCTION_EXTERNAL_ID, Provisioner, RetryablePool
+from retry_contract.scenarios import ALL_SCENARIOS, ScenarioContext
+from retry_contract.secrets_registry import SecretRegistry
+from retry_contract.verdict import ExitCode, Ledger
+
+DEFAULT_SEED = 20230101
+DEFAULT_MAX_EXAMPLES = 40
+DEFAULT_POOL_SIZE = 3
+MOCK_PROJECT = "contract-test"
+TOOLS = ("retry-contract", "schemathesis", "hypothesis", "openapi-core", "httpx")
+
+
+class CouldNotRun(Exception):
+    """The run could not judge the target: bad arguments, unreachable target, refused credentials."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    base_url: str | None
+    project: str
+    token: str | None
+    readonly_token: str | None = None
+    seed: int = DEFAULT_SEED
+    max_examples: int = DEFAULT_MAX_EXAMPLES
+    strict: bool = False
+    function_external_id: str = DEFAULT_FUNCTION_EXTERNAL_ID
+    request_timeout: float = 30.0
+    pool_size: int = DEFAULT_POOL_SIZE
+    fuzz: bool = True
+
+
+@dataclass
+class RunResult:
+    options: RunOptions
+    target: str
+    ledger: Ledger
+    secrets: SecretRegistry
+    fuzz: FuzzStats = field(default_factory=FuzzStats)
+    requests_sent: int = 0
+    seconds: float = 0.0
+    cleanup_problems: list[str] = field(default_factory=list)
+    spec_sha256: str = field(default_factory=contract.spec_sha256)
+    tool_versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return self.ledger.exit_code(strict=self.options.strict)
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for tool in TOOLS:
+        try:
+            versions[tool] = metadata.version(tool)
+        except metadata.PackageNotFoundError:
+            versions[tool] = "unknown"
+    return versions
+
+
+@contextmanager
+def _target(options: RunOptions, registry: SecretRegistry) -> Iterator[tuple[str, RunOptions]]:
+    """The base URL to test: the given server, or an embedded mock with throwaway tokens."""
+    if options.base_url is not None:
+        if not options.token:
+            raise CouldNotRun(
+                "set CDF_TOKEN to a bearer token with workflowOrchestrationACL:WRITE for --base-url"
+            )
+        yield options.base_url.rstrip("/"), options
+        return
+    from retry_contract.mock import EmbeddedMock, MockConfig
+
+    write, readonly = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    with EmbeddedMock(MockConfig.with_tokens(options.project, write, readonly)) as mock:
+        yield mock.base_url, _with_tokens(options, write, readonly)
+
+
+def _with_tokens(options: RunOptions, token: str, readonly: str) -> RunOptions:
+    from dataclasses import replace
+
+    return replace(options, token=token, readonly_token=readonly)
+
+
+def run(options: RunOptions, progress: Callable[[str], None] = lambda _: None) -> RunResult:
+    registry = SecretRegistry()
+    registry.add(options.token)
+    registry.add(options.readonly_token)
+    started = time.perf_counter()
+    with _target(options, registry) as (base_url, effective):
+        registry.add(effective.token)
+        registry.add(effective.readonly_token)
+        assert effective.token is not None
+        ledger = Ledger()
+        result = RunResult(
+            options=effective, target=base_url, ledger=ledger, secrets=registry, tool_versions=tool_versions()
+        )
+        client = CdfClient(
+            base_url, effective.project, effective.token, registry, timeout=effective.request_timeout
+        )
+        provisioner = Provisioner(client, effective.function_external_id)
+        try:
+            _preflight(client, base_url)
+            judge = Judge(base_url, ledger)
+            ctx = ScenarioContext(client, provisioner, judge, effective.readonly_token)
+            for scenario in ALL_SCENARIOS:
+                progress(f"scenario {scenario.__name__}")
+                scenario(ctx)
+            if effective.fuzz:
+                progress(f"fuzzing (seed {effective.seed}, {effective.max_examples} examples per phase)")
+                pool = RetryablePool(provisioner, effective.pool_size)
+                fuzzer = Fuzzer(
+                    base_url=base_url,
+                    client=client,
+                    pool=pool,
+                    judge=judge,
+                    settings=FuzzSettings(effective.seed, effective.max_examples, effective.request_timeout),
+                )
+                result.fuzz = fuzzer.run()
+        except ClientError as error:
+            raise CouldNotRun(str(error)) from None
+        finally:
+            progress("cleaning up what the run created")
+            result.cleanup_problems = provisioner.cleanup()
+            result.requests_sent = client.requests_sent + result.fuzz.cases
+            client.close()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _preflight(client: CdfClient, base_url: str) -> None:
+    """Fail fast, with a reason, when the target cannot be reached or refuses the token."""
+    exchange = client.send(
+        "POST",
+        client.project_url("/sessions"),
+        json_body={"items": [{"tokenExchange": True}]},
+        origin="preflight",
+    )
+    if exchange.status is None:
+        raise CouldNotRun(f"cannot reach {base_url}: {exchange.transport_error}")
+    if exchange.status in (401, 403):
+        raise CouldNotRun(
+            f"{base_url} refused the token ({exchange.status} on POST /sessions): "
+            "check CDF_TOKEN and --project"
+        )
+    body = exchange.json()
+    if exchange.status >= 300 or not isinstance(body, dict) or not body.get("items"):
+        raise CouldNotRun(
+            f"{base_url} does not look like a CDF API: POST /sessions answered {exchange.status}"
+        )
+    for item in body.get("items", []):
+        if isinstance(item, dict):
+            client.secrets.add(str(item.get("nonce", "")))
+
+
+def report_dir_default() -> Path:
+    return Path("reports")

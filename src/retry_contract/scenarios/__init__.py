@@ -1,0 +1,25 @@
+"""Scenario checks: requests built on purpose for what random data rarely reaches.
+
+Each scenario gets a :class:`ScenarioContext`, sends its requests through `ctx.retry`/`ctx.send`
+(every response is judged by the per-exchange judges too) and adds the observations only it can
+make, such as "nothing changed" or "exactly these tasks got a new attempt".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from retry_contract.scenarios import auth, malformed, nonces, semantics, states
+from retry_contract.scenarios.context import ScenarioContext
+
+Scenario = Callable[[ScenarioContext], None]
+
+ALL_SCENARIOS: tuple[Scenario, ...] = (
+    *auth.SCENARIOS,
+    *malformed.SCENARIOS,
+    *states.SCENARIOS,
+    *nonces.SCENARIOS,
+    *semantics.SCENARIOS,
+)
+
+__all__ = ["ALL_SCENARIOS", "Scenario", "ScenarioContext"]

@@ -1,0 +1,76 @@
+"""What a scenario may use: the client, the fixtures, and the ledger through the judges."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from retry_contract import execution_view
+from retry_contract.cdf_client import CdfClient
+from retry_contract.checks import Judge
+from retry_contract.exchange import Exchange, Expectation
+from retry_contract.provisioning import Provisioner
+from retry_contract.verdict import Observation
+
+JUDGE = "scenario"
+_DEFAULT: Any = object()
+
+
+@dataclass
+class ScenarioContext:
+    client: CdfClient
+    provisioner: Provisioner
+    judge: Judge
+    readonly_token: str | None = None
+
+    def retry(
+        self,
+        execution_id: str,
+        *,
+        expect: Expectation | None,
+        origin: str,
+        nonce: str | None = None,
+        body: Any = _DEFAULT,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        token: str | None = _DEFAULT,
+        project: str | None = None,
+        method: str = "POST",
+        before: Mapping[str, Any] | None = None,
+    ) -> Exchange:
+        """Send a retry request (by default a well-formed one with a fresh nonce) and judge it."""
+        if body is _DEFAULT and content is None:
+            body = {"authentication": {"nonce": nonce or self.client.create_nonce()}}
+        kwargs: dict[str, Any] = {} if token is _DEFAULT else {"token": token}
+        if body is not _DEFAULT:
+            kwargs["json_body"] = body
+        exchange = self.client.send(
+            method,
+            self.client.retry_url(execution_id, project),
+            content=content,
+            headers=headers,
+            origin=f"scenario: {origin}",
+            expectation=expect,
+            execution_id=execution_id,
+            **kwargs,
+        )
+        exchange.before = before
+        self.judge.observe(exchange)
+        return exchange
+
+    def observe(self, requirement: str, problem: str | None, exchange: Exchange | None = None) -> None:
+        self.judge.ledger.record([Observation(requirement, problem is None, problem or "", exchange, JUDGE)])
+
+    def check_unchanged(
+        self, requirement: str, execution_id: str, before: Mapping[str, Any], exchange: Exchange
+    ) -> None:
+        """A refused retry must leave the execution exactly as it was: status and attempts."""
+        after = self.client.detailed(execution_id)
+        problems = []
+        if after.get("status") != before.get("status"):
+            problems.append(f"status changed {before.get('status')} -> {after.get('status')}")
+        gained = execution_view.new_attempts(before, after)
+        if gained:
+            problems.append(f"new task attempts {dict(gained)}")
+        self.observe(requirement, "; ".join(problems) or None, exchange)

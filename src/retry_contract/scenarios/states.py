@@ -1,0 +1,51 @@
+"""STATE-404 and STATE-RETRYABLE: a retry of each state, and of an execution that does not exist."""
+
+from __future__ import annotations
+
+import uuid
+
+from retry_contract.exchange import Expectation
+from retry_contract.scenarios.context import ScenarioContext
+
+NOT_FOUND = Expectation("STATE-404", frozenset({404}), "well-formed id of no execution")
+REFUSED = Expectation("STATE-RETRYABLE", frozenset({400, 409}), "execution not in a retryable state")
+ACCEPTED = Expectation("STATE-RETRYABLE", frozenset({200}), "execution in a retryable state")
+
+
+def unknown_execution(ctx: ScenarioContext) -> None:
+    # uuid4 from a fixed seed would collide across runs on a shared project; a fresh one cannot.
+    ctx.retry(str(uuid.uuid4()), expect=NOT_FOUND, origin="STATE-404 unknown execution, valid nonce")
+
+
+def non_retryable_states(ctx: ScenarioContext) -> None:
+    for label, make in (
+        ("RUNNING", ctx.provisioner.running_execution),
+        ("COMPLETED", ctx.provisioner.completed_execution),
+    ):
+        execution_id = make()
+        before = ctx.client.detailed(execution_id)
+        exchange = ctx.retry(
+            execution_id,
+            expect=REFUSED,
+            origin=f"STATE-RETRYABLE retry of a {label} execution",
+            before=before,
+        )
+        ctx.check_unchanged("STATE-RETRYABLE", execution_id, before, exchange)
+
+
+def retryable_states(ctx: ScenarioContext) -> None:
+    for label, make in (
+        ("FAILED", ctx.provisioner.failed_execution),
+        ("TERMINATED", ctx.provisioner.terminated_execution),
+    ):
+        execution_id = make()
+        before = ctx.client.detailed(execution_id)
+        ctx.retry(
+            execution_id,
+            expect=ACCEPTED,
+            origin=f"STATE-RETRYABLE retry of a {label} execution",
+            before=before,
+        )
+
+
+SCENARIOS = (unknown_execution, non_retryable_states, retryable_states)

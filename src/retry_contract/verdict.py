@@ -1,0 +1,101 @@
+"""Observations, outcomes and the ledger that turns many observations into one verdict.
+
+Checks emit observations; reporters read the ledger. Neither knows about the other.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+
+from retry_contract.exchange import Exchange
+from retry_contract.requirements import CATALOGUE, Level, Requirement
+
+
+class Outcome(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    NOT_COVERED = "not covered"
+
+
+class ExitCode(IntEnum):
+    CONFORMANT = 0
+    VIOLATIONS = 1
+    COULD_NOT_RUN = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One judgement of one requirement, usually on one exchange."""
+
+    requirement: str
+    passed: bool
+    message: str = ""
+    exchange: Exchange | None = None
+    # Which judge made it: a custom check, openapi-core, a Schemathesis check, a scenario.
+    judge: str = ""
+
+
+@dataclass(slots=True)
+class RequirementResult:
+    requirement: Requirement
+    judged: int = 0
+    failures: list[Observation] = field(default_factory=list)
+    # Why part of the requirement could not be judged (e.g. no read-only token). A requirement
+    # judged only in part is not reported as passed, though a failure in the part judged counts.
+    uncovered_reason: str = ""
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.failures:
+            return Outcome.FAILED
+        return Outcome.PASSED if self.judged and not self.uncovered_reason else Outcome.NOT_COVERED
+
+
+@dataclass(frozen=True, slots=True)
+class Disagreement:
+    """Schemathesis and openapi-core judged the same response differently."""
+
+    exchange: Exchange
+    schemathesis_says: str
+    openapi_core_says: str
+
+
+class Ledger:
+    """Collects observations from every judge; safe to feed from several threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.results: dict[str, RequirementResult] = {r.id: RequirementResult(r) for r in CATALOGUE}
+        self.disagreements: list[Disagreement] = []
+        self.exchanges = 0
+
+    def record(self, observations: Iterable[Observation]) -> None:
+        with self._lock:
+            for observation in observations:
+                result = self.results[observation.requirement]
+                result.judged += 1
+                if not observation.passed:
+                    result.failures.append(observation)
+
+    def count_exchange(self, n: int = 1) -> None:
+        with self._lock:
+            self.exchanges += n
+
+    def disagree(self, disagreement: Disagreement) -> None:
+        with self._lock:
+            self.disagreements.append(disagreement)
+
+    def not_covered_because(self, requirement: str, reason: str) -> None:
+        with self._lock:
+            self.results[requirement].uncovered_reason = reason
+
+    def failed(self, level: Level) -> list[RequirementResult]:
+        return [r for r in self.results.values() if r.requirement.level is level and r.failures]
+
+    def exit_code(self, *, strict: bool) -> ExitCode:
+        if self.failed(Level.MUST) or (strict and self.failed(Level.SHOULD)):
+            return ExitCode.VIOLATIONS
+        return ExitCode.CONFORMANT
