@@ -153,3 +153,7 @@ def mock(host: str, port: int, project: str) -> None:
         _fail(f"cannot listen on {host}:{port}: {error.strerror}")
     except KeyboardInterrupt:
         pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Pytest options and fixtures shared by the self-tests.
+
+`--target-url`/`--target-project` point the live-target tests at another server (credentials from
+CDF_TOKEN / CDF_READONLY_TOKEN); without them those tests use the embedded mock.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import uvicorn
+
+from retry_contract.mock import EmbeddedMock, MockConfig
+
+PROJECT = "contract-test"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("retry-contract")
+    group.addoption(
+        "--target-url", default=None, help="Server for the live-target tests (default: embedded mock)"
+    )
+    group.addoption("--target-project", default=None, help="Project on --target-url")
+
+
+@dataclass(frozen=True)
+class Target:
+    base_url: str
+    project: str
+    token: str
+    readonly_token: str | None
+
+
+@pytest.fixture(scope="session")
+def mock_tokens() -> tuple[str, str]:
+    return secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+
+
+@pytest.fixture(scope="session")
+def embedded_mock(mock_tokens: tuple[str, str]) -> Iterator[EmbeddedMock]:
+    write, readonly = mock_tokens
+    with EmbeddedMock(MockConfig.with_tokens(PROJECT, write, readonly)) as mock:
+        yield mock
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest, mock_tokens: tuple[str, str]) -> Iterator[Target]:
+    url = request.config.getoption("--target-url")
+    if url:
+        token = os.environ.get("CDF_TOKEN")
+        if not token:
+            pytest.exit("--target-url needs CDF_TOKEN in the environment", returncode=2)
+        project = request.config.getoption("--target-project") or PROJECT
+        yield Target(url, project, token, os.environ.get("CDF_READONLY_TOKEN"))
+        return
+    write, readonly = mock_tokens
+    with EmbeddedMock(MockConfig.with_tokens(PROJECT, write, readonly)) as mock:
+        yield Target(mock.base_url, PROJECT, write, readonly)
+
+
+@contextmanager
+def serve_asgi(app: Any) -> Iterator[str]:
+    """Serve any ASGI app on a free loopback port (for deliberately broken variants of the mock)."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
+    )
+    started = threading.Event()
+    original_startup = server.startup
+
+    async def startup(sockets: Any = None) -> None:
+        await original_startup(sockets=sockets)
+        started.set()
+
+    server.startup = startup  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    if not started.wait(timeout=30):
+        raise RuntimeError("the test server did not start")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def asgi_server() -> Any:
+    return serve_asgi

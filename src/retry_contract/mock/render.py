@@ -1,0 +1,84 @@
+"""The JSON the API answers with, built from the mock's records.
+
+Optional fields are left out when absent, never sent as null: the contract allows absence and
+the SDK reads absence, while a null would be a type error for a strict client.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from retry_contract.mock.model import Attempt, Execution, JSONObject, VersionRecord, WorkflowRecord
+
+
+def workflow_json(workflow: WorkflowRecord) -> JSONObject:
+    out: JSONObject = {
+        "externalId": workflow.external_id,
+        "createdTime": workflow.created_time,
+        "lastUpdatedTime": workflow.last_updated_time,
+    }
+    if workflow.description is not None:
+        out["description"] = workflow.description
+    if workflow.data_set_id is not None:
+        out["dataSetId"] = workflow.data_set_id
+    if workflow.max_concurrent_executions is not None:
+        out["maxConcurrentExecutions"] = workflow.max_concurrent_executions
+    return out
+
+
+def version_json(version: VersionRecord) -> JSONObject:
+    return {
+        "workflowExternalId": version.workflow_external_id,
+        "version": version.version,
+        "workflowDefinition": version.definition.to_json(),
+        "createdTime": version.created_time,
+        "lastUpdatedTime": version.last_updated_time,
+    }
+
+
+def execution_json(execution: Execution) -> JSONObject:
+    """A WorkflowExecution, the answer of run, cancel and retry."""
+    out: JSONObject = {
+        "id": execution.id,
+        "workflowExternalId": execution.workflow_external_id,
+        "version": execution.version,
+        "status": execution.status.value,
+        "engineExecutionId": execution.engine_execution_id,
+        "createdTime": execution.created_time,
+        "startTime": execution.start_time,
+        "metadata": dict(execution.metadata),
+    }
+    if execution.end_time is not None:
+        out["endTime"] = execution.end_time
+    if execution.reason is not None:
+        out["reasonForIncompletion"] = execution.reason
+    return out
+
+
+def execution_detailed_json(execution: Execution) -> JSONObject:
+    """The answer of `GET /workflows/executions/{id}`: the execution with its definition and tasks."""
+    out = execution_json(execution)
+    out["workflowDefinition"] = execution.definition.to_json()
+    if execution.input is not None:
+        out["input"] = copy.deepcopy(execution.input)
+    out["executedTasks"] = [attempt_json(attempt) for attempt in execution.attempts]
+    return out
+
+
+def attempt_json(attempt: Attempt) -> JSONObject:
+    out: JSONObject = {
+        "id": attempt.id,
+        "externalId": attempt.external_id,
+        "status": attempt.status.value,
+        "taskType": attempt.task.task_type.value,
+        "input": copy.deepcopy(attempt.input),
+        "output": copy.deepcopy(attempt.output),
+        "startTime": attempt.start_time,
+    }
+    if attempt.parent is not None:
+        out["parentTaskExternalId"] = attempt.parent
+    if attempt.end_time is not None:
+        out["endTime"] = attempt.end_time
+    if attempt.reason is not None:
+        out["reasonForIncompletion"] = attempt.reason
+    return out
