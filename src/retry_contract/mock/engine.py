@@ -33,7 +33,9 @@ from retry_contract.mock.model import Attempt, Execution, JSONObject, TaskDef
 from retry_contract.mock.validation import REFERENCE_RE, TaskUpdate, parse_dynamic_tasks, show
 
 # An attempt ending in one of these has failed; whether for good depends on retries and type.
-_FAILURE_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.FAILED_WITH_TERMINAL_ERROR, TaskStatus.TIMED_OUT})
+_FAILURE_STATUSES = frozenset(
+    {TaskStatus.FAILED, TaskStatus.FAILED_WITH_TERMINAL_ERROR, TaskStatus.TIMED_OUT}
+)
 # More steps than this in one settle means a rule keeps undoing another: a bug, not a workflow.
 _MAX_SETTLE_STEPS = 100_000
 
@@ -68,7 +70,9 @@ class TaskEngine:
             if now >= deadline:
                 attempt.status = TaskStatus.TIMED_OUT
                 attempt.end_time = deadline
-                attempt.reason = f"The task did not finish within its timeout of {attempt.task.timeout} seconds"
+                attempt.reason = (
+                    f"The task did not finish within its timeout of {attempt.task.timeout} seconds"
+                )
 
     def cancel(self, execution: Execution, reason: str | None) -> None:
         if execution.status is not ExecutionStatus.RUNNING:
@@ -113,10 +117,9 @@ class TaskEngine:
 
     def check_retryable(self, execution: Execution) -> None:
         if execution.status not in RETRYABLE_EXECUTION_STATUSES:
-            allowed = ", ".join(sorted(RETRYABLE_EXECUTION_STATUSES))
             raise Conflict(
-                f"Workflow execution {execution.id} is {execution.status}; only an execution that is "
-                f"{allowed} can be retried"
+                f"Workflow execution {execution.id} is {execution.status}; only a FAILED, TIMED_OUT or "
+                "TERMINATED execution can be retried"
             )
 
     def select_retry_targets(self, execution: Execution) -> RetryPlan:
@@ -233,7 +236,9 @@ class TaskEngine:
             return
         inside = {task.external_id for task in execution.descendants(scope)}
         self._cancel_attempts(
-            (attempt for attempt in execution.in_progress() if attempt.external_id in inside), now, cancel_note
+            (attempt for attempt in execution.in_progress() if attempt.external_id in inside),
+            now,
+            cancel_note,
         )
         container = execution.latest(scope)
         assert container is not None  # a scope is active only while its container runs
@@ -301,7 +306,11 @@ class TaskEngine:
             case TaskType.CDF:
                 return {"response": {}, "statusCode": 200}
             case TaskType.SIMULATION:
-                return {"runId": next(self._run_ids), "logId": next(self._run_ids), "statusMessage": "Success"}
+                return {
+                    "runId": next(self._run_ids),
+                    "logId": next(self._run_ids),
+                    "statusMessage": "Success",
+                }
             case _:
                 return {}
 

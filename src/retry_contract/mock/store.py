@@ -55,7 +55,9 @@ class _ProjectState:
 class MockStore:
     """Thread-safe state of one mock instance; every public method holds the lock throughout."""
 
-    def __init__(self, clock: Callable[[], int], nonce_ttl_millis: int, engine: TaskEngine | None = None) -> None:
+    def __init__(
+        self, clock: Callable[[], int], nonce_ttl_millis: int, engine: TaskEngine | None = None
+    ) -> None:
         self._clock = clock
         self._nonce_ttl_millis = nonce_ttl_millis
         self.engine = engine if engine is not None else TaskEngine(clock)
@@ -129,7 +131,9 @@ class MockStore:
             workflow = workflows.get(upsert.workflow_external_id)
             if workflow is None:
                 # Upserting a version of an unknown workflow creates the workflow.
-                workflow = WorkflowRecord(upsert.workflow_external_id, created_time=now, last_updated_time=now)
+                workflow = WorkflowRecord(
+                    upsert.workflow_external_id, created_time=now, last_updated_time=now
+                )
                 workflows[upsert.workflow_external_id] = workflow
             previous = workflow.versions.get(upsert.version)
             record = VersionRecord(

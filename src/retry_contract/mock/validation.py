@@ -32,6 +32,7 @@ CANCEL_REASON_MAX_LENGTH = 500
 DESCRIPTION_MAX_LENGTH = 500
 # The mock's own limits, so that no definition makes it slow or recurse deeply.
 MAX_TASKS_PER_DEFINITION = 500
+MAX_DEPENDENCIES_PER_DEFINITION = 2000
 MAX_CONTAINER_DEPTH = 5
 TIMEOUT_MAX_SECONDS = 2**31 - 1
 MAX_DELETE_ITEMS = 100
@@ -93,13 +94,17 @@ def _expect_string(value: object, where: str) -> str:
     return value
 
 
-def _optional_string(obj: Mapping[str, Any], key: str, where: str, max_length: int | None = None) -> str | None:
+def _optional_string(
+    obj: Mapping[str, Any], key: str, where: str, max_length: int | None = None
+) -> str | None:
     value = obj.get(key)
     if value is None:
         return None
     text = _expect_string(value, f"{where}.{key}")
     if max_length is not None and len(text) > max_length:
-        raise InvalidRequest(f"{where}.{key} is {len(text)} characters long; at most {max_length} are allowed")
+        raise InvalidRequest(
+            f"{where}.{key} is {len(text)} characters long; at most {max_length} are allowed"
+        )
     return text
 
 
@@ -318,12 +323,16 @@ def parse_version_upsert(body: object) -> VersionUpsert:
     xid = parse_identifier(item.get("workflowExternalId"), "items[0].workflowExternalId")
     version = parse_identifier(item.get("version"), "items[0].version")
     definition = expect_object(item.get("workflowDefinition"), "items[0].workflowDefinition")
-    description = _optional_string(definition, "description", "items[0].workflowDefinition", DESCRIPTION_MAX_LENGTH)
+    description = _optional_string(
+        definition, "description", "items[0].workflowDefinition", DESCRIPTION_MAX_LENGTH
+    )
     tasks = parse_task_list(definition.get("tasks"), "items[0].workflowDefinition.tasks", _TaskBudget())
     return VersionUpsert(
         workflow_external_id=xid,
         version=version,
-        definition=WorkflowDefinition(tasks=tasks, description=description, hash=definition_hash(tasks, description)),
+        definition=WorkflowDefinition(
+            tasks=tasks, description=description, hash=definition_hash(tasks, description)
+        ),
     )
 
 
@@ -340,6 +349,7 @@ class _TaskBudget:
     def __init__(self, taken: Sequence[str] = ()) -> None:
         self.seen: set[str] = set(taken)
         self.count = 0
+        self.dependencies = 0
 
     def claim(self, external_id: str, where: str) -> None:
         if external_id in self.seen:
@@ -352,6 +362,13 @@ class _TaskBudget:
         self.count += 1
         if self.count > MAX_TASKS_PER_DEFINITION:
             raise InvalidRequest(f"A workflow definition may hold at most {MAX_TASKS_PER_DEFINITION} tasks")
+
+    def claim_dependencies(self, count: int) -> None:
+        self.dependencies += count
+        if self.dependencies > MAX_DEPENDENCIES_PER_DEFINITION:
+            raise InvalidRequest(
+                f"A workflow definition may hold at most {MAX_DEPENDENCIES_PER_DEFINITION} dependsOn entries"
+            )
 
 
 def parse_task_list(
@@ -391,7 +408,9 @@ def _parse_task(
     timeout = _optional_int(task, "timeout", where, 1, TIMEOUT_MAX_SECONDS)
     on_failure = task.get("onFailure")
     if on_failure is not None and on_failure not in {f.value for f in OnFailure}:
-        raise InvalidRequest(f"{where}.onFailure must be 'abortWorkflow' or 'skipTask', got {show(on_failure)}")
+        raise InvalidRequest(
+            f"{where}.onFailure must be 'abortWorkflow' or 'skipTask', got {show(on_failure)}"
+        )
     parameters = expect_object(task.get("parameters"), f"{where}.parameters")
     key = _PARAMETER_KEYS[task_type]
     inner = expect_object(parameters.get(key), f"{where}.parameters.{key}")
@@ -402,7 +421,9 @@ def _parse_task(
 
     is_async = parameters.get("isAsyncComplete")
     if is_async is not None and not isinstance(is_async, bool):
-        raise InvalidRequest(f"{where}.parameters.isAsyncComplete must be a boolean, got {json_type(is_async)}")
+        raise InvalidRequest(
+            f"{where}.parameters.isAsyncComplete must be a boolean, got {json_type(is_async)}"
+        )
     if is_async and task_type is not TaskType.FUNCTION:
         raise InvalidRequest(f"{where}.parameters.isAsyncComplete is only meaningful for function tasks")
 
@@ -416,7 +437,9 @@ def _parse_task(
             )
         if depth >= MAX_CONTAINER_DEPTH:
             raise InvalidRequest(f"{where}: subworkflows may nest at most {MAX_CONTAINER_DEPTH} levels deep")
-        subtasks = parse_task_list(inner.get("tasks"), f"{where}.parameters.subworkflow.tasks", budget, depth + 1)
+        subtasks = parse_task_list(
+            inner.get("tasks"), f"{where}.parameters.subworkflow.tasks", budget, depth + 1
+        )
         del stored_parameters["subworkflow"]
     elif task_type is TaskType.DYNAMIC:
         reference = _expect_string(inner.get("tasks"), f"{where}.parameters.dynamic.tasks")
@@ -428,6 +451,7 @@ def _parse_task(
         dynamic_reference = reference
 
     depends_on = _parse_depends_on(task.get("dependsOn"), f"{where}.dependsOn")
+    budget.claim_dependencies(len(depends_on))
     return TaskDef(
         external_id=xid,
         task_type=task_type,
@@ -481,4 +505,6 @@ def _check_dependencies(tasks: tuple[TaskDef, ...], where: str) -> None:
                 if not deps:
                     ready.append(xid)
     if remaining:
-        raise InvalidRequest(f"{where}: the dependencies of {', '.join(sorted(map(show, remaining)))} form a cycle")
+        raise InvalidRequest(
+            f"{where}: the dependencies of {', '.join(sorted(map(show, remaining)))} form a cycle"
+        )

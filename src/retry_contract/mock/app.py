@@ -1,0 +1,224 @@
+"""The mock as an ASGI app: authentication, routing, body decoding and the endpoints' handlers.
+
+Order of checks for every `/api/v1` request: 401 (who are you), 403 for the project, then the
+route (404/405), 403 for the capability, then the path ids and the body (400), then the state
+(404, 409). Every answer, errors included, is JSON with a fresh `X-Request-ID`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from retry_contract.domain import SESSIONS_CREATE, WORKFLOW_READ, WORKFLOW_WRITE
+from retry_contract.mock.auth import (
+    Caller,
+    authenticate,
+    authorize_capability,
+    authorize_project,
+    token_inspection,
+)
+from retry_contract.mock.bodies import REQUEST_ID_HEADER, json_response, read_json
+from retry_contract.mock.config import MockConfig
+from retry_contract.mock.errors import InvalidRequest, MockError, NotFound, error_body
+from retry_contract.mock.routing import Endpoint, Router, path_segments
+from retry_contract.mock.store import MockStore
+from retry_contract.mock.validation import (
+    parse_cancel_reason,
+    parse_identifier,
+    parse_nonce,
+    parse_run_request,
+    parse_session_request,
+    parse_task_update,
+    parse_uuid,
+    parse_version_upsert,
+    parse_workflow_delete,
+    parse_workflow_upsert,
+)
+
+logger = logging.getLogger(__name__)
+
+PROJECT_PREFIX = "/api/v1/projects/{project}"
+
+
+class _Call:
+    """One request as a handler sees it: the caller, the path parameters and the body."""
+
+    def __init__(self, request: Request, caller: Caller, params: dict[str, str]) -> None:
+        self.request = request
+        self.caller = caller
+        self.params = params
+
+    @property
+    def project(self) -> str:
+        return self.params["project"]
+
+    async def body(self) -> object:
+        body = await read_json(self.request)
+        if body is None:
+            raise InvalidRequest("A JSON request body is required")
+        return body
+
+    async def optional_body(self) -> object | None:
+        return await read_json(self.request)
+
+
+class _Handlers:
+    """The endpoints; each checks its input, asks the store, and says what to answer."""
+
+    def __init__(self, store: MockStore) -> None:
+        self._store = store
+
+    def endpoints(self) -> list[Endpoint]:
+        p = PROJECT_PREFIX
+        return [
+            Endpoint.of("GET", "/api/v1/token/inspect", self.inspect_token, None),
+            Endpoint.of("POST", f"{p}/sessions", self.create_session, SESSIONS_CREATE),
+            Endpoint.of("POST", f"{p}/workflows", self.upsert_workflow, WORKFLOW_WRITE),
+            Endpoint.of("POST", f"{p}/workflows/delete", self.delete_workflows, WORKFLOW_WRITE),
+            Endpoint.of("POST", f"{p}/workflows/versions", self.upsert_version, WORKFLOW_WRITE),
+            Endpoint.of("POST", f"{p}/workflows/{{xid}}/versions/{{version}}/run", self.run, WORKFLOW_WRITE),
+            Endpoint.of("GET", f"{p}/workflows/executions/{{id}}", self.get_execution, WORKFLOW_READ),
+            Endpoint.of("POST", f"{p}/workflows/executions/{{id}}/cancel", self.cancel, WORKFLOW_WRITE),
+            Endpoint.of("POST", f"{p}/workflows/executions/{{id}}/retry", self.retry, WORKFLOW_WRITE),
+            Endpoint.of("POST", f"{p}/workflows/tasks/{{taskId}}/update", self.update_task, WORKFLOW_WRITE),
+        ]
+
+    async def inspect_token(self, call: _Call) -> object:
+        return token_inspection(call.caller)
+
+    async def create_session(self, call: _Call) -> object:
+        session_type = parse_session_request(await call.body())
+        return {"items": [self._store.create_session(call.project, session_type)]}
+
+    async def upsert_workflow(self, call: _Call) -> object:
+        upsert = parse_workflow_upsert(await call.body())
+        return {"items": [self._store.upsert_workflow(call.project, upsert)]}
+
+    async def delete_workflows(self, call: _Call) -> object:
+        request = parse_workflow_delete(await call.body(), call.request.query_params.get("ignoreUnknownIds"))
+        self._store.delete_workflows(call.project, request)
+        return {}
+
+    async def upsert_version(self, call: _Call) -> object:
+        upsert = parse_version_upsert(await call.body())
+        return {"items": [self._store.upsert_version(call.project, upsert)]}
+
+    async def run(self, call: _Call) -> object:
+        xid = parse_identifier(call.params["xid"], "The workflowExternalId in the path")
+        version = parse_identifier(call.params["version"], "The version in the path")
+        request = parse_run_request(await call.body())
+        return self._store.run(call.project, xid, version, request)
+
+    async def get_execution(self, call: _Call) -> object:
+        execution_id = parse_uuid(call.params["id"], "The executionId in the path")
+        return self._store.get_execution(call.project, execution_id)
+
+    async def cancel(self, call: _Call) -> object:
+        execution_id = parse_uuid(call.params["id"], "The executionId in the path")
+        reason = parse_cancel_reason(await call.optional_body())
+        return self._store.cancel(call.project, execution_id, reason)
+
+    async def retry(self, call: _Call) -> object:
+        execution_id = parse_uuid(call.params["id"], "The executionId in the path")
+        nonce = parse_nonce(await call.body())
+        return self._store.retry(call.project, execution_id, nonce)
+
+    async def update_task(self, call: _Call) -> object:
+        task_id = parse_uuid(call.params["taskId"], "The taskId in the path")
+        update = parse_task_update(await call.body())
+        return self._store.update_task(call.project, task_id, update)
+
+
+class _Dispatcher:
+    """The single ASGI endpoint behind every path: it owns the order of the checks."""
+
+    def __init__(self, config: MockConfig, store: MockStore) -> None:
+        self._config = config
+        self._router = Router(_Handlers(store).endpoints())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await self._dispatch(request)
+        except MockError as exc:
+            response = json_response(exc.http_status, exc.body(), exc.headers)
+        except Exception:
+            # A bug in the mock, not in the request: say so in the envelope and keep serving.
+            logger.exception("unexpected error in the mock for %s %s", request.method, request.url.path)
+            response = json_response(500, error_body(500, "Internal error in the mock (a bug; see its log)"))
+        await response(scope, receive, send)
+
+    async def _dispatch(self, request: Request) -> Response:
+        segments = path_segments(request.scope)
+        if segments[:2] != ["api", "v1"]:
+            raise NotFound("No such endpoint; the API lives under /api/v1")
+        caller = authenticate(request.headers.get("authorization"), self._config.tokens)
+        if len(segments) >= 4 and segments[2] == "projects":
+            authorize_project(caller, segments[3])
+        endpoint, params = self._router.resolve(request.method, segments)
+        authorize_capability(caller, endpoint.capability)
+        body = await endpoint.handler(_Call(request, caller, params))
+        return json_response(200, body)
+
+
+class RequestIdMiddleware:
+    """Gives every response an `X-Request-ID`, also those Starlette produces on its own."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == REQUEST_ID_HEADER.lower().encode() for name, _ in headers):
+                    headers.append((REQUEST_ID_HEADER.encode(), str(uuid.uuid4()).encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self._app(scope, receive, send_with_id)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+    detail = exc.detail if isinstance(exc, HTTPException) else "Internal error in the mock"
+    return json_response(status, error_body(status, str(detail)), headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    logger.error("unexpected error in the mock", exc_info=exc)
+    return json_response(500, error_body(500, "Internal error in the mock (a bug; see its log)"))
+
+
+def create_app(config: MockConfig | None = None) -> Starlette:
+    """A fresh mock: its own store, so two apps never share state."""
+    config = config if config is not None else MockConfig()
+    store = MockStore(config.clock, config.nonce_ttl_millis)
+    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+        HTTPException: _http_exception,
+        Exception: _server_error,
+    }
+    app = Starlette(
+        routes=[Route("/{path:path}", endpoint=_Dispatcher(config, store))],
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers=handlers,
+    )
+    app.state.config = config
+    app.state.store = store
+    return app
