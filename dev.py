@@ -30,7 +30,8 @@ def ensure_environment() -> None:
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.is_file() and STAMP.read_text().strip() == wanted and _python().exists():
         return
-    if sys.version_info < (3, 11):
+    # dev.py is the one file an older interpreter may run: tell the user instead of failing in pip.
+    if sys.version_info < (3, 11):  # noqa: UP036
         sys.exit(f"retry-contract needs Python >= 3.11; this is {sys.version.split()[0]}")
     print("dev.py: installing retry-contract and its test dependencies into .venv/ ...", flush=True)
     if not _python().exists():
@@ -57,7 +58,10 @@ def test(args: list[str]) -> int:
         (str(_python()), "-m", "pytest", *args),
     ]
     for step in steps:
-        print(f"dev.py: {' '.join(Path(step[0]).name if i == 0 else part for i, part in enumerate(step))}", flush=True)
+        print(
+            f"dev.py: {' '.join(Path(step[0]).name if i == 0 else part for i, part in enumerate(step))}",
+            flush=True,
+        )
         code = _run(*step)
         if code:
             return code

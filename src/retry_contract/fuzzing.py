@@ -6,6 +6,7 @@ retryable executions with fresh nonces, and hands every exchange to the judges.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +77,24 @@ def _expectation(
     )
 
 
+# Schemathesis accepts `before_call` only as a global hook; it finds the fuzzer of the case's schema here.
+_ACTIVE: weakref.WeakValueDictionary[int, Fuzzer] = weakref.WeakValueDictionary()
+
+
+@schemathesis.hook
+def before_call(context: Any, case: Any, kwargs: Any) -> None:
+    fuzzer = _ACTIVE.get(id(case.operation.schema))
+    if fuzzer is not None:
+        fuzzer._before_call(case)
+
+
+@schemathesis.hook
+def after_call(context: Any, case: Any, response: Any) -> None:
+    fuzzer = _ACTIVE.get(id(case.operation.schema))
+    if fuzzer is not None:
+        fuzzer._after_call(case)
+
+
 class Fuzzer:
     def __init__(
         self,
@@ -118,16 +137,8 @@ class Fuzzer:
         )
         schema = schemathesis.openapi.from_path(str(contract.spec_path()), config=config)
 
-        # Plain functions, not bound methods: Schemathesis sets attributes on what it registers.
-        def before_call(ctx: Any, case: Any, kwargs: Any = None) -> None:
-            self._before_call(case)
-
-        def after_call(ctx: Any, case: Any, response: Any) -> None:
-            self._after_call(case)
-
         schema.hooks.hook("flatmap_case")(self._steering_hook())
-        schema.hooks.hook("before_call")(before_call)
-        schema.hooks.hook("after_call")(after_call)
+        _ACTIVE[id(schema)] = self
         return schema
 
     # -- steering ---------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ class EmbeddedMock:
         sock = _bind(self._host, self._port)
         server = _SignallingServer(
             uvicorn.Config(
-                self.app, host=self._host, port=0, log_level="warning", access_log=False, lifespan="off"
+                self.app, host=self._host, port=0, log_level="error", access_log=False, lifespan="off"
             )
         )
         thread = threading.Thread(
