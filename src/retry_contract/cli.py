@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
 from rich.console import Console
 
+from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.verdict import ExitCode
 
 TOKEN_ENV = "CDF_TOKEN"
 READONLY_TOKEN_ENV = "CDF_READONLY_TOKEN"
+DEBUG_ENV = "RETRY_CONTRACT_DEBUG"
 
 
 def _base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -40,6 +43,20 @@ def main() -> None:
     """Contract tests for CDF's Retry workflow execution endpoint."""
 
 
+_REPORT_DIR = click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Where the reports go.",
+)
+_SEED = click.option("--seed", type=int, default=None, help="Seed of the generated cases (default: fixed).")
+_MAX_EXAMPLES = click.option(
+    "--max-examples", type=click.IntRange(1, 10_000), default=None, help="Cases per fuzzing phase."
+)
+_FAIL_FAST = click.option("--fail-fast", is_flag=True, help="Stop at the first MUST failure.")
+
+
 @main.command()
 @click.option(
     "--base-url",
@@ -48,15 +65,9 @@ def main() -> None:
     help="Server to test, e.g. https://api.cognitedata.com. Without it: the embedded mock.",
 )
 @click.option("--project", metavar="NAME", help="CDF project (URL name). Required with --base-url.")
-@click.option(
-    "--report-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("reports"),
-    show_default=True,
-    help="Where the JUnit XML and JSON reports go.",
-)
-@click.option("--seed", type=int, default=None, help="Seed of the generated cases (default: fixed).")
-@click.option("--max-examples", type=click.IntRange(1, 10_000), default=None, help="Cases per fuzzing phase.")
+@_REPORT_DIR
+@_SEED
+@_MAX_EXAMPLES
 @click.option("--strict", is_flag=True, help="Fail the run on SHOULD violations too.")
 @click.option(
     "--function-external-id",
@@ -72,6 +83,14 @@ def main() -> None:
     help="Seconds to wait for each response.",
 )
 @click.option("--no-fuzz", is_flag=True, help="Run only the scenario checks.")
+@_FAIL_FAST
+@click.option(
+    "--mock-defect",
+    "mock_defects",
+    multiple=True,
+    metavar="NAME",
+    help="Switch on a defect in the embedded mock (see `retry-contract defects`). Repeatable.",
+)
 def run(
     base_url: str | None,
     project: str | None,
@@ -82,6 +101,8 @@ def run(
     function_external_id: str | None,
     timeout: float,
     no_fuzz: bool,
+    fail_fast: bool,
+    mock_defects: tuple[str, ...],
 ) -> None:
     """Run the conformance suite against a server, or the embedded mock without --base-url.
 
@@ -95,6 +116,8 @@ def run(
 
     if base_url is not None and not project:
         raise click.UsageError("--project is required with --base-url")
+    if base_url is not None and mock_defects:
+        raise click.UsageError("--mock-defect applies to the embedded mock only; drop --base-url")
     defaults = RunOptions(base_url=None, project=MOCK_PROJECT, token=None)
     options = RunOptions(
         base_url=base_url,
@@ -107,6 +130,8 @@ def run(
         function_external_id=function_external_id or defaults.function_external_id,
         request_timeout=timeout,
         fuzz=not no_fuzz,
+        fail_fast=fail_fast,
+        mock_defects=frozenset(mock_defects),
     )
     console = Console(stderr=False, highlight=False)
     try:
@@ -116,6 +141,15 @@ def run(
         _fail(str(error))
     except KeyboardInterrupt:
         _fail("interrupted; what the run created was cleaned up")
+    except Exception as error:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        known = SecretRegistry()
+        known.add(options.token)
+        known.add(options.readonly_token)
+        _fail(
+            known.redact(f"internal error ({type(error).__name__}: {error}); set {DEBUG_ENV}=1 for details")
+        )
     try:
         written = reports.write_all(result, report_dir)
     except OSError as error:
@@ -126,12 +160,90 @@ def run(
 
 
 @main.command()
+@_REPORT_DIR
+@click.option(
+    "--defect", "selected", multiple=True, metavar="NAME", help="Only these defects (default: all)."
+)
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=None, help="Parallel runs (default: one per core)."
+)
+@_FAIL_FAST
+@_SEED
+@_MAX_EXAMPLES
+def mutants(
+    report_dir: Path,
+    selected: tuple[str, ...],
+    workers: int | None,
+    fail_fast: bool,
+    seed: int | None,
+    max_examples: int | None,
+) -> None:
+    """Run the suite against the faithful mock and each defect; write the kill matrix.
+
+    Exit 0 only when the faithful mock passes and every defect is caught.
+    """
+    from rich.progress import Progress
+
+    from retry_contract.mock.defects import BY_NAME, CATALOGUE
+    from retry_contract.mutants import MatrixSettings, matrix_passes, run_matrix, write_reports
+    from retry_contract.runner import DEFAULT_MAX_EXAMPLES, DEFAULT_SEED
+
+    unknown = sorted(set(selected) - set(BY_NAME))
+    if unknown:
+        raise click.BadParameter(f"unknown defect(s) {', '.join(unknown)}; see `retry-contract defects`")
+    names = list(selected) or [d.name for d in CATALOGUE]
+    settings = MatrixSettings(
+        seed=DEFAULT_SEED if seed is None else seed,
+        max_examples=max_examples or DEFAULT_MAX_EXAMPLES,
+        fail_fast=fail_fast,
+    )
+    started = time.perf_counter()
+    with Progress(transient=True) as progress:
+        task = progress.add_task("kill matrix", total=len(names) + 1)
+        outcomes = run_matrix(
+            names, settings, workers or os.cpu_count() or 1, on_outcome=lambda _: progress.advance(task)
+        )
+    wall = time.perf_counter() - started
+    written = write_reports(outcomes, report_dir, settings, wall)
+    for outcome in outcomes:
+        if outcome.error:
+            click.echo(f"{outcome.defect}: could not run: {outcome.error}", err=True)
+        elif outcome.is_faithful and outcome.caught:
+            click.echo(f"{outcome.defect}: false alarm on {', '.join(outcome.failed)}", err=True)
+        elif not outcome.is_faithful and not outcome.caught:
+            click.echo(f"{outcome.defect}: missed", err=True)
+    defects = [o for o in outcomes if not o.is_faithful]
+    click.echo(
+        f"{sum(o.caught for o in defects)}/{len(defects)} defects caught "
+        f"({sum(o.caught_by_own_check for o in defects)} by their own requirement's check) in {wall:.0f} s; "
+        f"reports: {', '.join(str(p) for p in written)}"
+    )
+    sys.exit(ExitCode.CONFORMANT if matrix_passes(outcomes) else ExitCode.VIOLATIONS)
+
+
+@main.command()
+def defects() -> None:
+    """List the defects the mock can switch on, with the requirements each breaks."""
+    from retry_contract.mock.defects import CATALOGUE
+
+    for defect in CATALOGUE:
+        click.echo(f"{defect.name:34} {', '.join(defect.breaks):36} {defect.description}")
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option(
     "--project", default="contract-test", show_default=True, help="The project the tokens are valid for."
 )
-def mock(host: str, port: int, project: str) -> None:
+@click.option(
+    "--defect",
+    "defect_names",
+    multiple=True,
+    metavar="NAME",
+    help="Switch on a realistic server bug (see `retry-contract defects`). Repeatable.",
+)
+def mock(host: str, port: int, project: str, defect_names: tuple[str, ...]) -> None:
     """Serve the mock of the workflow API until interrupted.
 
     Tokens: MOCK_WRITE_TOKEN and MOCK_READONLY_TOKEN from the environment, else the documented
@@ -139,11 +251,15 @@ def mock(host: str, port: int, project: str) -> None:
     """
     from retry_contract.mock import DEFAULT_READONLY_TOKEN, DEFAULT_WRITE_TOKEN, MockConfig, serve_forever
 
-    config = MockConfig.with_tokens(
-        project,
-        os.environ.get("MOCK_WRITE_TOKEN") or DEFAULT_WRITE_TOKEN,
-        os.environ.get("MOCK_READONLY_TOKEN") or DEFAULT_READONLY_TOKEN,
-    )
+    try:
+        config = MockConfig.with_tokens(
+            project,
+            os.environ.get("MOCK_WRITE_TOKEN") or DEFAULT_WRITE_TOKEN,
+            os.environ.get("MOCK_READONLY_TOKEN") or DEFAULT_READONLY_TOKEN,
+            defects=frozenset(defect_names),
+        )
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--defect") from None
     click.echo(
         f"mock of the CDF workflow API on http://{host}:{port}/api/v1/projects/{project} (Ctrl-C stops)"
     )

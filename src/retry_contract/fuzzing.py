@@ -104,13 +104,13 @@ class Fuzzer:
         pool: RetryablePool,
         judge: Judge,
         settings: FuzzSettings,
-        on_exchange: Callable[[Exchange], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
+        self.should_stop = should_stop
         self.client = client
         self.pool = pool
         self.judge = judge
         self.settings = settings
-        self.on_exchange = on_exchange
         self.stats = FuzzStats()
         self._authorization = f"Bearer {client.token}"
         self._lock = threading.Lock()
@@ -185,12 +185,13 @@ class Fuzzer:
     # -- running and harvesting -------------------------------------------------------------------
 
     def run(self) -> FuzzStats:
-        for event in from_schema(self.schema).execute():
+        stream = from_schema(self.schema).execute()
+        for event in stream:
             if isinstance(event, events.ScenarioFinished):
                 for exchange, failures in self._harvest(event.recorder):
                     self.judge.observe(exchange, failures)
-                    if self.on_exchange is not None:
-                        self.on_exchange(exchange)
+                if self.should_stop():
+                    stream.stop()
             elif isinstance(event, events.NonFatalError):
                 self.stats.errors.append(
                     f"{event.label}: {event.info.message if hasattr(event, 'info') else event}"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from retry_contract import execution_view
+from retry_contract import contract, execution_view
 from retry_contract.cdf_client import CdfClient, UnexpectedAnswer
 from retry_contract.domain import (
     ExecutionStatus,
@@ -22,7 +22,18 @@ from retry_contract.domain import (
 
 VERSION = "1"
 DEFAULT_FUNCTION_EXTERNAL_ID = "retry-contract-async-noop"
-METADATA = {"suite": "retry-contract", "purpose": "fixture"}
+
+
+def boundary_metadata() -> dict[str, str]:
+    """Run metadata exactly at the documented limits, so a server that adds or stretches anything
+    on retry breaks a limit that a response check can see."""
+    limits = contract.METADATA_LIMITS
+    return {
+        f"retry-contract-{index:02d}".ljust(limits.max_key_length, "k"): f"fixture value {index} ".ljust(
+            limits.max_value_length, "v"
+        )
+        for index in range(limits.max_pairs)
+    }
 
 
 def _function_task(
@@ -117,7 +128,7 @@ class Provisioner:
         return external_id
 
     def _run(self, purpose: str, tasks: list[dict[str, Any]]) -> str:
-        execution = self.client.run(self._workflow(purpose, tasks), VERSION, METADATA)
+        execution = self.client.run(self._workflow(purpose, tasks), VERSION, boundary_metadata())
         execution_id = execution.get("id")
         if not isinstance(execution_id, str):
             raise UnexpectedAnswer(f"run answered without an execution id: {execution!r}")

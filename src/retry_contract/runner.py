@@ -48,6 +48,10 @@ class RunOptions:
     request_timeout: float = 30.0
     pool_size: int = DEFAULT_POOL_SIZE
     fuzz: bool = True
+    # Stop at the first MUST failure: enough when only the verdict matters.
+    fail_fast: bool = False
+    # Defects to switch on in the embedded mock (see `retry_contract.mock.defects`).
+    mock_defects: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -60,6 +64,7 @@ class RunResult:
     requests_sent: int = 0
     seconds: float = 0.0
     cleanup_problems: list[str] = field(default_factory=list)
+    stopped_early: bool = False
     spec_sha256: str = field(default_factory=contract.spec_sha256)
     tool_versions: dict[str, str] = field(default_factory=dict)
 
@@ -91,7 +96,11 @@ def _target(options: RunOptions, registry: SecretRegistry) -> Iterator[tuple[str
     from retry_contract.mock import EmbeddedMock, MockConfig
 
     write, readonly = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    with EmbeddedMock(MockConfig.with_tokens(options.project, write, readonly)) as mock:
+    try:
+        config = MockConfig.with_tokens(options.project, write, readonly, defects=options.mock_defects)
+    except ValueError as error:
+        raise CouldNotRun(str(error)) from None
+    with EmbeddedMock(config) as mock:
         yield mock.base_url, _with_tokens(options, write, readonly)
 
 
@@ -122,10 +131,14 @@ def run(options: RunOptions, progress: Callable[[str], None] = lambda _: None) -
             _preflight(client, base_url)
             judge = Judge(base_url, ledger)
             ctx = ScenarioContext(client, provisioner, judge, effective.readonly_token)
+            stop = (lambda: ledger.has_must_failure()) if effective.fail_fast else (lambda: False)
             for scenario in ALL_SCENARIOS:
+                if stop():
+                    break
                 progress(f"scenario {scenario.__name__}")
                 scenario(ctx)
-            if effective.fuzz:
+            result.stopped_early = stop()
+            if effective.fuzz and not result.stopped_early:
                 progress(f"fuzzing (seed {effective.seed}, {effective.max_examples} examples per phase)")
                 pool = RetryablePool(provisioner, effective.pool_size)
                 fuzzer = Fuzzer(
@@ -134,8 +147,10 @@ def run(options: RunOptions, progress: Callable[[str], None] = lambda _: None) -
                     pool=pool,
                     judge=judge,
                     settings=FuzzSettings(effective.seed, effective.max_examples, effective.request_timeout),
+                    should_stop=stop,
                 )
                 result.fuzz = fuzzer.run()
+                result.stopped_early = stop()
         except ClientError as error:
             raise CouldNotRun(str(error)) from None
         finally:

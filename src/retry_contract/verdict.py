@@ -92,6 +92,10 @@ class Ledger:
         with self._lock:
             self.results[requirement].uncovered_reason = reason
 
+    def has_must_failure(self) -> bool:
+        with self._lock:
+            return any(r.failures for r in self.results.values() if r.requirement.level is Level.MUST)
+
     def failed(self, level: Level) -> list[RequirementResult]:
         return [r for r in self.results.values() if r.requirement.level is level and r.failures]
 
