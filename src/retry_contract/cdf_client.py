@@ -15,6 +15,7 @@ from urllib.parse import quote
 import httpx
 
 from retry_contract.exchange import Exchange, Expectation
+from retry_contract.resilience import DEFAULT_RETRY_POLICY, FAULT_ERRORS, RetryPolicy, fault_of
 from retry_contract.secrets_registry import SecretRegistry
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -25,12 +26,12 @@ class ClientError(Exception):
     """Base of the errors that mean the run cannot go on."""
 
 
-class TargetUnreachable(ClientError):
-    pass
-
-
 class CredentialsRefused(ClientError):
     pass
+
+
+class InfrastructureError(ClientError):
+    """The network or a gateway kept failing (after retries): nothing can be concluded."""
 
 
 class UnexpectedAnswer(ClientError):
@@ -47,7 +48,9 @@ class CdfClient:
         *,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         transport: httpx.BaseTransport | None = None,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
     ) -> None:
+        self.retry_policy = retry_policy
         self.base_url = base_url.rstrip("/")
         self.project = project
         self.token = token
@@ -86,7 +89,7 @@ class CdfClient:
         expectation: Expectation | None = None,
         execution_id: str | None = None,
     ) -> Exchange:
-        """Send one request; a transport failure becomes an Exchange without status."""
+        """Send one request, retrying faults; a transport failure becomes an Exchange without status."""
         request_headers: dict[str, str] = {}
         if json_body is not _UNSET:
             content = json.dumps(json_body).encode()
@@ -95,6 +98,31 @@ class CdfClient:
         if bearer is not None:
             request_headers["authorization"] = f"Bearer {bearer}"
         request_headers.update({k.lower(): v for k, v in (headers or {}).items()})
+        attempts = 0
+
+        def attempt() -> Exchange:
+            nonlocal attempts
+            attempts += 1
+            exchange = self._send_once(
+                method, url, content, request_headers, origin, expectation, execution_id
+            )
+            exchange.attempts = attempts
+            return exchange
+
+        exchange: Exchange = self.retry_policy.retrying()(attempt)
+        exchange.fault = fault_of(exchange)
+        return exchange
+
+    def _send_once(
+        self,
+        method: str,
+        url: str,
+        content: bytes | None,
+        request_headers: dict[str, str],
+        origin: str,
+        expectation: Expectation | None,
+        execution_id: str | None,
+    ) -> Exchange:
         exchange = Exchange(
             method=method,
             url=url,
@@ -109,8 +137,11 @@ class CdfClient:
         self.requests_sent += 1
         try:
             response = self._http.request(method, url, content=content, headers=request_headers)
+        except FAULT_ERRORS as error:
+            exchange.transport_error = f"{type(error).__name__}: {error or 'no detail'}"
         except httpx.TransportError as error:
-            exchange.transport_error = f"{type(error).__name__}: {error}"
+            exchange.transport_error = f"{type(error).__name__}: {error or 'connection broken'}"
+            exchange.connection_broken = True
         else:
             exchange.status = response.status_code
             exchange.response_headers = dict(response.headers)
@@ -124,8 +155,12 @@ class CdfClient:
         self, method: str, path: str, body: Any = _UNSET, *, ok: tuple[int, ...] = (200, 201, 202)
     ) -> Any:
         exchange = self.send(method, self.project_url(path), json_body=body, origin=f"provisioning {path}")
+        if exchange.fault is not None:
+            raise InfrastructureError(f"{method} {self.project_url(path)}: {exchange.fault}")
         if exchange.status is None:
-            raise TargetUnreachable(f"{method} {self.project_url(path)}: {exchange.transport_error}")
+            raise UnexpectedAnswer(
+                f"{method} {path}: the server dropped the connection ({exchange.transport_error})"
+            )
         if exchange.status in (401, 403):
             raise CredentialsRefused(
                 f"{method} {path} answered {exchange.status}: the token in CDF_TOKEN was refused "

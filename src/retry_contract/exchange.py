@@ -42,6 +42,12 @@ class Exchange:
     execution_id: str | None = None
     # Detailed execution read before the request, for requirements about what a retry changes.
     before: Mapping[str, Any] | None = None
+    # How many times the request was sent before this answer (faults are retried).
+    attempts: int = 1
+    # The connection broke after the request was sent (the server's doing when it persists).
+    connection_broken: bool = False
+    # Set when the final answer is a fault of the network or infrastructure, not a judgeable response.
+    fault: str | None = None
 
     def header(self, name: str) -> str | None:
         """A response header, looked up case-insensitively."""

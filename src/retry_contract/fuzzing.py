@@ -21,7 +21,10 @@ from retry_contract.checks import Judge
 from retry_contract.checks.schemathesis_results import DISABLED_CHECKS
 from retry_contract.exchange import Exchange, Expectation
 from retry_contract.provisioning import RetryablePool
+from retry_contract.resilience import FAULT_STATUSES
 
+# Recomputed by the client when a request is re-sent.
+_HOP_HEADERS = frozenset({"content-length", "host", "connection", "transfer-encoding"})
 # Generated cases that the steering hook marks: before_call swaps in a real execution and nonce.
 STEERED_EXECUTION_ID = "00000000-0000-4000-8000-000000000000"
 STEERED_NONCE = "retry-contract-steered-nonce"
@@ -230,15 +233,38 @@ class Fuzzer:
                 execution_id=str(case.path_parameters.get("executionId")) if case.path_parameters else None,
                 before=lease[1] if lease is not None else None,
             )
+            if exchange.status is None or exchange.status in FAULT_STATUSES:
+                exchange = self._confirm(exchange)
+                failures = []
+            else:
+                failures = [
+                    (check.name, check.failure_info.failure)
+                    for check in recorder.checks.get(case_id, [])
+                    if check.failure_info is not None
+                ]
             self.stats.cases += 1
             if exchange.status == 200:
                 self.stats.successes += 1
-            failures = [
-                (check.name, check.failure_info.failure)
-                for check in recorder.checks.get(case_id, [])
-                if check.failure_info is not None
-            ]
             yield exchange, failures
+
+    def _confirm(self, exchange: Exchange) -> Exchange:
+        """Re-send a request whose answer looked like a fault, with retries, before judging anything.
+
+        A retry of a steered execution may have taken effect before the fault, so its re-sent answer
+        is judged only on what holds for any response, not on the success it was steered to.
+        """
+        headers = {k: v for k, v in exchange.request_headers.items() if k not in _HOP_HEADERS}
+        confirmed = self.client.send(
+            exchange.method,
+            exchange.url,
+            content=exchange.request_body,
+            headers=headers,
+            token=None,
+            origin=f"{exchange.origin} (re-sent after: {exchange.transport_error or exchange.status})",
+            expectation=None if exchange.before is not None else exchange.expectation,
+            execution_id=exchange.execution_id,
+        )
+        return confirmed
 
 
 def _origin(case: Any) -> str:

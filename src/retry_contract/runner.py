@@ -170,8 +170,8 @@ def _preflight(client: CdfClient, base_url: str) -> None:
         json_body={"items": [{"tokenExchange": True}]},
         origin="preflight",
     )
-    if exchange.status is None:
-        raise CouldNotRun(f"cannot reach {base_url}: {exchange.transport_error}")
+    if exchange.status is None or exchange.fault is not None:
+        raise CouldNotRun(f"cannot reach {base_url}: {exchange.fault or exchange.transport_error}")
     if exchange.status in (401, 403):
         raise CouldNotRun(
             f"{base_url} refused the token ({exchange.status} on POST /sessions): "

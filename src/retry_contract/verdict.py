@@ -70,6 +70,8 @@ class Ledger:
         self._lock = threading.Lock()
         self.results: dict[str, RequirementResult] = {r.id: RequirementResult(r) for r in CATALOGUE}
         self.disagreements: list[Disagreement] = []
+        # Requests that never got a judgeable answer (network or gateway faults, after retries).
+        self.faults: list[Exchange] = []
         self.exchanges = 0
 
     def record(self, observations: Iterable[Observation]) -> None:
@@ -83,6 +85,10 @@ class Ledger:
     def count_exchange(self, n: int = 1) -> None:
         with self._lock:
             self.exchanges += n
+
+    def fault(self, exchange: Exchange) -> None:
+        with self._lock:
+            self.faults.append(exchange)
 
     def disagree(self, disagreement: Disagreement) -> None:
         with self._lock:
@@ -100,6 +106,9 @@ class Ledger:
         return [r for r in self.results.values() if r.requirement.level is level and r.failures]
 
     def exit_code(self, *, strict: bool) -> ExitCode:
+        """Violations found are real even when faults kept part of the run from judging."""
         if self.failed(Level.MUST) or (strict and self.failed(Level.SHOULD)):
             return ExitCode.VIOLATIONS
+        if self.faults:
+            return ExitCode.COULD_NOT_RUN
         return ExitCode.CONFORMANT

@@ -30,6 +30,10 @@ class Judge:
     def observe(
         self, exchange: Exchange, schemathesis_failures: Iterable[tuple[str, Any]] | None = None
     ) -> list[Observation]:
+        if exchange.fault is not None:
+            # A fault of the network says nothing about the contract: reported, never judged.
+            self.ledger.fault(exchange)
+            return []
         observations: list[Observation] = []
         for check in (*HTTP_CHECKS, *SUCCESS_CHECKS):
             observations += check(exchange)

@@ -1,0 +1,94 @@
+"""Telling faults of the network from faults of the server under test.
+
+Connection failures, DNS and TLS errors, timeouts and 429/502/503/504 answers are retried with
+bounded, jittered backoff that honours `Retry-After`. What still fails afterwards is a *fault*:
+reported as an infrastructure error, never as a contract violation. A connection the server drops
+after receiving the whole request, every time it is asked, is the server's doing: that stays a
+response to judge (ROBUST).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, stop_after_delay
+from tenacity.wait import wait_exponential_jitter
+
+from retry_contract.exchange import Exchange
+
+# Answers of proxies, gateways and rate limiters: the request may be fine, the path to the server is not.
+FAULT_STATUSES = frozenset({429, 502, 503, 504})
+# Transport errors where the request may never have reached the server, or its answer never came.
+FAULT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.TimeoutException, httpx.ProxyError)
+# The connection broke after the request went out: retried, but judged as ROBUST if it persists.
+BROKEN_CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 4
+    max_seconds: float = 60.0
+    initial_backoff: float = 0.2
+    max_backoff: float = 10.0
+
+    def retrying(self, sleep: Callable[[float], None] = time.sleep) -> Retrying:
+        return Retrying(
+            retry=retry_if_result(is_retryable),
+            stop=stop_after_attempt(self.attempts) | stop_after_delay(self.max_seconds),
+            wait=_RetryAfterOr(
+                wait_exponential_jitter(initial=self.initial_backoff, max=self.max_backoff), self.max_backoff
+            ),
+            sleep=sleep,
+            reraise=True,
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        )
+
+
+DEFAULT_RETRY_POLICY = RetryPolicy()
+NO_RETRIES = RetryPolicy(attempts=1)
+
+
+def is_retryable(exchange: Exchange) -> bool:
+    return exchange.status in FAULT_STATUSES or exchange.transport_error is not None
+
+
+def fault_of(exchange: Exchange) -> str | None:
+    """Why this final exchange says nothing about the contract, or None when it can be judged."""
+    if exchange.status in FAULT_STATUSES:
+        return f"{exchange.status} from {exchange.url} after {exchange.attempts} attempts"
+    if exchange.transport_error is not None and not exchange.connection_broken:
+        return f"{exchange.transport_error} after {exchange.attempts} attempts"
+    return None
+
+
+def retry_after_seconds(exchange: Exchange) -> float | None:
+    value = exchange.header("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+class _RetryAfterOr:
+    """Waits as the server asks (`Retry-After`, capped) or else with the fallback backoff."""
+
+    def __init__(self, fallback: Callable[[RetryCallState], float], cap: float) -> None:
+        self._fallback = fallback
+        self._cap = cap
+
+    def __call__(self, state: RetryCallState) -> float:
+        outcome = state.outcome
+        exchange = outcome.result() if outcome is not None and not outcome.failed else None
+        asked = retry_after_seconds(exchange) if isinstance(exchange, Exchange) else None
+        return min(asked, self._cap) if asked is not None else self._fallback(state)
