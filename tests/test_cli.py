@@ -133,7 +133,7 @@ def test_refused_credentials_exit_2(tmp_path: Path, embedded_mock: Any) -> None:
         env={"CDF_TOKEN": "not-a-valid-token"},
     )
     assert result.returncode == 2
-    assert "refused the token" in result.stderr
+    assert "refused the credentials" in result.stderr
     assert "not-a-valid-token" not in result.stdout + result.stderr
 
 

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
+from retry_contract.credentials import Credentials, CredentialsError
 from retry_contract.exchange import Exchange, Expectation
 from retry_contract.resilience import DEFAULT_RETRY_POLICY, FAULT_ERRORS, RetryPolicy, fault_of
 from retry_contract.secrets_registry import SecretRegistry
@@ -43,7 +44,7 @@ class CdfClient:
         self,
         base_url: str,
         project: str,
-        token: str,
+        credentials: Credentials,
         secrets: SecretRegistry,
         *,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
@@ -53,11 +54,20 @@ class CdfClient:
         self.retry_policy = retry_policy
         self.base_url = base_url.rstrip("/")
         self.project = project
-        self.token = token
+        self.credentials = credentials
         self.secrets = secrets
-        secrets.add(token)
         self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
         self.requests_sent = 0
+
+    @property
+    def token(self) -> str:
+        """A currently valid bearer token (client credentials are refreshed before they expire)."""
+        try:
+            token = self.credentials.bearer()
+        except CredentialsError as error:
+            raise CredentialsRefused(str(error)) from None
+        self.secrets.add(token)
+        return token
 
     def close(self) -> None:
         self._http.close()
@@ -179,7 +189,7 @@ class CdfClient:
         return payload
 
     def create_nonce(self) -> str:
-        items = self._call("POST", "/sessions", {"items": [{"tokenExchange": True}]}).get("items")
+        items = self._call("POST", "/sessions", {"items": [self.credentials.session_request()]}).get("items")
         try:
             nonce = str(items[0]["nonce"])
         except (TypeError, LookupError) as error:

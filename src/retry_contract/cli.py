@@ -15,11 +15,10 @@ from urllib.parse import urlsplit
 import click
 from rich.console import Console
 
+from retry_contract.credentials import READONLY_TOKEN_ENV, CredentialsError, from_environment
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.verdict import ExitCode
 
-TOKEN_ENV = "CDF_TOKEN"
-READONLY_TOKEN_ENV = "CDF_READONLY_TOKEN"
 DEBUG_ENV = "RETRY_CONTRACT_DEBUG"
 
 
@@ -118,12 +117,19 @@ def run(
         raise click.UsageError("--project is required with --base-url")
     if base_url is not None and mock_defects:
         raise click.UsageError("--mock-defect applies to the embedded mock only; drop --base-url")
-    defaults = RunOptions(base_url=None, project=MOCK_PROJECT, token=None)
+    registry = SecretRegistry()
+    try:
+        # The embedded mock brings its own tokens; credentials are read only for a real target.
+        credentials = from_environment(os.environ, registry, timeout=timeout) if base_url else None
+    except CredentialsError as error:
+        _fail(str(error))
+    defaults = RunOptions(base_url=None, project=MOCK_PROJECT, credentials=None)
     options = RunOptions(
         base_url=base_url,
         project=project or MOCK_PROJECT,
-        token=os.environ.get(TOKEN_ENV) or None,
-        readonly_token=os.environ.get(READONLY_TOKEN_ENV) or None,
+        credentials=credentials,
+        readonly_token=(os.environ.get(READONLY_TOKEN_ENV) or None) if base_url else None,
+        secrets=registry,
         seed=defaults.seed if seed is None else seed,
         max_examples=max_examples or defaults.max_examples,
         strict=strict,
@@ -144,11 +150,11 @@ def run(
     except Exception as error:
         if os.environ.get(DEBUG_ENV):
             raise
-        known = SecretRegistry()
-        known.add(options.token)
-        known.add(options.readonly_token)
+        registry.add(options.readonly_token)
         _fail(
-            known.redact(f"internal error ({type(error).__name__}: {error}); set {DEBUG_ENV}=1 for details")
+            registry.redact(
+                f"internal error ({type(error).__name__}: {error}); set {DEBUG_ENV}=1 for details"
+            )
         )
     try:
         written = reports.write_all(result, report_dir)

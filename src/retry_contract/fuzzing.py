@@ -52,13 +52,11 @@ class FuzzStats:
     errors: list[str] = field(default_factory=list)
 
 
-def _expectation(
-    case: Any, request_authorization: str | None, authorization: str, steered: bool
-) -> Expectation:
+def _expectation(case: Any, our_credentials: bool, steered: bool) -> Expectation:
     """Which requirement governs the status of a generated case, from how it was generated."""
     if case.method.upper() != "POST":
         return Expectation("METHOD", frozenset({404, 405}), "undeclared method on the retry path")
-    if request_authorization != authorization:
+    if not our_credentials:
         return Expectation("AUTH-401", frozenset({401}), "missing or invalid Authorization")
     components = {
         str(getattr(k, "value", k)): v.mode.value
@@ -115,7 +113,10 @@ class Fuzzer:
         self.judge = judge
         self.settings = settings
         self.stats = FuzzStats()
-        self._authorization = f"Bearer {client.token}"
+        # The header the schema is configured with; before_call swaps in a fresh token for it, so
+        # client credentials refreshed during a long run are used.
+        self._configured_authorization = f"Bearer {client.token}"
+        self._bearers = {self._configured_authorization}
         self._lock = threading.Lock()
         # case id -> (leased execution id, detailed execution before the call)
         self._steered: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -125,7 +126,7 @@ class Fuzzer:
         config = schemathesis.Config.from_dict(
             {
                 "seed": self.settings.seed,
-                "headers": {"Authorization": self._authorization},
+                "headers": {"Authorization": self._configured_authorization},
                 "base-url": f"{base_url.rstrip('/')}/api/v1/projects/{self.client.project}",
                 "request-timeout": self.settings.request_timeout,
                 "continue-on-failure": True,
@@ -169,6 +170,11 @@ class Fuzzer:
         return flatmap_case
 
     def _before_call(self, case: Any) -> None:
+        if case.headers and case.headers.get("Authorization") == self._configured_authorization:
+            current = f"Bearer {self.client.token}"
+            case.headers["Authorization"] = current
+            with self._lock:
+                self._bearers.add(current)
         if case.path_parameters.get("executionId") != STEERED_EXECUTION_ID:
             return
         execution_id = self.pool.take()
@@ -228,7 +234,7 @@ class Fuzzer:
                 if response is not None
                 else "no response (connection dropped or timed out)",
                 expectation=_expectation(
-                    case, headers.get("authorization"), self._authorization, lease is not None
+                    case, headers.get("authorization") in self._bearers, lease is not None
                 ),
                 execution_id=str(case.path_parameters.get("executionId")) if case.path_parameters else None,
                 before=lease[1] if lease is not None else None,

@@ -71,7 +71,7 @@ def run_one(defect: str | None, settings: MatrixSettings) -> MutantOutcome:
     options = RunOptions(
         base_url=None,
         project=MOCK_PROJECT,
-        token=None,
+        credentials=None,
         seed=settings.seed,
         max_examples=settings.max_examples,
         fail_fast=settings.fail_fast,

@@ -11,13 +11,13 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
-from pathlib import Path
 
 from retry_contract import contract
 from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
+from retry_contract.credentials import Credentials, StaticToken
 from retry_contract.fuzzing import Fuzzer, FuzzSettings, FuzzStats
 from retry_contract.provisioning import DEFAULT_FUNCTION_EXTERNAL_ID, Provisioner, RetryablePool
 from retry_contract.scenarios import ALL_SCENARIOS, ScenarioContext
@@ -39,7 +39,8 @@ class CouldNotRun(Exception):
 class RunOptions:
     base_url: str | None
     project: str
-    token: str | None
+    # None: take them from the environment (CDF_TOKEN or client credentials), or the mock's own.
+    credentials: Credentials | None
     readonly_token: str | None = None
     seed: int = DEFAULT_SEED
     max_examples: int = DEFAULT_MAX_EXAMPLES
@@ -50,6 +51,8 @@ class RunOptions:
     fuzz: bool = True
     # Stop at the first MUST failure: enough when only the verdict matters.
     fail_fast: bool = False
+    # Where the credentials' secrets were registered, so the run's output redacts them too.
+    secrets: SecretRegistry | None = None
     # Defects to switch on in the embedded mock (see `retry_contract.mock.defects`).
     mock_defects: frozenset[str] = frozenset()
 
@@ -84,12 +87,13 @@ def tool_versions() -> dict[str, str]:
 
 
 @contextmanager
-def _target(options: RunOptions, registry: SecretRegistry) -> Iterator[tuple[str, RunOptions]]:
+def _target(options: RunOptions) -> Iterator[tuple[str, RunOptions]]:
     """The base URL to test: the given server, or an embedded mock with throwaway tokens."""
     if options.base_url is not None:
-        if not options.token:
+        if options.credentials is None:
             raise CouldNotRun(
-                "set CDF_TOKEN to a bearer token with workflowOrchestrationACL:WRITE for --base-url"
+                "no credentials: set CDF_TOKEN, or CDF_CLIENT_ID, CDF_CLIENT_SECRET and CDF_TOKEN_URL, "
+                "for an identity with workflowOrchestrationACL:WRITE"
             )
         yield options.base_url.rstrip("/"), options
         return
@@ -101,56 +105,26 @@ def _target(options: RunOptions, registry: SecretRegistry) -> Iterator[tuple[str
     except ValueError as error:
         raise CouldNotRun(str(error)) from None
     with EmbeddedMock(config) as mock:
-        yield mock.base_url, _with_tokens(options, write, readonly)
-
-
-def _with_tokens(options: RunOptions, token: str, readonly: str) -> RunOptions:
-    from dataclasses import replace
-
-    return replace(options, token=token, readonly_token=readonly)
+        yield mock.base_url, replace(options, credentials=StaticToken(write), readonly_token=readonly)
 
 
 def run(options: RunOptions, progress: Callable[[str], None] = lambda _: None) -> RunResult:
-    registry = SecretRegistry()
-    registry.add(options.token)
-    registry.add(options.readonly_token)
+    registry = options.secrets or SecretRegistry()
     started = time.perf_counter()
-    with _target(options, registry) as (base_url, effective):
-        registry.add(effective.token)
+    with _target(options) as (base_url, effective):
+        assert effective.credentials is not None
         registry.add(effective.readonly_token)
-        assert effective.token is not None
         ledger = Ledger()
         result = RunResult(
             options=effective, target=base_url, ledger=ledger, secrets=registry, tool_versions=tool_versions()
         )
         client = CdfClient(
-            base_url, effective.project, effective.token, registry, timeout=effective.request_timeout
+            base_url, effective.project, effective.credentials, registry, timeout=effective.request_timeout
         )
         provisioner = Provisioner(client, effective.function_external_id)
         try:
             _preflight(client, base_url)
-            judge = Judge(base_url, ledger)
-            ctx = ScenarioContext(client, provisioner, judge, effective.readonly_token)
-            stop = (lambda: ledger.has_must_failure()) if effective.fail_fast else (lambda: False)
-            for scenario in ALL_SCENARIOS:
-                if stop():
-                    break
-                progress(f"scenario {scenario.__name__}")
-                scenario(ctx)
-            result.stopped_early = stop()
-            if effective.fuzz and not result.stopped_early:
-                progress(f"fuzzing (seed {effective.seed}, {effective.max_examples} examples per phase)")
-                pool = RetryablePool(provisioner, effective.pool_size)
-                fuzzer = Fuzzer(
-                    base_url=base_url,
-                    client=client,
-                    pool=pool,
-                    judge=judge,
-                    settings=FuzzSettings(effective.seed, effective.max_examples, effective.request_timeout),
-                    should_stop=stop,
-                )
-                result.fuzz = fuzzer.run()
-                result.stopped_early = stop()
+            _judge_everything(effective, base_url, client, provisioner, result, progress)
         except ClientError as error:
             raise CouldNotRun(str(error)) from None
         finally:
@@ -162,20 +136,53 @@ def run(options: RunOptions, progress: Callable[[str], None] = lambda _: None) -
     return result
 
 
+def _judge_everything(
+    options: RunOptions,
+    base_url: str,
+    client: CdfClient,
+    provisioner: Provisioner,
+    result: RunResult,
+    progress: Callable[[str], None],
+) -> None:
+    """Scenarios first (deterministic, they catch most breaks early), then fuzzing."""
+    ledger = result.ledger
+    judge = Judge(base_url, ledger)
+    ctx = ScenarioContext(client, provisioner, judge, options.readonly_token)
+    stop = ledger.has_must_failure if options.fail_fast else (lambda: False)
+    for scenario in ALL_SCENARIOS:
+        if stop():
+            break
+        progress(f"scenario {scenario.__name__}")
+        scenario(ctx)
+    result.stopped_early = stop()
+    if options.fuzz and not result.stopped_early:
+        progress(f"fuzzing (seed {options.seed}, {options.max_examples} examples per phase)")
+        fuzzer = Fuzzer(
+            base_url=base_url,
+            client=client,
+            pool=RetryablePool(provisioner, options.pool_size),
+            judge=judge,
+            settings=FuzzSettings(options.seed, options.max_examples, options.request_timeout),
+            should_stop=stop,
+        )
+        result.fuzz = fuzzer.run()
+        result.stopped_early = stop()
+
+
 def _preflight(client: CdfClient, base_url: str) -> None:
-    """Fail fast, with a reason, when the target cannot be reached or refuses the token."""
+    """Fail fast, with a reason, when the target cannot be reached or refuses the credentials."""
     exchange = client.send(
         "POST",
         client.project_url("/sessions"),
-        json_body={"items": [{"tokenExchange": True}]},
+        json_body={"items": [client.credentials.session_request()]},
         origin="preflight",
     )
     if exchange.status is None or exchange.fault is not None:
         raise CouldNotRun(f"cannot reach {base_url}: {exchange.fault or exchange.transport_error}")
     if exchange.status in (401, 403):
         raise CouldNotRun(
-            f"{base_url} refused the token ({exchange.status} on POST /sessions): "
-            "check CDF_TOKEN and --project"
+            f"{base_url} refused the credentials ({exchange.status} on POST /sessions): "
+            "check CDF_TOKEN (or the client credentials) and --project"
         )
     body = exchange.json()
     if exchange.status >= 300 or not isinstance(body, dict) or not body.get("items"):
@@ -185,7 +192,3 @@ def _preflight(client: CdfClient, base_url: str) -> None:
     for item in body.get("items", []):
         if isinstance(item, dict):
             client.secrets.add(str(item.get("nonce", "")))
-
-
-def report_dir_default() -> Path:
-    return Path("reports")
