@@ -1,0 +1,144 @@
+"""Client credentials against a local OAuth2 token endpoint: fetched once, refreshed before expiry,
+used for sessions too, and refused with a clear error."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+from conftest import PROJECT, serve_asgi
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from retry_contract.credentials import ClientCredentials, CredentialsError, StaticToken, from_environment
+from retry_contract.mock import EmbeddedMock, MockConfig
+from retry_contract.secrets_registry import SecretRegistry
+
+CLIENT_ID = "retry-contract-test-client"
+CLIENT_SECRET = "canary-client-secret-5e1f"
+
+
+class TokenEndpoint:
+    """An identity provider that issues `access_token` for the right client and counts the grants."""
+
+    def __init__(self, access_token: str, expires_in: int) -> None:
+        self.access_token = access_token
+        self.expires_in = expires_in
+        self.grants = 0
+
+    async def token(self, request: Request) -> JSONResponse:
+        # Parsed by hand: Starlette's form parser needs python-multipart, which the suite does not use.
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+        basic = request.headers.get("authorization", "")
+        authenticated = (form.get("client_secret") == CLIENT_SECRET) or basic.startswith("Basic ")
+        if form.get("grant_type") != "client_credentials" or not authenticated:
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        if basic:
+            user, _, password = base64.b64decode(basic.removeprefix("Basic ")).decode().partition(":")
+            if (user, password) != (CLIENT_ID, CLIENT_SECRET):
+                return JSONResponse({"error": "invalid_client"}, status_code=401)
+        self.grants += 1
+        return JSONResponse(
+            {"access_token": self.access_token, "token_type": "Bearer", "expires_in": self.expires_in}
+        )
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/oauth2/token", self.token, methods=["POST"])])
+
+
+@pytest.fixture
+def identity_provider() -> Iterator[tuple[TokenEndpoint, str]]:
+    endpoint = TokenEndpoint("issued-" + os.urandom(8).hex(), expires_in=3600)
+    with serve_asgi(endpoint.app()) as url:
+        yield endpoint, f"{url}/oauth2/token"
+
+
+def test_the_token_is_fetched_once_while_it_is_fresh(identity_provider: tuple[TokenEndpoint, str]) -> None:
+    endpoint, url = identity_provider
+    registry = SecretRegistry()
+    credentials = ClientCredentials(CLIENT_ID, CLIENT_SECRET, url, ["user_impersonation"], registry)
+    assert {credentials.bearer() for _ in range(5)} == {endpoint.access_token}
+    assert endpoint.grants == 1
+    assert registry.redact(f"{endpoint.access_token} {CLIENT_SECRET}") == "[REDACTED] [REDACTED]"
+
+
+def test_a_token_about_to_expire_is_refreshed(identity_provider: tuple[TokenEndpoint, str]) -> None:
+    endpoint, url = identity_provider
+    endpoint.expires_in = 30  # inside the refresh margin: every use must fetch a fresh one
+    credentials = ClientCredentials(CLIENT_ID, CLIENT_SECRET, url, [], SecretRegistry())
+    counter = itertools.count()
+    for _ in range(3):
+        endpoint.access_token = f"rotated-{next(counter)}"
+        assert credentials.bearer() == endpoint.access_token
+    assert endpoint.grants == 3
+
+
+def test_refused_client_credentials_are_a_clear_error(identity_provider: tuple[TokenEndpoint, str]) -> None:
+    _, url = identity_provider
+    credentials = ClientCredentials(CLIENT_ID, "wrong-secret", url, [], SecretRegistry())
+    with pytest.raises(CredentialsError, match="refused the client credentials"):
+        credentials.bearer()
+
+
+def test_environment_precedence_and_incomplete_settings() -> None:
+    registry = SecretRegistry()
+    assert from_environment({}, registry) is None
+    assert isinstance(from_environment({"CDF_TOKEN": "tok-123456"}, registry), StaticToken)
+    with pytest.raises(CredentialsError, match="missing CDF_TOKEN_URL"):
+        from_environment({"CDF_CLIENT_ID": "a", "CDF_CLIENT_SECRET": "b"}, registry)
+
+
+@pytest.mark.slow
+def test_a_whole_run_with_client_credentials(
+    identity_provider: tuple[TokenEndpoint, str], tmp_path: Path
+) -> None:
+    endpoint, url = identity_provider
+    with EmbeddedMock(
+        MockConfig.with_tokens(PROJECT, endpoint.access_token, "readonly-" + os.urandom(6).hex())
+    ) as mock:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CDF_")}
+        env.update(
+            {
+                "CDF_CLIENT_ID": CLIENT_ID,
+                "CDF_CLIENT_SECRET": CLIENT_SECRET,
+                "CDF_TOKEN_URL": url,
+                "CDF_SCOPES": "https://api.example/.default",
+            }
+        )
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "retry_contract.cli",
+                "run",
+                "--base-url",
+                mock.base_url,
+                "--project",
+                PROJECT,
+                "--report-dir",
+                str(tmp_path),
+                "--max-examples",
+                "5",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report: dict[str, Any] = json.loads((tmp_path / "retry-contract.json").read_text())
+    assert report["verdict"] == "conformant"
+    assert endpoint.grants == 1
+    everything = result.stdout + result.stderr + "".join(p.read_text() for p in tmp_path.iterdir())
+    assert CLIENT_SECRET not in everything and endpoint.access_token not in everything
