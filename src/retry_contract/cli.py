@@ -84,6 +84,15 @@ _FAIL_FAST = click.option("--fail-fast", is_flag=True, help="Stop at the first M
 @click.option("--no-fuzz", is_flag=True, help="Run only the scenario checks.")
 @_FAIL_FAST
 @click.option(
+    "--max-requests",
+    type=click.IntRange(1),
+    default=None,
+    help="Send at most this many requests (cleanup exempt).",
+)
+@click.option(
+    "--rate", type=click.FloatRange(0.01), default=None, help="Send at most this many requests per second."
+)
+@click.option(
     "--mock-defect",
     "mock_defects",
     multiple=True,
@@ -101,6 +110,8 @@ def run(
     timeout: float,
     no_fuzz: bool,
     fail_fast: bool,
+    max_requests: int | None,
+    rate: float | None,
     mock_defects: tuple[str, ...],
 ) -> None:
     """Run the conformance suite against a server, or the embedded mock without --base-url.
@@ -137,6 +148,8 @@ def run(
         request_timeout=timeout,
         fuzz=not no_fuzz,
         fail_fast=fail_fast,
+        max_requests=max_requests,
+        rate=rate,
         mock_defects=frozenset(mock_defects),
     )
     console = Console(stderr=False, highlight=False)

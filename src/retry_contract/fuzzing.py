@@ -16,7 +16,8 @@ import schemathesis
 from schemathesis.engine import events, from_schema
 
 from retry_contract import contract
-from retry_contract.cdf_client import CdfClient
+from retry_contract.budget import BudgetExhausted
+from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
 from retry_contract.checks.schemathesis_results import DISABLED_CHECKS
 from retry_contract.exchange import Exchange, Expectation
@@ -120,6 +121,9 @@ class Fuzzer:
         self._lock = threading.Lock()
         # case id -> (leased execution id, detailed execution before the call)
         self._steered: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._stream: Any = None
+        # What stopped the engine from inside a hook, re-raised once the engine has wound down.
+        self.interruption: BudgetExhausted | ClientError | None = None
         self.schema = self._load_schema(base_url)
 
     def _load_schema(self, base_url: str) -> Any:
@@ -170,31 +174,48 @@ class Fuzzer:
         return flatmap_case
 
     def _before_call(self, case: Any) -> None:
-        if case.headers and case.headers.get("Authorization") == self._configured_authorization:
-            current = f"Bearer {self.client.token}"
-            case.headers["Authorization"] = current
-            with self._lock:
-                self._bearers.add(current)
-        if case.path_parameters.get("executionId") != STEERED_EXECUTION_ID:
+        if self._stream is None or self._stream.stop_event.is_set():
             return
+        try:
+            self.client.budget.spend()
+            if case.headers and case.headers.get("Authorization") == self._configured_authorization:
+                current = f"Bearer {self.client.token}"
+                case.headers["Authorization"] = current
+                with self._lock:
+                    self._bearers.add(current)
+            if case.path_parameters.get("executionId") == STEERED_EXECUTION_ID:
+                self._steer(case)
+        except (BudgetExhausted, ClientError) as error:
+            # The case still goes out (a hook cannot cancel it), unsteered; the run ends after it.
+            self.interruption = error
+            self._stream.stop()
+
+    def _steer(self, case: Any) -> None:
         execution_id = self.pool.take()
         before = self.client.detailed(execution_id)
-        case.path_parameters["executionId"] = execution_id
-        case.body["authentication"] = {"nonce": self.client.create_nonce()}
         with self._lock:
             self._steered[case.id] = (execution_id, before)
             self.stats.steered += 1
+        case.path_parameters["executionId"] = execution_id
+        case.body["authentication"] = {"nonce": self.client.create_nonce()}
 
     def _after_call(self, case: Any) -> None:
         with self._lock:
             lease = self._steered.get(case.id)
-        if lease is not None:
+        if lease is None:
+            return
+        try:
             self.pool.give_back(lease[0])
+        except ClientError as error:
+            self.interruption = error
+            if self._stream is not None:
+                self._stream.stop()
 
     # -- running and harvesting -------------------------------------------------------------------
 
     def run(self) -> FuzzStats:
-        stream = from_schema(self.schema).execute()
+        """Run every phase; raises the ClientError or BudgetExhausted that interrupted it, if any."""
+        stream = self._stream = from_schema(self.schema).execute()
         for event in stream:
             if isinstance(event, events.ScenarioFinished):
                 for exchange, failures in self._harvest(event.recorder):
@@ -207,6 +228,8 @@ class Fuzzer:
                 )
             elif isinstance(event, events.FatalError):
                 self.stats.errors.append(f"fatal: {event.exception}")
+        if self.interruption is not None:
+            raise self.interruption
         return self.stats
 
     def _harvest(self, recorder: Any) -> Iterator[tuple[Exchange, list[tuple[str, Any]]]]:

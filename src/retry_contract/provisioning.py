@@ -207,6 +207,10 @@ class Provisioner:
 
     def cleanup(self) -> list[str]:
         """Cancel what is still running and delete the workflows created; returns what went wrong."""
+        with self.client.exempt_from_budget():
+            return self._cleanup()
+
+    def _cleanup(self) -> list[str]:
         problems: list[str] = []
         for execution_id in self.created_executions:
             try:

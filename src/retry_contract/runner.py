@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from importlib import metadata
 
 from retry_contract import contract
+from retry_contract.budget import BudgetExhausted, RequestBudget
 from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
 from retry_contract.credentials import Credentials, StaticToken
@@ -51,6 +52,9 @@ class RunOptions:
     fuzz: bool = True
     # Stop at the first MUST failure: enough when only the verdict matters.
     fail_fast: bool = False
+    # Bounds on what the run sends: total requests (cleanup exempt) and requests per second.
+    max_requests: int | None = None
+    rate: float | None = None
     # Where the credentials' secrets were registered, so the run's output redacts them too.
     secrets: SecretRegistry | None = None
     # Defects to switch on in the embedded mock (see `retry_contract.mock.defects`).
@@ -67,7 +71,8 @@ class RunResult:
     requests_sent: int = 0
     seconds: float = 0.0
     cleanup_problems: list[str] = field(default_factory=list)
-    stopped_early: bool = False
+    # Why the run ended before judging everything (fail-fast, request budget); empty when it did not.
+    stop_reason: str = ""
     spec_sha256: str = field(default_factory=contract.spec_sha256)
     tool_versions: dict[str, str] = field(default_factory=dict)
 
@@ -119,12 +124,19 @@ def run(options: RunOptions, progress: Callable[[str], None] = lambda _: None) -
             options=effective, target=base_url, ledger=ledger, secrets=registry, tool_versions=tool_versions()
         )
         client = CdfClient(
-            base_url, effective.project, effective.credentials, registry, timeout=effective.request_timeout
+            base_url,
+            effective.project,
+            effective.credentials,
+            registry,
+            timeout=effective.request_timeout,
+            budget=RequestBudget(effective.max_requests, effective.rate),
         )
         provisioner = Provisioner(client, effective.function_external_id)
         try:
             _preflight(client, base_url)
             _judge_everything(effective, base_url, client, provisioner, result, progress)
+        except BudgetExhausted as error:
+            result.stop_reason = str(error)
         except ClientError as error:
             raise CouldNotRun(str(error)) from None
         finally:
@@ -154,8 +166,10 @@ def _judge_everything(
             break
         progress(f"scenario {scenario.__name__}")
         scenario(ctx)
-    result.stopped_early = stop()
-    if options.fuzz and not result.stopped_early:
+    if stop():
+        result.stop_reason = "fail-fast: a MUST requirement failed"
+        return
+    if options.fuzz:
         progress(f"fuzzing (seed {options.seed}, {options.max_examples} examples per phase)")
         fuzzer = Fuzzer(
             base_url=base_url,
@@ -165,8 +179,10 @@ def _judge_everything(
             settings=FuzzSettings(options.seed, options.max_examples, options.request_timeout),
             should_stop=stop,
         )
-        result.fuzz = fuzzer.run()
-        result.stopped_early = stop()
+        result.fuzz = fuzzer.stats
+        fuzzer.run()
+        if stop():
+            result.stop_reason = "fail-fast: a MUST requirement failed"
 
 
 def _preflight(client: CdfClient, base_url: str) -> None:

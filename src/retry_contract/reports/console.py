@@ -34,6 +34,12 @@ def render(result: RunResult, console: Console, written: list[Path]) -> None:
         f"fuzzed retries) in {result.seconds:.1f} s; seed {result.options.seed}; "
         f"{len(result.ledger.disagreements)} validator disagreements"
     )
+    if result.stop_reason:
+        console.print(f"[yellow]stopped early: {result.stop_reason}[/yellow]")
+    for fault in result.ledger.faults[:5]:
+        console.print(
+            f"[yellow]infrastructure fault (not a contract failure): {fault.origin}: {fault.fault}[/yellow]"
+        )
     for problem in result.cleanup_problems:
         console.print(f"[yellow]cleanup: {result.secrets.redact(problem)}[/yellow]")
     for path in written:

@@ -27,6 +27,11 @@ def build(result: RunResult) -> dict[str, Any]:
         "tool_versions": result.tool_versions,
         "seconds": round(result.seconds, 2),
         "requests_sent": result.requests_sent,
+        "stopped_early": result.stop_reason or None,
+        "infrastructure_faults": [
+            {"request": f"{e.method} {e.url}", "origin": e.origin, "fault": e.fault}
+            for e in result.ledger.faults
+        ],
         "fuzzing": {
             "cases": result.fuzz.cases,
             "steered_to_retryable_executions": result.fuzz.steered,

@@ -14,11 +14,19 @@ _BODY_PREVIEW = 300
 
 
 def verdict_text(result: RunResult) -> str:
-    return {
-        ExitCode.CONFORMANT: "conformant",
-        ExitCode.VIOLATIONS: "contract violations found",
-        ExitCode.COULD_NOT_RUN: "could not run",
-    }[result.exit_code]
+    code = result.exit_code
+    if code is ExitCode.VIOLATIONS:
+        return "contract violations found"
+    if code is ExitCode.COULD_NOT_RUN:
+        return "inconclusive: infrastructure faults kept part of the run from judging"
+    uncovered = [
+        r.requirement.id
+        for r in result.ledger.results.values()
+        if r.requirement.level is Level.MUST and r.outcome is Outcome.NOT_COVERED
+    ]
+    if uncovered:
+        return f"no violations found, but {len(uncovered)} MUST requirements not covered ({', '.join(uncovered)})"
+    return "conformant"
 
 
 def is_warning(result: RunResult, level: Level, outcome: Outcome) -> bool:
