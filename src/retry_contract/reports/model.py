@@ -25,7 +25,8 @@ def verdict_text(result: RunResult) -> str:
         if r.requirement.level is Level.MUST and r.outcome is Outcome.NOT_COVERED
     ]
     if uncovered:
-        return f"no violations found, but {len(uncovered)} MUST requirements not covered ({', '.join(uncovered)})"
+        listed = ", ".join(uncovered)
+        return f"no violations found, but {len(uncovered)} MUST requirements not covered ({listed})"
     return "conformant"
 
 
