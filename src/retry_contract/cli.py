@@ -93,6 +93,11 @@ _FAIL_FAST = click.option("--fail-fast", is_flag=True, help="Stop at the first M
     "--rate", type=click.FloatRange(0.01), default=None, help="Send at most this many requests per second."
 )
 @click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print what the run would create and send, and send nothing to the target.",
+)
+@click.option(
     "--mock-defect",
     "mock_defects",
     multiple=True,
@@ -112,6 +117,7 @@ def run(
     fail_fast: bool,
     max_requests: int | None,
     rate: float | None,
+    dry_run: bool,
     mock_defects: tuple[str, ...],
 ) -> None:
     """Run the conformance suite against a server, or the embedded mock without --base-url.
@@ -153,6 +159,11 @@ def run(
         mock_defects=frozenset(mock_defects),
     )
     console = Console(stderr=False, highlight=False)
+    if dry_run:
+        from retry_contract.runner import dry_run as plan
+
+        console.print(plan(options))
+        return
     try:
         with console.status("running the conformance suite") as status:
             result = run_suite(options, progress=lambda message: status.update(message))

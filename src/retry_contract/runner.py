@@ -73,6 +73,8 @@ class RunResult:
     cleanup_problems: list[str] = field(default_factory=list)
     # Why the run ended before judging everything (fail-fast, request budget); empty when it did not.
     stop_reason: str = ""
+    created_workflows: list[str] = field(default_factory=list)
+    created_executions: int = 0
     spec_sha256: str = field(default_factory=contract.spec_sha256)
     tool_versions: dict[str, str] = field(default_factory=dict)
 
@@ -142,6 +144,8 @@ def run(options: RunOptions, progress: Callable[[str], None] = lambda _: None) -
         finally:
             progress("cleaning up what the run created")
             result.cleanup_problems = provisioner.cleanup()
+            result.created_workflows = list(provisioner.created_workflows)
+            result.created_executions = len(provisioner.created_executions)
             result.requests_sent = client.requests_sent + result.fuzz.cases
             client.close()
     result.seconds = time.perf_counter() - started
@@ -208,3 +212,24 @@ def _preflight(client: CdfClient, base_url: str) -> None:
     for item in body.get("items", []):
         if isinstance(item, dict):
             client.secrets.add(str(item.get("nonce", "")))
+
+
+def dry_run(options: RunOptions) -> str:
+    """The plan of a run, measured by running it against a private embedded mock: nothing is sent to
+    the target. Same seed and settings, so the counts are what the real run would send."""
+    rehearsal = run(replace(options, base_url=None, credentials=None, readonly_token=None, rate=None))
+    target = options.base_url or "the embedded mock"
+    kinds = sorted({name.rsplit("-", 1)[-1] for name in rehearsal.created_workflows})
+    lines = [
+        f"Dry run: nothing was sent to {target}. Measured on a private embedded mock, the run would:",
+        f"- create {len(rehearsal.created_workflows)} workflows named retry-contract-<run id>-"
+        f"{{{','.join(kinds)}}}, whose async function tasks call {options.function_external_id!r};",
+        f"- run {rehearsal.created_executions} executions of them and retry only those executions;",
+        f"- send about {rehearsal.requests_sent} requests in all ({rehearsal.fuzz.cases} of them generated "
+        f"by Schemathesis with seed {options.seed}, {options.max_examples} examples per phase)"
+        + (f", capped at {options.max_requests}" if options.max_requests else "")
+        + (f", at most {options.rate}/s" if options.rate else "")
+        + ";",
+        "- then cancel the executions still running and delete those workflows, and nothing else.",
+    ]
+    return "\n".join(lines)
