@@ -7,6 +7,7 @@ can cause ends in one line saying what went wrong and what to do, never a traceb
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,10 @@ def _base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise click.BadParameter(f"{value!r} is not an http(s) URL, e.g. https://api.cognitedata.com")
     return value
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _fail(message: str) -> None:
@@ -164,6 +169,8 @@ def run(
 
         console.print(plan(options))
         return
+    # CI cancels with SIGTERM: treat it like Ctrl-C so the run cleans up what it created.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         with console.status("running the conformance suite") as status:
             result = run_suite(options, progress=lambda message: status.update(message))

@@ -19,6 +19,7 @@ from retry_contract.domain import (
     TaskStatus,
     TaskType,
 )
+from retry_contract.interrupts import signals_deferred
 
 VERSION = "1"
 DEFAULT_FUNCTION_EXTERNAL_ID = "retry-contract-async-noop"
@@ -128,11 +129,15 @@ class Provisioner:
         return external_id
 
     def _run(self, purpose: str, tasks: list[dict[str, Any]]) -> str:
-        execution = self.client.run(self._workflow(purpose, tasks), VERSION, boundary_metadata())
-        execution_id = execution.get("id")
-        if not isinstance(execution_id, str):
-            raise UnexpectedAnswer(f"run answered without an execution id: {execution!r}")
-        self.created_executions.append(execution_id)
+        workflow = self._workflow(purpose, tasks)
+        # An interruption between the server creating the execution and the client reading its id
+        # would leave an execution that cleanup cannot find.
+        with signals_deferred():
+            execution = self.client.run(workflow, VERSION, boundary_metadata())
+            execution_id = execution.get("id")
+            if not isinstance(execution_id, str):
+                raise UnexpectedAnswer(f"run answered without an execution id: {execution!r}")
+            self.created_executions.append(execution_id)
         return execution_id
 
     def _simple(self) -> str:

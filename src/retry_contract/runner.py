@@ -20,6 +20,7 @@ from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
 from retry_contract.credentials import Credentials, StaticToken
 from retry_contract.fuzzing import Fuzzer, FuzzSettings, FuzzStats
+from retry_contract.interrupts import signals_deferred
 from retry_contract.provisioning import DEFAULT_FUNCTION_EXTERNAL_ID, Provisioner, RetryablePool
 from retry_contract.scenarios import ALL_SCENARIOS, ScenarioContext
 from retry_contract.secrets_registry import SecretRegistry
@@ -143,7 +144,8 @@ def run(options: RunOptions, progress: Callable[[str], None] = lambda _: None) -
             raise CouldNotRun(str(error)) from None
         finally:
             progress("cleaning up what the run created")
-            result.cleanup_problems = provisioner.cleanup()
+            with signals_deferred():
+                result.cleanup_problems = provisioner.cleanup()
             result.created_workflows = list(provisioner.created_workflows)
             result.created_executions = len(provisioner.created_executions)
             result.requests_sent = client.requests_sent + result.fuzz.cases
