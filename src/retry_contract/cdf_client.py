@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
@@ -57,6 +57,8 @@ class CdfClient:
     ) -> None:
         self.retry_policy = retry_policy
         self.budget = budget or RequestBudget()
+        # Requests re-sent after a broken connection: their first attempt may have taken effect.
+        self.replayed: list[str] = []
         self._exempt = threading.local()
         self.base_url = base_url.rstrip("/")
         self.project = project
@@ -107,6 +109,7 @@ class CdfClient:
         url: str,
         *,
         json_body: Any = _UNSET,
+        json_per_attempt: Callable[[], Any] | None = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         token: str | None = _UNSET,
@@ -114,28 +117,40 @@ class CdfClient:
         expectation: Expectation | None = None,
         execution_id: str | None = None,
     ) -> Exchange:
-        """Send one request, retrying faults; a transport failure becomes an Exchange without status."""
+        """Send one request, retrying faults; a transport failure becomes an Exchange without status.
+
+        `json_per_attempt` builds the body anew for each attempt: a request carrying a single-use
+        nonce needs a fresh one when it is re-sent.
+        """
         request_headers: dict[str, str] = {}
+        if json_body is not _UNSET or json_per_attempt is not None:
+            request_headers["content-type"] = "application/json"
         if json_body is not _UNSET:
             content = json.dumps(json_body).encode()
-            request_headers["content-type"] = "application/json"
         bearer = self.token if token is _UNSET else token
         if bearer is not None:
             request_headers["authorization"] = f"Bearer {bearer}"
         request_headers.update({k.lower(): v for k, v in (headers or {}).items()})
         attempts = 0
+        reached_server = False
 
         def attempt() -> Exchange:
-            nonlocal attempts
+            nonlocal attempts, reached_server
             attempts += 1
-            exchange = self._send_once(
-                method, url, content, request_headers, origin, expectation, execution_id
-            )
+            body = json.dumps(json_per_attempt()).encode() if json_per_attempt is not None else content
+            exchange = self._send_once(method, url, body, request_headers, origin, expectation, execution_id)
             exchange.attempts = attempts
+            if reached_server:
+                # An earlier attempt may have taken effect before its answer was lost: what this one
+                # meets may be the consequence, so it is not held to the original expectation.
+                exchange.expectation, exchange.before, exchange.maybe_replayed = None, None, True
+            reached_server = reached_server or exchange.connection_broken
             return exchange
 
         exchange: Exchange = self.retry_policy.retrying()(attempt)
         exchange.fault = fault_of(exchange)
+        if exchange.maybe_replayed:
+            self.replayed.append(f"{method} {url}")
         return exchange
 
     def _send_once(
@@ -178,9 +193,21 @@ class CdfClient:
     # -- the neighbouring endpoints, for provisioning ---------------------------------------------
 
     def _call(
-        self, method: str, path: str, body: Any = _UNSET, *, ok: tuple[int, ...] = (200, 201, 202)
+        self,
+        method: str,
+        path: str,
+        body: Any = _UNSET,
+        *,
+        body_per_attempt: Callable[[], Any] | None = None,
+        ok: tuple[int, ...] = (200, 201, 202),
     ) -> Any:
-        exchange = self.send(method, self.project_url(path), json_body=body, origin=f"provisioning {path}")
+        exchange = self.send(
+            method,
+            self.project_url(path),
+            json_body=body,
+            json_per_attempt=body_per_attempt,
+            origin=f"provisioning {path}",
+        )
         if exchange.fault is not None:
             raise InfrastructureError(f"{method} {self.project_url(path)}: {exchange.fault}")
         if exchange.status is None:
@@ -224,10 +251,15 @@ class CdfClient:
         self, external_id: str, version: str, metadata: Mapping[str, str] | None = None
     ) -> dict[str, Any]:
         path = f"/workflows/{quote(external_id, safe='')}/versions/{quote(version, safe='')}/run"
-        body: dict[str, Any] = {"authentication": {"nonce": self.create_nonce()}, "input": {}}
-        if metadata:
-            body["metadata"] = dict(metadata)
-        result: dict[str, Any] = self._call("POST", path, body)
+
+        def body() -> dict[str, Any]:
+            return {
+                "authentication": {"nonce": self.create_nonce()},
+                "input": {},
+                "metadata": dict(metadata or {}),
+            }
+
+        result: dict[str, Any] = self._call("POST", path, body_per_attempt=body)
         return result
 
     def cancel(self, execution_id: str, reason: str) -> dict[str, Any]:

@@ -46,6 +46,8 @@ class Exchange:
     attempts: int = 1
     # The connection broke after the request was sent (the server's doing when it persists).
     connection_broken: bool = False
+    # Re-sent after a broken connection: the first attempt may have taken effect on the server.
+    maybe_replayed: bool = False
     # Set when the final answer is a fault of the network or infrastructure, not a judgeable response.
     fault: str | None = None
 

@@ -44,7 +44,9 @@ class RetryPolicy:
             retry=retry_if_result(is_retryable),
             stop=stop_after_attempt(self.attempts) | stop_after_delay(self.max_seconds),
             wait=_RetryAfterOr(
-                wait_exponential_jitter(multiplier=self.initial_backoff, max=self.max_backoff),
+                wait_exponential_jitter(
+                    multiplier=self.initial_backoff, max=self.max_backoff, jitter=self.initial_backoff
+                ),
                 self.max_backoff,
             ),
             sleep=sleep,

@@ -22,6 +22,7 @@ from retry_contract.credentials import Credentials, StaticToken
 from retry_contract.fuzzing import Fuzzer, FuzzSettings, FuzzStats
 from retry_contract.interrupts import signals_deferred
 from retry_contract.provisioning import DEFAULT_FUNCTION_EXTERNAL_ID, Provisioner, RetryablePool
+from retry_contract.resilience import DEFAULT_RETRY_POLICY, RetryPolicy
 from retry_contract.scenarios import ALL_SCENARIOS, ScenarioContext
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.verdict import ExitCode, Ledger
@@ -56,6 +57,7 @@ class RunOptions:
     # Bounds on what the run sends: total requests (cleanup exempt) and requests per second.
     max_requests: int | None = None
     rate: float | None = None
+    retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY
     # Where the credentials' secrets were registered, so the run's output redacts them too.
     secrets: SecretRegistry | None = None
     # Defects to switch on in the embedded mock (see `retry_contract.mock.defects`).
@@ -133,6 +135,7 @@ def run(options: RunOptions, progress: Callable[[str], None] = lambda _: None) -
             registry,
             timeout=effective.request_timeout,
             budget=RequestBudget(effective.max_requests, effective.rate),
+            retry_policy=effective.retry_policy,
         )
         provisioner = Provisioner(client, effective.function_external_id)
         try:
@@ -145,7 +148,12 @@ def run(options: RunOptions, progress: Callable[[str], None] = lambda _: None) -
         finally:
             progress("cleaning up what the run created")
             with signals_deferred():
-                result.cleanup_problems = provisioner.cleanup()
+                result.cleanup_problems = provisioner.cleanup() + [
+                    f"{request} was re-sent after its answer was lost; if the first attempt created "
+                    "something, cleanup cannot know of it"
+                    for request in client.replayed
+                    if request.startswith("POST") and request.endswith("/run")
+                ]
             result.created_workflows = list(provisioner.created_workflows)
             result.created_executions = len(provisioner.created_executions)
             result.requests_sent = client.requests_sent + result.fuzz.cases

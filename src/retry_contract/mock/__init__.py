@@ -3,6 +3,8 @@
 It implements the task model of `workflow-model.md` (runs, asynchronous tasks, automatic
 retries, cancel, retry) behind the real endpoints, with the Cognite error envelope, bearer
 tokens, sessions and gzip request bodies, so the official SDK and the suite use it like CDF.
+`MockConfig(defects=...)` switches on realistic server bugs from `DEFECTS`, to check that the
+suite catches them.
 
     >>> from retry_contract.mock import EmbeddedMock, MockConfig
     >>> with EmbeddedMock(MockConfig.with_tokens("my-project", "w-token", "r-token")) as mock:
@@ -21,6 +23,8 @@ from retry_contract.mock.config import (
     TokenGrant,
     epoch_millis,
 )
+from retry_contract.mock.defects import CATALOGUE as DEFECTS
+from retry_contract.mock.defects import Defect
 from retry_contract.mock.errors import (
     Conflict,
     Forbidden,
@@ -37,7 +41,9 @@ __all__ = [
     "DEFAULT_PROJECT",
     "DEFAULT_READONLY_TOKEN",
     "DEFAULT_WRITE_TOKEN",
+    "DEFECTS",
     "Conflict",
+    "Defect",
     "EmbeddedMock",
     "Forbidden",
     "InvalidRequest",

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -51,7 +52,7 @@ logger = logging.getLogger(__name__)
 PROJECT_PREFIX = "/api/v1/projects/{project}"
 
 
-class _Call:
+class Call:
     """One request as a handler sees it: the caller, the path parameters and the body."""
 
     def __init__(self, request: Request, caller: Caller, params: dict[str, str]) -> None:
@@ -73,7 +74,7 @@ class _Call:
         return await read_json(self.request)
 
 
-class _Handlers:
+class Handlers:
     """The endpoints; each checks its input, asks the store, and says what to answer."""
 
     def __init__(self, store: MockStore) -> None:
@@ -94,58 +95,60 @@ class _Handlers:
             Endpoint.of("POST", f"{p}/workflows/tasks/{{taskId}}/update", self.update_task, WORKFLOW_WRITE),
         ]
 
-    async def inspect_token(self, call: _Call) -> object:
+    async def inspect_token(self, call: Call) -> object:
         return token_inspection(call.caller)
 
-    async def create_session(self, call: _Call) -> object:
+    async def create_session(self, call: Call) -> object:
         session_type = parse_session_request(await call.body())
         return {"items": [self._store.create_session(call.project, session_type)]}
 
-    async def upsert_workflow(self, call: _Call) -> object:
+    async def upsert_workflow(self, call: Call) -> object:
         upsert = parse_workflow_upsert(await call.body())
         return {"items": [self._store.upsert_workflow(call.project, upsert)]}
 
-    async def delete_workflows(self, call: _Call) -> object:
+    async def delete_workflows(self, call: Call) -> object:
         request = parse_workflow_delete(await call.body(), call.request.query_params.get("ignoreUnknownIds"))
         self._store.delete_workflows(call.project, request)
         return {}
 
-    async def upsert_version(self, call: _Call) -> object:
+    async def upsert_version(self, call: Call) -> object:
         upsert = parse_version_upsert(await call.body())
         return {"items": [self._store.upsert_version(call.project, upsert)]}
 
-    async def run(self, call: _Call) -> object:
+    async def run(self, call: Call) -> object:
         xid = parse_identifier(call.params["xid"], "The workflowExternalId in the path")
         version = parse_identifier(call.params["version"], "The version in the path")
         request = parse_run_request(await call.body())
         return self._store.run(call.project, xid, version, request)
 
-    async def get_execution(self, call: _Call) -> object:
+    async def get_execution(self, call: Call) -> object:
         execution_id = parse_uuid(call.params["id"], "The executionId in the path")
         return self._store.get_execution(call.project, execution_id)
 
-    async def cancel(self, call: _Call) -> object:
+    async def cancel(self, call: Call) -> object:
         execution_id = parse_uuid(call.params["id"], "The executionId in the path")
         reason = parse_cancel_reason(await call.optional_body())
         return self._store.cancel(call.project, execution_id, reason)
 
-    async def retry(self, call: _Call) -> object:
+    async def retry(self, call: Call) -> object:
         execution_id = parse_uuid(call.params["id"], "The executionId in the path")
         nonce = parse_nonce(await call.body())
-        return self._store.retry(call.project, execution_id, nonce)
+        # In a worker thread, as a server's database call would be: simultaneous retries then really
+        # are simultaneous, and only the store's lock keeps them apart (SEM-CONCURRENT).
+        return await run_in_threadpool(self._store.retry, call.project, execution_id, nonce)
 
-    async def update_task(self, call: _Call) -> object:
+    async def update_task(self, call: Call) -> object:
         task_id = parse_uuid(call.params["taskId"], "The taskId in the path")
         update = parse_task_update(await call.body())
         return self._store.update_task(call.project, task_id, update)
 
 
-class _Dispatcher:
+class Dispatcher:
     """The single ASGI endpoint behind every path: it owns the order of the checks."""
 
-    def __init__(self, config: MockConfig, store: MockStore) -> None:
+    def __init__(self, config: MockConfig, handlers: Handlers) -> None:
         self._config = config
-        self._router = Router(_Handlers(store).endpoints())
+        self._router = Router(handlers.endpoints())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -163,13 +166,21 @@ class _Dispatcher:
         segments = path_segments(request.scope)
         if segments[:2] != ["api", "v1"]:
             raise NotFound("No such endpoint; the API lives under /api/v1")
-        caller = authenticate(request.headers.get("authorization"), self._config.tokens)
+        caller = self.identify(request)
         if len(segments) >= 4 and segments[2] == "projects":
-            authorize_project(caller, segments[3])
+            self.check_project(request, caller, segments[3])
         endpoint, params = self._router.resolve(request.method, segments)
         authorize_capability(caller, endpoint.capability)
-        body = await endpoint.handler(_Call(request, caller, params))
+        body = await endpoint.handler(Call(request, caller, params))
         return json_response(200, body)
+
+    # The first two checks are methods so that a variant of the mock (defects.py) can change one.
+
+    def identify(self, request: Request) -> Caller:
+        return authenticate(request.headers.get("authorization"), self._config.tokens)
+
+    def check_project(self, request: Request, caller: Caller, project: str) -> None:
+        authorize_project(caller, project)
 
 
 class RequestIdMiddleware:
@@ -207,16 +218,30 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(config: MockConfig | None = None) -> Starlette:
-    """A fresh mock: its own store, so two apps never share state."""
+    """A fresh mock: its own store, so two apps never share state.
+
+    With `config.defects` it is the mock with those deliberate server bugs (see `defects.py`).
+    """
     config = config if config is not None else MockConfig()
+    if config.defects:
+        from retry_contract.mock.defects import create_defective_app  # it builds on this module
+
+        return create_defective_app(config)
     store = MockStore(config.clock, config.nonce_ttl_millis)
+    return assemble_app(config, store, Dispatcher(config, Handlers(store)))
+
+
+def assemble_app(
+    config: MockConfig, store: MockStore, dispatcher: Dispatcher, outer: Sequence[Middleware] = ()
+) -> Starlette:
+    """The ASGI app around a dispatcher; `outer` middleware wraps everything else."""
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
         HTTPException: _http_exception,
         Exception: _server_error,
     }
     app = Starlette(
-        routes=[Route("/{path:path}", endpoint=_Dispatcher(config, store))],
-        middleware=[Middleware(RequestIdMiddleware)],
+        routes=[Route("/{path:path}", endpoint=dispatcher)],
+        middleware=[*outer, Middleware(RequestIdMiddleware)],
         exception_handlers=handlers,
     )
     app.state.config = config

@@ -7,7 +7,7 @@ a read-only token and a stranger apart; there is no identity provider behind the
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -52,13 +52,15 @@ class MockConfig:
 
     `tokens` left empty means the two documented default tokens, granted on `project`.
     `clock` returns epoch milliseconds; tests replace it to expire nonces or time out tasks
-    without waiting.
+    without waiting. `defects` names deliberate server bugs to switch on (`defects.CATALOGUE`),
+    for checking that the suite catches them; empty means the faithful mock.
     """
 
     project: str = DEFAULT_PROJECT
     tokens: Mapping[str, TokenGrant] = field(default_factory=dict)
     nonce_ttl_seconds: float = DEFAULT_NONCE_TTL_SECONDS
     clock: Callable[[], int] = epoch_millis
+    defects: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.project:
@@ -70,6 +72,13 @@ class MockConfig:
             raise ValueError("mock tokens must be non-empty strings")
         # Frozen all the way down: the app reads the grants from several threads.
         object.__setattr__(self, "tokens", MappingProxyType(tokens))
+        if isinstance(self.defects, str):
+            raise ValueError("defects must be a collection of defect names, not one string")
+        object.__setattr__(self, "defects", frozenset(self.defects))
+        if self.defects:
+            from retry_contract.mock.defects import check_combination  # it imports this module
+
+            check_combination(self.defects)
 
     @classmethod
     def with_tokens(
@@ -80,6 +89,7 @@ class MockConfig:
         *,
         nonce_ttl_seconds: float = DEFAULT_NONCE_TTL_SECONDS,
         clock: Callable[[], int] = epoch_millis,
+        defects: Iterable[str] = (),
     ) -> MockConfig:
         """A write token (READ, WRITE, sessions CREATE) and a read-only one (READ, sessions CREATE)."""
         return cls(
@@ -87,6 +97,7 @@ class MockConfig:
             tokens=_grants(project, write_token, readonly_token),
             nonce_ttl_seconds=nonce_ttl_seconds,
             clock=clock,
+            defects=frozenset(defects),
         )
 
     @property

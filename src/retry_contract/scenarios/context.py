@@ -40,10 +40,13 @@ class ScenarioContext:
         before: Mapping[str, Any] | None = None,
     ) -> Exchange:
         """Send a retry request (by default a well-formed one with a fresh nonce) and judge it."""
-        if body is _DEFAULT and content is None:
-            body = {"authentication": {"nonce": nonce or self.client.create_nonce()}}
         kwargs: dict[str, Any] = {} if token is _DEFAULT else {"token": token}
-        if body is not _DEFAULT:
+        if body is _DEFAULT and content is None and nonce is None:
+            # A fresh nonce for every attempt, should a fault make the client re-send.
+            kwargs["json_per_attempt"] = lambda: {"authentication": {"nonce": self.client.create_nonce()}}
+        elif body is _DEFAULT and content is None:
+            kwargs["json_body"] = {"authentication": {"nonce": nonce}}
+        elif body is not _DEFAULT:
             kwargs["json_body"] = body
         exchange = self.client.send(
             method,

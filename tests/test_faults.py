@@ -1,0 +1,94 @@
+"""Faults of the network are not contract violations: behind a fault-injecting proxy the verdict
+stays right, and faults that never clear are reported as such (exit 2), not as violations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from conftest import PROJECT
+
+from fault_proxy import Fault, fault_proxy
+from retry_contract.credentials import StaticToken
+from retry_contract.mock import EmbeddedMock, MockConfig
+from retry_contract.resilience import RetryPolicy
+from retry_contract.runner import CouldNotRun, RunOptions, run
+from retry_contract.verdict import ExitCode
+
+WRITE, READONLY = "faults-write-token-0001", "faults-readonly-token-0001"
+
+# Bounded and deterministic: a fault every few requests for the first few hundred, including bursts
+# of 503 shorter than the client's retry attempts.
+SCHEDULE = {
+    7: Fault.DROP,
+    12: Fault.UNAVAILABLE,
+    13: Fault.UNAVAILABLE,
+    14: Fault.UNAVAILABLE,
+    21: Fault.TOO_MANY_REQUESTS,
+    22: Fault.TOO_MANY_REQUESTS,
+    30: Fault.DELAY,
+    38: Fault.BAD_GATEWAY,
+    45: Fault.GATEWAY_TIMEOUT,
+    61: Fault.DROP,
+    77: Fault.DELAY,
+    90: Fault.UNAVAILABLE,
+    120: Fault.DROP,
+    150: Fault.TOO_MANY_REQUESTS,
+    200: Fault.UNAVAILABLE,
+    201: Fault.UNAVAILABLE,
+    260: Fault.DROP,
+    300: Fault.DELAY,
+    340: Fault.BAD_GATEWAY,
+}
+
+
+@pytest.fixture
+def mock() -> Iterator[EmbeddedMock]:
+    with EmbeddedMock(MockConfig.with_tokens(PROJECT, WRITE, READONLY)) as server:
+        yield server
+
+
+def _options(base_url: str) -> RunOptions:
+    return RunOptions(
+        base_url=base_url,
+        project=PROJECT,
+        credentials=StaticToken(WRITE),
+        readonly_token=READONLY,
+        max_examples=10,
+    )
+
+
+@pytest.mark.slow
+def test_transient_faults_leave_the_verdict_right(mock: EmbeddedMock) -> None:
+    with fault_proxy(mock.base_url, SCHEDULE.get) as (url, proxy):
+        result = run(_options(url))
+    failed = {
+        r.requirement.id: [f.message for f in r.failures][:2]
+        for r in result.ledger.results.values()
+        if r.failures
+    }
+    assert not failed, f"false violations behind the fault proxy: {failed}"
+    assert sum(proxy.injected.values()) >= 12, proxy.injected
+    assert result.exit_code is ExitCode.CONFORMANT
+
+
+@pytest.mark.slow
+def test_truncated_answers_are_not_violations(mock: EmbeddedMock) -> None:
+    truncations = {9: Fault.TRUNCATE, 33: Fault.TRUNCATE, 140: Fault.TRUNCATE}
+    with fault_proxy(mock.base_url, truncations.get) as (url, proxy):
+        result = run(_options(url))
+    assert proxy.injected[Fault.TRUNCATE] == 3
+    failed = {r.requirement.id for r in result.ledger.results.values() if r.failures}
+    assert not failed, f"false violations from truncated answers: {failed}"
+    assert result.exit_code is ExitCode.CONFORMANT
+
+
+def test_a_gateway_that_never_recovers_is_an_infrastructure_error(mock: EmbeddedMock) -> None:
+    quick = RetryPolicy(attempts=3, initial_backoff=0.01, max_backoff=0.05)
+    with (
+        fault_proxy(mock.base_url, lambda _: Fault.UNAVAILABLE) as (url, _),
+        pytest.raises(CouldNotRun) as raised,
+    ):
+        run(replace(_options(url), retry_policy=quick))
+    assert "503" in str(raised.value) and "3 attempts" in str(raised.value)
