@@ -23,7 +23,7 @@ CANARY_READONLY = "canary-readonly-8a3e6b0f2d"
 
 
 def leaky_and_broken(app: Any) -> Any:
-    """Echoes each retry request body in its answer, and renders createdTime as a string."""
+    """Echoes each retry request body in its answer; createdTime as a string, error codes wrong."""
 
     async def wrapper(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not scope["path"].endswith("/retry"):
@@ -52,11 +52,11 @@ def leaky_and_broken(app: Any) -> Any:
                 return
             body = json.loads(message.get("body", b"") or b"{}")
             echoed = request_body.decode("utf-8", "replace")
+            # The echo goes first, so it lands in the response excerpts that the reports keep.
             if start["status"] == 200:
-                body["createdTime"] = str(body["createdTime"])
-                body["reasonForIncompletion"] = f"retried with {echoed}"
+                body = {"echo": echoed, **body, "createdTime": str(body["createdTime"])}
             elif isinstance(body.get("error"), dict):
-                body["error"]["message"] += f" (request was {echoed})"
+                body = {"error": {"message": f"request was {echoed}", "code": 999}}
             data = json.dumps(body).encode()
             headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
             await send({**start, "headers": [*headers, (b"content-length", str(len(data)).encode())]})
@@ -102,7 +102,9 @@ def test_no_secret_in_any_output(tmp_path: Path) -> None:
     assert len(written) >= 4
     report = json.loads((reports / "retry-contract.json").read_text())
     assert any(r["failures"] for r in report["requirements"]), "the broken server produced no failure records"
-    assert b"[REDACTED]" in (reports / "retry-contract.json").read_bytes(), "the leak paths were not exercised"
+    assert b"[REDACTED]" in (reports / "retry-contract.json").read_bytes(), (
+        "the leak paths were not exercised"
+    )
     for secret in [CANARY_TOKEN, CANARY_READONLY, *nonces]:
         for blob in written:
             assert secret.encode() not in blob, f"a secret leaked: {secret[:6]}..."
