@@ -52,8 +52,8 @@ def conformance(args: list[str]) -> int:
 
 def test(args: list[str]) -> int:
     steps = [
-        (str(BIN / "ruff"), "check", "src", "tests", "benchmarks", "conftest.py", "dev.py"),
-        (str(BIN / "ruff"), "format", "--check", "src", "tests", "benchmarks", "conftest.py", "dev.py"),
+        (str(BIN / "ruff"), "check", "src", "tests", "benchmarks", "examples", "conftest.py", "dev.py"),
+        (str(BIN / "ruff"), "format", "--check", "src", "tests", "benchmarks", "examples", "conftest.py", "dev.py"),
         (str(BIN / "mypy"),),
         (str(_python()), "-m", "pytest", *args),
     ]

@@ -68,7 +68,12 @@ _FAIL_FAST = click.option("--fail-fast", is_flag=True, help="Stop at the first M
     metavar="URL",
     help="Server to test, e.g. https://api.cognitedata.com. Without it: the embedded mock.",
 )
-@click.option("--project", metavar="NAME", help="CDF project (URL name). Required with --base-url.")
+@click.option(
+    "--app",
+    metavar="MODULE:ATTR",
+    help="An ASGI or WSGI app to test in-process (e.g. mypkg.mock:app), instead of --base-url.",
+)
+@click.option("--project", metavar="NAME", help="CDF project (URL name). Required with --base-url and --app.")
 @_REPORT_DIR
 @_SEED
 @_MAX_EXAMPLES
@@ -111,6 +116,7 @@ _FAIL_FAST = click.option("--fail-fast", is_flag=True, help="Stop at the first M
 )
 def run(
     base_url: str | None,
+    app: str | None,
     project: str | None,
     report_dir: Path,
     seed: int | None,
@@ -135,22 +141,26 @@ def run(
     from retry_contract.runner import MOCK_PROJECT, CouldNotRun, RunOptions
     from retry_contract.runner import run as run_suite
 
-    if base_url is not None and not project:
-        raise click.UsageError("--project is required with --base-url")
-    if base_url is not None and mock_defects:
-        raise click.UsageError("--mock-defect applies to the embedded mock only; drop --base-url")
+    if base_url and app:
+        raise click.UsageError("give either --base-url or --app, not both")
+    external = base_url or app
+    if external and not project:
+        raise click.UsageError(f"--project is required with {'--base-url' if base_url else '--app'}")
+    if external and mock_defects:
+        raise click.UsageError("--mock-defect applies to the embedded mock only")
     registry = SecretRegistry()
     try:
         # The embedded mock brings its own tokens; credentials are read only for a real target.
-        credentials = from_environment(os.environ, registry, timeout=timeout) if base_url else None
+        credentials = from_environment(os.environ, registry, timeout=timeout) if external else None
     except CredentialsError as error:
         _fail(str(error))
     defaults = RunOptions(base_url=None, project=MOCK_PROJECT, credentials=None)
     options = RunOptions(
         base_url=base_url,
+        app=app,
         project=project or MOCK_PROJECT,
         credentials=credentials,
-        readonly_token=(os.environ.get(READONLY_TOKEN_ENV) or None) if base_url else None,
+        readonly_token=(os.environ.get(READONLY_TOKEN_ENV) or None) if external else None,
         secrets=registry,
         seed=defaults.seed if seed is None else seed,
         max_examples=max_examples or defaults.max_examples,

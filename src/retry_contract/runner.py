@@ -25,6 +25,7 @@ from retry_contract.provisioning import DEFAULT_FUNCTION_EXTERNAL_ID, Provisione
 from retry_contract.resilience import DEFAULT_RETRY_POLICY, RetryPolicy
 from retry_contract.scenarios import ALL_SCENARIOS, ScenarioContext
 from retry_contract.secrets_registry import SecretRegistry
+from retry_contract.serving import AppLoadError, InProcessServer, load_app
 from retry_contract.verdict import ExitCode, Ledger
 
 DEFAULT_SEED = 20230101
@@ -60,6 +61,8 @@ class RunOptions:
     retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY
     # Where the credentials' secrets were registered, so the run's output redacts them too.
     secrets: SecretRegistry | None = None
+    # `package.module:attribute` of an ASGI/WSGI app to test in-process, instead of base_url.
+    app: str | None = None
     # Defects to switch on in the embedded mock (see `retry_contract.mock.defects`).
     mock_defects: frozenset[str] = frozenset()
 
@@ -98,14 +101,23 @@ def tool_versions() -> dict[str, str]:
 
 @contextmanager
 def _target(options: RunOptions) -> Iterator[tuple[str, RunOptions]]:
-    """The base URL to test: the given server, or an embedded mock with throwaway tokens."""
+    """The base URL to test: the given server, an application served in-process, or an embedded
+    mock with throwaway tokens."""
+    if (options.base_url is not None or options.app is not None) and options.credentials is None:
+        raise CouldNotRun(
+            "no credentials: set CDF_TOKEN, or CDF_CLIENT_ID, CDF_CLIENT_SECRET and CDF_TOKEN_URL, "
+            "for an identity with workflowOrchestrationACL:WRITE"
+        )
     if options.base_url is not None:
-        if options.credentials is None:
-            raise CouldNotRun(
-                "no credentials: set CDF_TOKEN, or CDF_CLIENT_ID, CDF_CLIENT_SECRET and CDF_TOKEN_URL, "
-                "for an identity with workflowOrchestrationACL:WRITE"
-            )
         yield options.base_url.rstrip("/"), options
+        return
+    if options.app is not None:
+        try:
+            app = load_app(options.app)
+        except AppLoadError as error:
+            raise CouldNotRun(str(error)) from None
+        with InProcessServer(app, name=options.app) as server:
+            yield server.base_url, options
         return
     from retry_contract.mock import EmbeddedMock, MockConfig
 
@@ -227,8 +239,10 @@ def _preflight(client: CdfClient, base_url: str) -> None:
 def dry_run(options: RunOptions) -> str:
     """The plan of a run, measured by running it against a private embedded mock: nothing is sent to
     the target. Same seed and settings, so the counts are what the real run would send."""
-    rehearsal = run(replace(options, base_url=None, credentials=None, readonly_token=None, rate=None))
-    target = options.base_url or "the embedded mock"
+    rehearsal = run(
+        replace(options, base_url=None, app=None, credentials=None, readonly_token=None, rate=None)
+    )
+    target = options.base_url or options.app or "the embedded mock"
     kinds = sorted({name.rsplit("-", 1)[-1] for name in rehearsal.created_workflows})
     lines = [
         f"Dry run: nothing was sent to {target}. Measured on a private embedded mock, the run would:",

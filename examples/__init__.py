@@ -1,0 +1,1 @@
+"""Example applications for `retry-contract run --app` (see the README)."""

@@ -1,0 +1,163 @@
+"""Serving an ASGI or WSGI application over real HTTP on loopback, in a background thread.
+
+Used for the embedded mock, for `retry-contract run --app module:attr` (a team's own Python mock,
+tested in-process) and by the self-tests. The socket is bound here (port 0 picks a free one), so
+the port is known before uvicorn starts, and readiness is an event set after uvicorn's startup:
+no sleeping or polling decides when the server is up.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import socket
+import sys
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import uvicorn
+from a2wsgi import WSGIMiddleware
+
+DEFAULT_HOST = "127.0.0.1"
+STARTUP_TIMEOUT_SECONDS = 10.0
+SHUTDOWN_TIMEOUT_SECONDS = 10.0
+Interface = Literal["asgi3", "wsgi"]
+
+
+class AppLoadError(Exception):
+    """`module:attribute` does not name an importable ASGI or WSGI application."""
+
+
+class _SignallingServer(uvicorn.Server):
+    """A uvicorn server that reports when it has started (or failed to)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        finally:
+            self.ready.set()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A socket ready to listen, bound here so a busy port raises OSError instead of exiting."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when the listening
+    # socket says TCP, and without it every answer waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def interface_of(app: Any) -> Interface:
+    """ASGI 3 apps are coroutine functions of (scope, receive, send); anything else callable is WSGI."""
+    if inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(type(app).__call__):
+        return "asgi3"
+    return "wsgi"
+
+
+def load_app(reference: str) -> Any:
+    """The object named by `package.module:attribute`, imported with the working directory on the path."""
+    module_name, _, attribute = reference.partition(":")
+    if not module_name or not attribute:
+        raise AppLoadError(f"{reference!r} is not of the form package.module:attribute")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise AppLoadError(f"cannot import {module_name!r}: {error}") from None
+    app = module
+    for part in attribute.split("."):
+        app = getattr(app, part, None)
+        if app is None:
+            raise AppLoadError(f"{module_name!r} has no attribute {attribute!r}")
+    if not callable(app):
+        raise AppLoadError(f"{reference!r} is not an ASGI or WSGI application (not callable)")
+    return app
+
+
+class InProcessServer:
+    """`app` served by uvicorn on loopback in a daemon thread; a context manager."""
+
+    def __init__(
+        self,
+        app: Any,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        interface: Interface | None = None,
+        name: str = "app",
+    ) -> None:
+        # WSGI apps are adapted with a2wsgi: uvicorn's own WSGI support is deprecated.
+        self.app = app if (interface or interface_of(app)) == "asgi3" else WSGIMiddleware(app)
+        self._host = host
+        self._port = port
+        self._name = name
+        self._socket: socket.socket | None = None
+        self._server: _SignallingServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        if self._socket is None:
+            raise RuntimeError(
+                f"the {self._name} is not running; use it as a context manager or call start()"
+            )
+        return int(self._socket.getsockname()[1])
+
+    @property
+    def base_url(self) -> str:
+        """What to give a client as its base URL, e.g. `http://127.0.0.1:54321`."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> InProcessServer:
+        if self._thread is not None:
+            raise RuntimeError(f"the {self._name} is already running")
+        sock = bind(self._host, self._port)
+        config = uvicorn.Config(
+            self.app,
+            host=self._host,
+            port=0,
+            log_level="error",
+            access_log=False,
+            lifespan="off",
+            interface="asgi3",
+        )
+        server = _SignallingServer(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=self._name, daemon=True)
+        self._socket, self._server, self._thread = sock, server, thread
+        thread.start()
+        if not server.ready.wait(STARTUP_TIMEOUT_SECONDS) or not server.started:
+            self.stop()
+            raise RuntimeError(f"the {self._name} did not start on {self._host}:{self._port}")
+        return self
+
+    def stop(self) -> None:
+        server, thread, sock = self._server, self._thread, self._socket
+        self._server = self._thread = None
+        if server is not None:
+            server.should_exit = True
+        if thread is not None:
+            thread.join(SHUTDOWN_TIMEOUT_SECONDS)
+        if sock is not None:
+            sock.close()
+        self._socket = None
+
+    def __enter__(self) -> InProcessServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
