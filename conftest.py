@@ -20,6 +20,8 @@ import uvicorn
 from retry_contract.mock import EmbeddedMock, MockConfig
 
 PROJECT = "contract-test"
+# pytester runs the pytest plugin in a separate pytest process (tests/test_pytest_plugin.py).
+pytest_plugins = ["pytester"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
