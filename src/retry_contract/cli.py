@@ -16,8 +16,10 @@ from urllib.parse import urlsplit
 import click
 from rich.console import Console
 
+from retry_contract import settings
 from retry_contract.credentials import READONLY_TOKEN_ENV, CredentialsError, from_environment
 from retry_contract.secrets_registry import SecretRegistry
+from retry_contract.settings import DEFAULT_FILENAME
 from retry_contract.verdict import ExitCode
 
 DEBUG_ENV = "RETRY_CONTRACT_DEBUG"
@@ -34,6 +36,19 @@ def _base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _settings(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Load the settings file before the other options, as their defaults."""
+    path = value or (Path(DEFAULT_FILENAME) if Path(DEFAULT_FILENAME).is_file() else None)
+    if path is not None:
+        try:
+            defaults, environment = settings.load(path)
+        except settings.SettingsError as error:
+            raise click.BadParameter(str(error)) from None
+        ctx.default_map = {**(ctx.default_map or {}), **defaults}
+        ctx.meta["settings_environment"] = environment
+    return path
 
 
 def _fail(message: str) -> None:
@@ -62,6 +77,14 @@ _FAIL_FAST = click.option("--fail-fast", is_flag=True, help="Stop at the first M
 
 
 @main.command()
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    is_eager=True,
+    expose_value=False,
+    callback=_settings,
+    help=f"Settings file (default: ./{DEFAULT_FILENAME} if present); no secrets in it.",
+)
 @click.option(
     "--base-url",
     callback=_base_url,
@@ -151,7 +174,8 @@ def run(
     registry = SecretRegistry()
     try:
         # The embedded mock brings its own tokens; credentials are read only for a real target.
-        credentials = from_environment(os.environ, registry, timeout=timeout) if external else None
+        environment = {**click.get_current_context().meta.get("settings_environment", {}), **os.environ}
+        credentials = from_environment(environment, registry, timeout=timeout) if external else None
     except CredentialsError as error:
         _fail(str(error))
     defaults = RunOptions(base_url=None, project=MOCK_PROJECT, credentials=None)
