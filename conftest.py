@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import os
 import secrets
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import uvicorn
 
 from retry_contract.mock import EmbeddedMock, MockConfig
+from retry_contract.serving import InProcessServer
 
 PROJECT = "contract-test"
 # pytester runs the pytest plugin in a separate pytest process (tests/test_pytest_plugin.py).
@@ -70,27 +69,8 @@ def target(request: pytest.FixtureRequest, mock_tokens: tuple[str, str]) -> Iter
 @contextmanager
 def serve_asgi(app: Any) -> Iterator[str]:
     """Serve any ASGI app on a free loopback port (for deliberately broken variants of the mock)."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
-    )
-    started = threading.Event()
-    original_startup = server.startup
-
-    async def startup(sockets: Any = None) -> None:
-        await original_startup(sockets=sockets)
-        started.set()
-
-    server.startup = startup  # type: ignore[method-assign]
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    if not started.wait(timeout=30):
-        raise RuntimeError("the test server did not start")
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with InProcessServer(app, interface="asgi3", name="test server") as server:
+        yield server.base_url
 
 
 @pytest.fixture

@@ -69,51 +69,66 @@ def test_the_request_budget_bounds_the_run_and_cleanup_still_happens(mock: Embed
     assert all(e.status is not ExecutionStatus.RUNNING for e in state.executions.values())
 
 
-def test_executions_it_did_not_create_are_never_retried(mock: EmbeddedMock) -> None:
+def _foreign_failed_execution(http: httpx.Client) -> str:
+    """An execution of the user's own, FAILED, created behind the suite's back."""
+    http.post("/workflows", json={"items": [{"externalId": "users-own-workflow"}]}).raise_for_status()
+    task = {
+        "externalId": "t",
+        "type": "function",
+        "parameters": {"function": {"externalId": "f"}, "isAsyncComplete": True},
+    }
+    version = {
+        "workflowExternalId": "users-own-workflow",
+        "version": "1",
+        "workflowDefinition": {"tasks": [task]},
+    }
+    http.post("/workflows/versions", json={"items": [version]}).raise_for_status()
+    nonce = http.post("/sessions", json={"items": [{"tokenExchange": True}]}).json()["items"][0]["nonce"]
+    execution = http.post(
+        "/workflows/users-own-workflow/versions/1/run", json={"authentication": {"nonce": nonce}}
+    ).json()
+    detailed = http.get(f"/workflows/executions/{execution['id']}").json()
+    task_id = detailed["executedTasks"][0]["id"]
+    http.post(
+        f"/workflows/tasks/{task_id}/update", json={"status": "FAILED_WITH_TERMINAL_ERROR"}
+    ).raise_for_status()
+    return str(execution["id"])
+
+
+@pytest.fixture
+def user_api(mock: EmbeddedMock) -> Iterator[httpx.Client]:
     with httpx.Client(
         base_url=f"{mock.base_url}/api/v1/projects/{PROJECT}", headers={"Authorization": f"Bearer {WRITE}"}
     ) as http:
-        http.post("/workflows", json={"items": [{"externalId": "users-own-workflow"}]}).raise_for_status()
-        task = {
-            "externalId": "t",
-            "type": "function",
-            "parameters": {"function": {"externalId": "f"}, "isAsyncComplete": True},
-        }
-        http.post(
-            "/workflows/versions",
-            json={
-                "items": [
-                    {
-                        "workflowExternalId": "users-own-workflow",
-                        "version": "1",
-                        "workflowDefinition": {"tasks": [task]},
-                    }
-                ]
-            },
-        ).raise_for_status()
-        nonce = http.post("/sessions", json={"items": [{"tokenExchange": True}]}).json()["items"][0]["nonce"]
-        execution = http.post(
-            "/workflows/users-own-workflow/versions/1/run", json={"authentication": {"nonce": nonce}}
-        ).json()
-        detailed = http.get(f"/workflows/executions/{execution['id']}").json()
-        http.post(
-            f"/workflows/tasks/{detailed['executedTasks'][0]['id']}/update",
-            json={"status": "FAILED_WITH_TERMINAL_ERROR"},
-        ).raise_for_status()
-        before = http.get(f"/workflows/executions/{execution['id']}").json()
-        result = run(_options(mock))
-        after = http.get(f"/workflows/executions/{execution['id']}").json()
-        workflows_left = set(_store_state(mock).workflows)
+        yield http
+
+
+def test_executions_it_did_not_create_are_never_retried(mock: EmbeddedMock, user_api: httpx.Client) -> None:
+    execution_id = _foreign_failed_execution(user_api)
+    before = user_api.get(f"/workflows/executions/{execution_id}").json()
+    result = run(_options(mock))
+    after = user_api.get(f"/workflows/executions/{execution_id}").json()
     assert result.exit_code == 0
     assert before == after, "the suite touched an execution it did not create"
-    assert workflows_left == {"users-own-workflow"}
+    assert set(_store_state(mock).workflows) == {"users-own-workflow"}
+
+
+def test_a_named_execution_is_retried_once_and_judged(mock: EmbeddedMock, user_api: httpx.Client) -> None:
+    execution_id = _foreign_failed_execution(user_api)
+    result = run(_options(mock, named_executions=(execution_id,), fuzz=False))
+    after = user_api.get(f"/workflows/executions/{execution_id}").json()
+    assert result.exit_code == 0
+    assert after["status"] == "RUNNING"
+    assert [t["externalId"] for t in after["executedTasks"]] == ["t", "t"]
 
 
 def test_dry_run_sends_nothing_to_the_target(tmp_path: Path) -> None:
     received: list[str] = []
 
     async def recorder(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        received.append(scope.get("path", ""))
+        if scope["type"] != "http":
+            return
+        received.append(scope["path"])
         await send({"type": "http.response.start", "status": 503, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 

@@ -117,6 +117,13 @@ _FAIL_FAST = click.option("--fail-fast", is_flag=True, help="Stop at the first M
 @click.option("--no-fuzz", is_flag=True, help="Run only the scenario checks.")
 @_FAIL_FAST
 @click.option(
+    "--retry-execution",
+    "named_executions",
+    multiple=True,
+    metavar="ID",
+    help="Also retry this execution, which the suite did not create (once; judged). Repeatable.",
+)
+@click.option(
     "--max-requests",
     type=click.IntRange(1),
     default=None,
@@ -149,6 +156,7 @@ def run(
     timeout: float,
     no_fuzz: bool,
     fail_fast: bool,
+    named_executions: tuple[str, ...],
     max_requests: int | None,
     rate: float | None,
     dry_run: bool,
@@ -193,6 +201,7 @@ def run(
         request_timeout=timeout,
         fuzz=not no_fuzz,
         fail_fast=fail_fast,
+        named_executions=named_executions,
         max_requests=max_requests,
         rate=rate,
         mock_defects=frozenset(mock_defects),

@@ -97,14 +97,6 @@ class ShapesPlan:
             _function_task(fn, self.never_started, depends_on=(self.at_limit,)),
         ]
 
-    @property
-    def optional(self) -> frozenset[str]:
-        return frozenset({self.optional_failed, self.optional_canceled})
-
-    @property
-    def containers(self) -> frozenset[str]:
-        return frozenset({self.container})
-
 
 SHAPES = ShapesPlan()
 SIMPLE_TASK = "step"

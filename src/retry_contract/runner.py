@@ -61,6 +61,8 @@ class RunOptions:
     retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY
     # Where the credentials' secrets were registered, so the run's output redacts them too.
     secrets: SecretRegistry | None = None
+    # Executions not created by the suite that the user explicitly allows it to retry, once each.
+    named_executions: tuple[str, ...] = ()
     # `package.module:attribute` of an ASGI/WSGI app to test in-process, instead of base_url.
     app: str | None = None
     # Defects to switch on in the embedded mock (see `retry_contract.mock.defects`).
@@ -185,7 +187,7 @@ def _judge_everything(
     """Scenarios first (deterministic, they catch most breaks early), then fuzzing."""
     ledger = result.ledger
     judge = Judge(base_url, ledger)
-    ctx = ScenarioContext(client, provisioner, judge, options.readonly_token)
+    ctx = ScenarioContext(client, provisioner, judge, options.readonly_token, options.named_executions)
     stop = ledger.has_must_failure if options.fail_fast else (lambda: False)
     for scenario in ALL_SCENARIOS:
         if stop():

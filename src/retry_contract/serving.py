@@ -77,7 +77,7 @@ def load_app(reference: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise AppLoadError(f"cannot import {module_name!r}: {error}") from None
-    app = module
+    app: Any = module
     for part in attribute.split("."):
         app = getattr(app, part, None)
         if app is None:

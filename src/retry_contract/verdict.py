@@ -72,6 +72,8 @@ class Ledger:
         self.disagreements: list[Disagreement] = []
         # Requests that never got a judgeable answer (network or gateway faults, after retries).
         self.faults: list[Exchange] = []
+        # Things the run noticed that are neither judgements nor faults, for the reader of the report.
+        self.notes: list[str] = []
         self.exchanges = 0
 
     def record(self, observations: Iterable[Observation]) -> None:

@@ -40,6 +40,8 @@ def render(result: RunResult, console: Console, written: list[Path]) -> None:
         console.print(
             f"[yellow]infrastructure fault (not a contract failure): {fault.origin}: {fault.fault}[/yellow]"
         )
+    for note in result.ledger.notes:
+        console.print(f"note: {result.secrets.redact(note)}")
     for problem in result.cleanup_problems:
         console.print(f"[yellow]cleanup: {result.secrets.redact(problem)}[/yellow]")
     for path in written:

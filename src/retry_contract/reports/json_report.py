@@ -50,6 +50,7 @@ def build(result: RunResult) -> dict[str, Any]:
             for d in result.ledger.disagreements
         ],
         "cleanup_problems": result.cleanup_problems,
+        "notes": result.ledger.notes,
     }
 
 

@@ -23,6 +23,8 @@ class ScenarioContext:
     provisioner: Provisioner
     judge: Judge
     readonly_token: str | None = None
+    # Executions the user named for retrying (`--retry-execution`): the only foreign ones it retries.
+    named_executions: tuple[str, ...] = ()
 
     def retry(
         self,

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from typing import Any
 
 from retry_contract import execution_view
 from retry_contract.domain import (
     COMPLETED_TASK_STATUSES,
+    RETRYABLE_EXECUTION_STATUSES,
     RETRYABLE_TASK_STATUSES,
+    TASK_RETRIES_DEFAULT,
     ExecutionStatus,
     TaskStatus,
 )
 from retry_contract.exchange import Exchange, Expectation
+from retry_contract.execution_view import Detailed
 from retry_contract.provisioning import SHAPES, SIMPLE_TASK
 from retry_contract.scenarios.context import ScenarioContext
 
@@ -21,14 +22,66 @@ ACCEPTED = Expectation("STATE-RETRYABLE", frozenset({200}), "execution in a retr
 CONCURRENT_REQUESTS = 4
 
 
-def _expected_targets(before: Mapping[str, Any]) -> set[str]:
-    """Tasks that must get exactly one new attempt: not optional, not containers, latest attempt failed."""
+def judge_retry_effects(ctx: ScenarioContext, before: Detailed, after: Detailed, exchange: Exchange) -> None:
+    """SEM-TARGETED, -OPTIONAL, -COMPLETED, -NESTED and the first half of SEM-LIMIT, for any execution:
+    the roles of its tasks come from its own workflowDefinition, not from what the suite planned."""
+    optional, containers = execution_view.optional_tasks(before), execution_view.container_tasks(before)
+    latest_before, latest_after = execution_view.latest(before), execution_view.latest(after)
+    gained = execution_view.new_attempts(before, after)
+    failed = {
+        name for name, attempt in latest_before.items() if attempt.get("status") in RETRYABLE_TASK_STATUSES
+    }
+
+    expected = failed - optional - containers
+    problems = [
+        f"{name}: {gained[name]} new attempts, expected 1" for name in sorted(expected) if gained[name] != 1
+    ]
+    problems += [f"{name} ran again unexpectedly" for name in sorted(set(gained) - expected - containers)]
+    problems += [
+        f"{name}: new attempt is {latest_after.get(name, {}).get('status')}, not IN_PROGRESS"
+        for name in sorted(expected)
+        if gained[name] and latest_after.get(name, {}).get("status") != TaskStatus.IN_PROGRESS
+    ]
+    ctx.observe("SEM-TARGETED", "; ".join(problems) or None, exchange)
+
+    if optional:
+        retried = [f"{n} ({latest_before[n].get('status')})" for n in sorted(optional) if gained[n]]
+        ctx.observe(
+            "SEM-OPTIONAL", f"optional tasks retried: {', '.join(retried)}" if retried else None, exchange
+        )
+    completed = sorted(
+        n
+        for n, attempt in latest_before.items()
+        if attempt.get("status") in COMPLETED_TASK_STATUSES and gained[n]
+    )
+    ctx.observe(
+        "SEM-COMPLETED", f"completed tasks ran again: {', '.join(completed)}" if completed else None, exchange
+    )
+    if containers:
+        nested = [f"container {n!r} got {gained[n]} new attempts" for n in sorted(containers) if gained[n]]
+        nested += [
+            f"failed nested task {n!r} got {gained[n]} new attempts"
+            for n, attempt in latest_before.items()
+            if attempt.get("parentTaskExternalId") in containers and n in expected and gained[n] != 1
+        ]
+        ctx.observe("SEM-NESTED", "; ".join(nested) or None, exchange)
+    at_limit = _at_limit(before) & expected
+    if at_limit:
+        over = [
+            f"{n!r} at its retries limit got {gained[n]} new attempts, expected 1"
+            for n in sorted(at_limit)
+            if gained[n] != 1
+        ]
+        ctx.observe("SEM-LIMIT", "; ".join(over) or None, exchange)
+
+
+def _at_limit(detailed: Detailed) -> set[str]:
+    """Tasks that have used every attempt their `retries` allows."""
+    counts = execution_view.attempt_counts(detailed)
     return {
         name
-        for name, attempt in execution_view.latest(before).items()
-        if attempt.get("status") in RETRYABLE_TASK_STATUSES
-        and name not in SHAPES.optional
-        and name not in SHAPES.containers
+        for name, task in execution_view.task_definitions(detailed).items()
+        if counts[name] >= 1 + int(task.get("retries", TASK_RETRIES_DEFAULT))
     }
 
 
@@ -43,77 +96,45 @@ def task_shapes(ctx: ScenarioContext) -> None:
             ctx.judge.ledger.not_covered_because(requirement, f"the retry answered {exchange.status}")
         return
     after = ctx.client.detailed(execution_id)
-    gained = execution_view.new_attempts(before, after)
-    latest_before = execution_view.latest(before)
-
-    expected = _expected_targets(before)
-    got = {name for name, count in gained.items() if name not in SHAPES.containers}
-    problems = [f"{name}: {gained[name]} new attempts" for name in sorted(expected) if gained[name] != 1]
-    problems += [f"{name} was not expected to run again" for name in sorted(got - expected)]
-    not_running = [
-        n
-        for n in sorted(expected)
-        if execution_view.latest(after).get(n, {}).get("status") != TaskStatus.IN_PROGRESS
-    ]
-    problems += [f"{name}: new attempt is not IN_PROGRESS" for name in not_running]
-    ctx.observe("SEM-TARGETED", "; ".join(problems) or None, exchange)
-
-    optional = [f"{n} ({latest_before[n].get('status')})" for n in sorted(SHAPES.optional) if gained[n]]
-    ctx.observe(
-        "SEM-OPTIONAL", f"optional tasks retried: {', '.join(optional)}" if optional else None, exchange
-    )
-
-    completed = [
-        n
-        for n, attempt in latest_before.items()
-        if attempt.get("status") in COMPLETED_TASK_STATUSES and gained[n]
-    ]
-    ctx.observe(
-        "SEM-COMPLETED",
-        f"completed tasks run again: {', '.join(sorted(completed))}" if completed else None,
-        exchange,
-    )
-
-    nested: list[str] = []
-    if gained[SHAPES.container]:
-        nested.append(f"container {SHAPES.container!r} got {gained[SHAPES.container]} new attempts")
-    if gained[SHAPES.nested_canceled] != 1:
-        nested.append(
-            f"failed nested task {SHAPES.nested_canceled!r} got {gained[SHAPES.nested_canceled]} new attempts"
-        )
-    if gained[SHAPES.nested_completed]:
-        nested.append(f"completed nested task {SHAPES.nested_completed!r} ran again")
-    ctx.observe("SEM-NESTED", "; ".join(nested) or None, exchange)
-
+    judge_retry_effects(ctx, before, after, exchange)
     _check_limit(ctx, execution_id, before, after, exchange)
 
 
-def _check_limit(
-    ctx: ScenarioContext,
-    execution_id: str,
-    before: Mapping[str, Any],
-    after: Mapping[str, Any],
-    exchange: Exchange,
-) -> None:
-    """The task at its limit gets one attempt; when that fails, the execution fails with no more."""
-    name = SHAPES.at_limit
-    used = execution_view.attempt_counts(before)[name]
-    gained = execution_view.attempt_counts(after)[name] - used
-    if gained != 1:
-        ctx.observe(
-            "SEM-LIMIT", f"{name!r} at its limit ({used} attempts used) got {gained} new attempts", exchange
+def named_executions(ctx: ScenarioContext) -> None:
+    """Executions the user named explicitly (`--retry-execution`): retried once each, judged generically."""
+    for execution_id in ctx.named_executions:
+        before = ctx.client.detailed(execution_id)
+        if before.get("status") not in RETRYABLE_EXECUTION_STATUSES:
+            ctx.judge.ledger.notes.append(
+                f"named execution {execution_id} is {before.get('status')}: not retried"
+            )
+            continue
+        exchange = ctx.retry(
+            execution_id,
+            expect=ACCEPTED,
+            origin=f"retry of the named execution {execution_id}",
+            before=before,
         )
-        return
+        if exchange.status == 200:
+            judge_retry_effects(ctx, before, ctx.client.detailed(execution_id), exchange)
+
+
+def _check_limit(
+    ctx: ScenarioContext, execution_id: str, before: Detailed, after: Detailed, exchange: Exchange
+) -> None:
+    """Second half of SEM-LIMIT, on the suite's own fixture: when the extra attempt of the task at
+    its limit fails, the execution fails again with no further automatic attempt."""
+    name = SHAPES.at_limit
     running = execution_view.in_progress(after, name)
     if not running:
-        ctx.observe("SEM-LIMIT", f"the new attempt of {name!r} is not IN_PROGRESS", exchange)
-        return
+        return  # the first half already failed SEM-LIMIT or SEM-TARGETED for this task
+    used = execution_view.attempt_counts(after)[name]
     ctx.client.update_task(str(running[-1]["id"]), TaskStatus.FAILED)
     final = ctx.client.detailed(execution_id)
     problems = []
     if final.get("status") != ExecutionStatus.FAILED:
         problems.append(f"after the extra attempt failed the execution is {final.get('status')}, not FAILED")
-    extra = execution_view.attempt_counts(final)[name] - used - 1
+    extra = execution_view.attempt_counts(final)[name] - used
     if extra:
         problems.append(
             f"{name!r} got {extra} automatic attempts after the extra one failed (counter was reset)"
@@ -154,4 +175,4 @@ def concurrent_retries(ctx: ScenarioContext) -> None:
     ctx.observe("SEM-CONCURRENT", "; ".join(problems) or None, succeeded[0] if succeeded else exchanges[0])
 
 
-SCENARIOS = (task_shapes, concurrent_retries)
+SCENARIOS = (task_shapes, concurrent_retries, named_executions)
