@@ -146,6 +146,9 @@ class Handlers:
 class Dispatcher:
     """The single ASGI endpoint behind every path: it owns the order of the checks."""
 
+    # A crash is a bug of the mock, logged loudly; a deliberately defective variant crashes on purpose.
+    crash_log_level = logging.ERROR
+
     def __init__(self, config: MockConfig, handlers: Handlers) -> None:
         self._config = config
         self._router = Router(handlers.endpoints())
@@ -158,7 +161,13 @@ class Dispatcher:
             response = json_response(exc.http_status, exc.body(), exc.headers)
         except Exception:
             # A bug in the mock, not in the request: say so in the envelope and keep serving.
-            logger.exception("unexpected error in the mock for %s %s", request.method, request.url.path)
+            logger.log(
+                self.crash_log_level,
+                "unexpected error in the mock for %s %s",
+                request.method,
+                request.url.path,
+                exc_info=True,
+            )
             response = json_response(500, error_body(500, "Internal error in the mock (a bug; see its log)"))
         await response(scope, receive, send)
 

@@ -92,6 +92,8 @@ class MockConfig:
         defects: Iterable[str] = (),
     ) -> MockConfig:
         """A write token (READ, WRITE, sessions CREATE) and a read-only one (READ, sessions CREATE)."""
+        if isinstance(defects, str):
+            raise ValueError("defects must be a collection of defect names, not one string")
         return cls(
             project=project,
             tokens=_grants(project, write_token, readonly_token),

@@ -25,7 +25,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
-import threading
+import logging
 import time
 import uuid
 import zlib
@@ -108,7 +108,13 @@ class _Unprocessable(MockError):
 # --- who may retry (Dispatcher variants) ----------------------------------------------------------
 
 
-class _NoTokenRunsAsService(Dispatcher):
+class _Dispatcher(Dispatcher):
+    """The dispatcher of a defective mock: its crashes are the defects' doing, not bugs to shout about."""
+
+    crash_log_level = logging.DEBUG
+
+
+class _NoTokenRunsAsService(_Dispatcher):
     """A retry without credentials is taken for an internal call and runs as the service identity."""
 
     def identify(self, request: Request) -> Caller:
@@ -117,7 +123,7 @@ class _NoTokenRunsAsService(Dispatcher):
         return super().identify(request)
 
 
-class _AnyBearerToken(Dispatcher):
+class _AnyBearerToken(_Dispatcher):
     """The retry checks only that a bearer token is there, never that the token is known."""
 
     def identify(self, request: Request) -> Caller:
@@ -130,7 +136,7 @@ class _AnyBearerToken(Dispatcher):
             raise
 
 
-class _UnknownToken403(Dispatcher):
+class _UnknownToken403(_Dispatcher):
     """An unknown token on the retry is answered as a permission problem."""
 
     def identify(self, request: Request) -> Caller:
@@ -142,7 +148,7 @@ class _UnknownToken403(Dispatcher):
             raise
 
 
-class _ProjectScopeIgnored(Dispatcher):
+class _ProjectScopeIgnored(_Dispatcher):
     """The retry trusts the project in the path: a token of one project may act in any other."""
 
     def check_project(self, request: Request, caller: Caller, project: str) -> None:
@@ -356,8 +362,9 @@ class _UnknownExecutionCrashes(_Store):
     """The retry's lookup returns None for an unknown id, and the code goes on with it."""
 
     def retry_lookup(self, project: str, execution_id: str) -> Execution:
-        execution: Any = self._state(project).executions.get(execution_id)
-        self.engine.refresh(execution)
+        state = self._state(project)
+        execution: Any = state.executions.get(execution_id)
+        self._settle(state, execution, refresh=True)
         return cast(Execution, execution)
 
 
@@ -538,18 +545,16 @@ class _ResetsLimit(TaskEngine):
 
     def __init__(self, clock: Callable[[], int]) -> None:
         super().__init__(clock)
+        # (execution id, task externalId) -> the attempts the task had when a retry restarted it.
         self._counted_from: dict[tuple[str, str], int] = {}
-        self._counted_lock = threading.Lock()
 
     def apply_retry(self, execution: Execution, plan: RetryPlan) -> None:
-        with self._counted_lock:
-            for task, _ in plan.tasks:
-                self._counted_from[execution.id, task.external_id] = execution.attempt_count(task.external_id)
+        for task, _ in plan.tasks:
+            self._counted_from[execution.id, task.external_id] = execution.attempt_count(task.external_id)
         super().apply_retry(execution, plan)
 
     def _step_ended(self, execution: Execution, task: TaskDef, attempt: Attempt, scope: str | None) -> bool:
-        with self._counted_lock:
-            since = self._counted_from.get((execution.id, task.external_id), 0)
+        since = self._counted_from.get((execution.id, task.external_id), 0)
         used = execution.attempt_count(task.external_id) - since
         if attempt.status is TaskStatus.FAILED and not task.is_container and used < 1 + task.retries:
             self._start_attempt(execution, task, scope)
@@ -846,7 +851,7 @@ def _success_as_text(response: _WireResponse) -> None:
 class _Patch:
     """How a defect is made: at most one class per slot, an answer rewrite, a wire rewrite."""
 
-    dispatcher: type[Dispatcher] | None = None
+    dispatcher: type[_Dispatcher] | None = None
     handlers: type[_Handlers] | None = None
     store: type[_Store] | None = None
     engine: type[TaskEngine] | None = None
@@ -909,14 +914,14 @@ _ENTRIES: tuple[tuple[Defect, _Patch], ...] = (
     _entry("unknown-execution-500", "STATE-404 ROBUST", _Patch(store=_UnknownExecutionCrashes),
            "A retry of an unknown execution crashes on the missing record: 500"),
     # STATE-RETRYABLE
-    _entry("retry-running", "STATE-RETRYABLE", _Patch(engine=_RetriesRunning),
+    _entry("retry-running", "STATE-RETRYABLE SEM-CONCURRENT", _Patch(engine=_RetriesRunning),
            "A RUNNING execution is retried (only COMPLETED is refused)"),
     _entry("retry-completed", "STATE-RETRYABLE", _Patch(engine=_RetriesCompleted),
            "A COMPLETED execution is retried (only RUNNING is refused)"),
     _entry("terminated-not-retryable", "STATE-RETRYABLE", _Patch(engine=_TerminatedNotRetryable),
            "A TERMINATED execution is refused with 409"),
     # ROBUST
-    _entry("unicode-nonce-500", "ROBUST", _Patch(handlers=_UnicodeNonceCrashes),
+    _entry("unicode-nonce-500", "ROBUST STATE-404", _Patch(handlers=_UnicodeNonceCrashes),
            "A nonce with a non-ASCII character crashes the session lookup: 500"),
     _entry("malformed-json-drops-connection", "ROBUST BODY-SHAPE",
            _Patch(wire=_Wire(drops=_is_malformed_json)),
@@ -949,7 +954,7 @@ _ENTRIES: tuple[tuple[Defect, _Patch], ...] = (
     # RESP-ENGINE-ID
     _entry("engine-id-truncated", "RESP-ENGINE-ID", _Patch(answer=_engine_id_truncated),
            "The retry's answer cuts engineExecutionId to 35 characters"),
-    _entry("engine-id-missing", "RESP-ENGINE-ID", _Patch(answer=_engine_id_missing),
+    _entry("engine-id-missing", "RESP-ENGINE-ID RESP-200", _Patch(answer=_engine_id_missing),
            "The retry's answer has no engineExecutionId"),
     _entry("engine-id-uuid1", "RESP-ENGINE-ID", _Patch(engine=_NewEngineIdV1),
            "The retry gives the execution a new engineExecutionId, a time-based version-1 UUID"),
@@ -1021,7 +1026,7 @@ _ORDER: dict[str, int] = {defect.name: index for index, defect in enumerate(CATA
 
 # The class each slot's variants derive from: what two variants share below it, they both change.
 _SLOTS: tuple[tuple[str, type], ...] = (
-    ("dispatcher", Dispatcher),
+    ("dispatcher", _Dispatcher),
     ("handlers", _Handlers),
     ("store", _Store),
     ("engine", TaskEngine),
@@ -1078,7 +1083,7 @@ def create_defective_app(config: MockConfig) -> Starlette:
     )
     answer_rewrites = [patch.answer for patch in patches if patch.answer is not None]
     handlers = _compose(_Handlers, [patch.handlers for patch in patches])(store, answer_rewrites)
-    dispatcher = _compose(Dispatcher, [patch.dispatcher for patch in patches])(config, handlers)
+    dispatcher = _compose(_Dispatcher, [patch.dispatcher for patch in patches])(config, handlers)
     wires = [patch.wire for patch in patches if patch.wire is not None]
     outer = [Middleware(WireDefects, wires=wires)] if wires else []
     return assemble_app(config, store, dispatcher, outer)
