@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".installed-from"
+LINTED = ("src", "tests", "benchmarks", "examples", "conftest.py", "dev.py")
 
 
 def _python() -> Path:
@@ -52,8 +53,8 @@ def conformance(args: list[str]) -> int:
 
 def test(args: list[str]) -> int:
     steps = [
-        (str(BIN / "ruff"), "check", "src", "tests", "benchmarks", "examples", "conftest.py", "dev.py"),
-        (str(BIN / "ruff"), "format", "--check", "src", "tests", "benchmarks", "examples", "conftest.py", "dev.py"),
+        (str(BIN / "ruff"), "check", *LINTED),
+        (str(BIN / "ruff"), "format", "--check", *LINTED),
         (str(BIN / "mypy"),),
         (str(_python()), "-m", "pytest", *args),
     ]
