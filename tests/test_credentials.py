@@ -104,9 +104,8 @@ def test_a_whole_run_with_client_credentials(
     identity_provider: tuple[TokenEndpoint, str], tmp_path: Path
 ) -> None:
     endpoint, url = identity_provider
-    with EmbeddedMock(
-        MockConfig.with_tokens(PROJECT, endpoint.access_token, "readonly-" + os.urandom(6).hex())
-    ) as mock:
+    readonly = "readonly-" + os.urandom(6).hex()
+    with EmbeddedMock(MockConfig.with_tokens(PROJECT, endpoint.access_token, readonly)) as mock:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CDF_")}
         env.update(
             {
@@ -114,6 +113,7 @@ def test_a_whole_run_with_client_credentials(
                 "CDF_CLIENT_SECRET": CLIENT_SECRET,
                 "CDF_TOKEN_URL": url,
                 "CDF_SCOPES": "https://api.example/.default",
+                "CDF_READONLY_TOKEN": readonly,
             }
         )
         result = subprocess.run(
