@@ -97,7 +97,9 @@ class InProcessServer:
         port: int = 0,
         interface: Interface | None = None,
         name: str = "app",
+        log_level: str = "error",
     ) -> None:
+        self._log_level = log_level
         # WSGI apps are adapted with a2wsgi: uvicorn's own WSGI support is deprecated.
         self.app = app if (interface or interface_of(app)) == "asgi3" else WSGIMiddleware(app)
         self._host = host
@@ -129,7 +131,7 @@ class InProcessServer:
             self.app,
             host=self._host,
             port=0,
-            log_level="error",
+            log_level=self._log_level,
             access_log=False,
             lifespan="off",
             interface="asgi3",
