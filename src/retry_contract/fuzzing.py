@@ -68,8 +68,10 @@ def _expectation(case: Any, our_credentials: bool, steered: bool) -> Expectation
     if components.get("body") == "negative" or (
         case.meta is not None and case.meta.generation.mode.value == "negative"
     ):
-        # The id is random, so a server that looks the execution up first may answer 404.
-        return Expectation("BODY-SHAPE", frozenset({400, 404}), "malformed body on an unknown id")
+        # The id is random, so a server that looks the execution up first may answer 404; a body not
+        # declared as JSON may be refused as such (415).
+        statuses = {400, 404} if _declares_json(case) else {400, 404, 415}
+        return Expectation("BODY-SHAPE", frozenset(statuses), "malformed body on an unknown id")
     if steered:
         return Expectation("RESP-200", frozenset({200}), "retry of a retryable execution with a fresh nonce")
     return Expectation(
@@ -95,6 +97,12 @@ def after_call(context: Any, case: Any, response: Any) -> None:
     fuzzer = _ACTIVE.get(id(case.operation.schema))
     if fuzzer is not None:
         fuzzer._after_call(case)
+
+
+def _declares_json(case: Any) -> bool:
+    content_type = next((v for k, v in (case.headers or {}).items() if k.lower() == "content-type"), None)
+    media_type = getattr(case, "media_type", None) or content_type or "application/json"
+    return str(media_type).split(";", 1)[0].strip().lower() == "application/json"
 
 
 class Fuzzer:

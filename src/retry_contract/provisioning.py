@@ -7,7 +7,6 @@ those, and nothing the suite did not create is ever retried.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +19,7 @@ from retry_contract.domain import (
     TaskType,
 )
 from retry_contract.interrupts import signals_deferred
+from retry_contract.polling import poll
 
 VERSION = "1"
 DEFAULT_FUNCTION_EXTERNAL_ID = "retry-contract-async-noop"
@@ -100,6 +100,8 @@ class ShapesPlan:
 
 SHAPES = ShapesPlan()
 SIMPLE_TASK = "step"
+# A retried execution that shows no running task by then is dropped from the pool, not waited for.
+REFAIL_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
@@ -176,29 +178,42 @@ class Provisioner:
         """Drive a RUNNING execution to FAILED by ending a running attempt with a terminal error.
 
         After a successful retry this makes the execution retryable again, so a few executions
-        serve many fuzzed retries. False when no attempt is running (then it is left as it is).
+        serve many fuzzed retries. False when no attempt runs (then it is left as it is).
         """
-        running = execution_view.in_progress(self.client.detailed(execution_id))
+        detailed = poll(
+            lambda: self.client.detailed(execution_id),
+            lambda d: bool(execution_view.in_progress(d)),
+            timeout=REFAIL_TIMEOUT_SECONDS,
+        )
+        running = execution_view.in_progress(detailed)
         if not running:
             return False
         self.client.update_task(str(running[0]["id"]), TaskStatus.FAILED_WITH_TERMINAL_ERROR)
-        return self.client.detailed(execution_id).get("status") == ExecutionStatus.FAILED
+        return self._reaches(execution_id, ExecutionStatus.FAILED)
 
     def _finish_task(self, execution_id: str, task_external_id: str, status: TaskStatus) -> None:
-        running = execution_view.in_progress(self.client.detailed(execution_id), task_external_id)
+        detailed = poll(
+            lambda: self.client.detailed(execution_id),
+            lambda d: bool(execution_view.in_progress(d, task_external_id)),
+        )
+        running = execution_view.in_progress(detailed, task_external_id)
         if not running:
             raise UnexpectedAnswer(
                 f"task {task_external_id!r} of {execution_id} has no running attempt to end"
             )
         self.client.update_task(str(running[-1]["id"]), status.value)
 
-    def _await_status(self, execution_id: str, status: ExecutionStatus) -> Mapping[str, Any]:
-        # The model settles synchronously; a real server may lag, so allow a few reads.
-        for _ in range(20):
-            detailed = self.client.detailed(execution_id)
-            if detailed.get("status") == status:
-                return detailed
-        raise UnexpectedAnswer(f"execution {execution_id} did not reach {status}: {detailed.get('status')!r}")
+    def _reaches(self, execution_id: str, status: ExecutionStatus) -> bool:
+        return (
+            poll(lambda: self.client.detailed(execution_id), lambda d: d.get("status") == status).get(
+                "status"
+            )
+            == status
+        )
+
+    def _await_status(self, execution_id: str, status: ExecutionStatus) -> None:
+        if not self._reaches(execution_id, status):
+            raise UnexpectedAnswer(f"execution {execution_id} did not reach {status}")
 
     # -- cleanup ----------------------------------------------------------------------------------
 

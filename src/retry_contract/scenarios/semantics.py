@@ -15,11 +15,29 @@ from retry_contract.domain import (
 )
 from retry_contract.exchange import Exchange, Expectation
 from retry_contract.execution_view import Detailed
+from retry_contract.polling import poll
 from retry_contract.provisioning import SHAPES, SIMPLE_TASK
 from retry_contract.scenarios.context import ScenarioContext
 
 ACCEPTED = Expectation("STATE-RETRYABLE", frozenset({200}), "execution in a retryable state")
 CONCURRENT_REQUESTS = 4
+# How long a retry may take to show its new attempts on a server that starts them asynchronously.
+SETTLE_SECONDS = 5.0
+
+
+def settled_after_retry(ctx: ScenarioContext, execution_id: str, before: Detailed) -> Detailed:
+    """The execution once the retry has visibly taken effect: every task that must run again has a
+    new attempt, or the execution has ended again. A server may start attempts asynchronously."""
+    failed = {
+        n for n, a in execution_view.latest(before).items() if a.get("status") in RETRYABLE_TASK_STATUSES
+    }
+    expected = failed - execution_view.optional_tasks(before) - execution_view.container_tasks(before)
+
+    def took_effect(after: Detailed) -> bool:
+        gained = execution_view.new_attempts(before, after)
+        return after.get("status") != ExecutionStatus.RUNNING or all(gained[name] for name in expected)
+
+    return poll(lambda: ctx.client.detailed(execution_id), took_effect, timeout=SETTLE_SECONDS)
 
 
 def judge_retry_effects(ctx: ScenarioContext, before: Detailed, after: Detailed, exchange: Exchange) -> None:
@@ -95,7 +113,7 @@ def task_shapes(ctx: ScenarioContext) -> None:
         for requirement in ("SEM-TARGETED", "SEM-OPTIONAL", "SEM-COMPLETED", "SEM-NESTED", "SEM-LIMIT"):
             ctx.judge.ledger.not_covered_because(requirement, f"the retry answered {exchange.status}")
         return
-    after = ctx.client.detailed(execution_id)
+    after = settled_after_retry(ctx, execution_id, before)
     judge_retry_effects(ctx, before, after, exchange)
     _check_limit(ctx, execution_id, before, after, exchange)
 
@@ -116,7 +134,7 @@ def named_executions(ctx: ScenarioContext) -> None:
             before=before,
         )
         if exchange.status == 200:
-            judge_retry_effects(ctx, before, ctx.client.detailed(execution_id), exchange)
+            judge_retry_effects(ctx, before, settled_after_retry(ctx, execution_id, before), exchange)
 
 
 def _check_limit(
@@ -164,7 +182,7 @@ def concurrent_retries(ctx: ScenarioContext) -> None:
     for thread in threads:
         thread.join()
     succeeded = [e for e in exchanges if e.status == 200]
-    gained = execution_view.new_attempts(before, ctx.client.detailed(execution_id))
+    gained = execution_view.new_attempts(before, settled_after_retry(ctx, execution_id, before))
     problems = []
     if len(succeeded) != 1:
         problems.append(

@@ -1,0 +1,27 @@
+"""Waiting for a server that applies workflow changes asynchronously, without sleeping blindly.
+
+The mock settles synchronously, so the first reading already satisfies the condition there; a real
+server (CDF runs workflows on an engine) may need a few reads. Each wait is bounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponential
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT_SECONDS = 20.0
+
+
+def poll(read: Callable[[], T], done: Callable[[T], bool], *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> T:
+    """Read until `done` holds or `timeout` seconds pass; the last reading either way."""
+    retrying = Retrying(
+        retry=retry_if_result(lambda reading: not done(reading)),
+        stop=stop_after_delay(timeout),
+        wait=wait_exponential(multiplier=0.05, max=1.0),
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+    )
+    reading: T = retrying(read)
+    return reading
