@@ -35,7 +35,7 @@ STEER_PERCENT = 40
 # a schema-valid request may still carry a nonce the server never issued (BODY-NONCE: 400/401/403)
 # or target an execution that does not exist (STATE-404) or is not retryable (409).
 POSITIVE_STATUSES = [200, 400, 401, 403, 404, 409, 429]
-NEGATIVE_STATUSES = [400, 401, 403, 404, 405, 409, 429]
+NEGATIVE_STATUSES = [400, 401, 403, 404, 405, 409, 415, 429]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +172,9 @@ class Fuzzer:
             def steer(roll: int) -> Any:
                 if roll < STEER_PERCENT:
                     case.path_parameters = {**case.path_parameters, "executionId": STEERED_EXECUTION_ID}
-                    body = case.body if isinstance(case.body, dict) else {}
-                    case.body = {**body, "authentication": {"nonce": STEERED_NONCE}}
+                    # Only the documented field: a server may refuse unknown ones (the contract leaves
+                    # that open), and a steered case must be one that has to succeed.
+                    case.body = {"authentication": {"nonce": STEERED_NONCE}}
                 return case
 
             # A Hypothesis draw, not `random`: runs stay reproducible from the seed.
