@@ -15,7 +15,6 @@ from typing import Any
 import yaml
 
 SPEC_FILENAME = "retry-workflow-execution.yaml"
-RETRY_OPERATION_ID = "retryWorkflowExecution"
 RETRY_PATH_TEMPLATE = "/workflows/executions/{executionId}/retry"
 API_PREFIX = "/api/v1/projects/{project}"
 
@@ -73,6 +72,3 @@ def _metadata_limits() -> MetadataLimits:
 
 METADATA_LIMITS = _metadata_limits()
 IDENTIFIER_MAX_LENGTH = int(property_schema("WorkflowExecution", "workflowExternalId")["maxLength"])
-INT64_MAX = int(schema("EpochMillis")["maximum"])
-UUID4_PATTERN = str(property_schema("WorkflowExecution", "id")["pattern"])
-IDENTIFIER_PATTERN = str(property_schema("WorkflowExecution", "workflowExternalId")["pattern"])

@@ -56,7 +56,6 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY_POLICY = RetryPolicy()
-NO_RETRIES = RetryPolicy(attempts=1)
 
 
 def is_retryable(exchange: Exchange) -> bool:
