@@ -53,8 +53,8 @@ def conformance(args: list[str]) -> int:
 
 def test(args: list[str]) -> int:
     steps = [
-        (str(BIN / "ruff"), "check", *LINTED),
-        (str(BIN / "ruff"), "format", "--check", *LINTED),
+        (str(BIN / "ruff"), "check", "--no-cache", *LINTED),
+        (str(BIN / "ruff"), "format", "--no-cache", "--check", *LINTED),
         (str(BIN / "mypy"),),
         (str(_python()), "-m", "pytest", *args),
     ]

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from retry_contract.mock.defects import BY_NAME
 
+from retry_contract.mock.defects import BY_NAME
 from retry_contract.mutants import FAITHFUL, MatrixSettings, matrix_passes, run_matrix, write_reports
 
 SAMPLE = (
