@@ -387,6 +387,15 @@ def _(p: Probe) -> None:
     assert p.api.retry(p.failed()).status_code == 200
 
 
+@probe("timed-out-not-retryable")
+def _(p: Probe) -> None:
+    execution_id = p.api.start([function_task("step", timeout=1)])
+    p.clock.advance(2)
+    assert p.api.detail(execution_id)["status"] == "TIMED_OUT"
+    assert_envelope(p.api.retry(execution_id), 409)
+    assert p.api.retry(p.terminated()).status_code == 200
+
+
 # ROBUST
 
 

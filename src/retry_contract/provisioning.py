@@ -44,9 +44,10 @@ def _function_task(
     retries: int = 0,
     on_failure: OnFailure = OnFailure.ABORT_WORKFLOW,
     depends_on: tuple[str, ...] = (),
+    timeout: int | None = None,
 ) -> dict[str, Any]:
     # isAsyncComplete: the suite, not the function, decides each outcome through task update.
-    return {
+    task: dict[str, Any] = {
         "externalId": external_id,
         "type": TaskType.FUNCTION.value,
         "parameters": {"function": {"externalId": function_external_id}, "isAsyncComplete": True},
@@ -54,6 +55,9 @@ def _function_task(
         "onFailure": on_failure.value,
         "dependsOn": [{"externalId": d} for d in depends_on],
     }
+    if timeout is not None:
+        task["timeout"] = timeout
+    return task
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +104,9 @@ class ShapesPlan:
 
 SHAPES = ShapesPlan()
 SIMPLE_TASK = "step"
+# The shortest task timeout the API allows, and how long past it the server may take to notice.
+TIMEOUT_FIXTURE_SECONDS = 1
+TIMEOUT_GRACE_SECONDS = 20.0
 # A retried execution that shows no running task by then is dropped from the pool, not waited for.
 REFAIL_TIMEOUT_SECONDS = 5.0
 
@@ -154,6 +161,17 @@ class Provisioner:
         self.client.cancel(execution_id, "retry-contract fixture")
         self._await_status(execution_id, ExecutionStatus.TERMINATED)
         return execution_id
+
+    def timed_out_execution(self) -> str | None:
+        """An execution whose only task times out after a second; None if the server never times it out."""
+        task = _function_task(self.function_external_id, SIMPLE_TASK, timeout=TIMEOUT_FIXTURE_SECONDS)
+        execution_id = self._run("timeout", [task])
+        reached = poll(
+            lambda: self.client.detailed(execution_id),
+            lambda d: d.get("status") == ExecutionStatus.TIMED_OUT,
+            timeout=TIMEOUT_FIXTURE_SECONDS + TIMEOUT_GRACE_SECONDS,
+        )
+        return execution_id if reached.get("status") == ExecutionStatus.TIMED_OUT else None
 
     def completed_execution(self) -> str:
         execution_id = self._simple()

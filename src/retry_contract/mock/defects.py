@@ -443,6 +443,17 @@ class _TerminatedNotRetryable(TaskEngine):
             )
 
 
+class _TimedOutNotRetryable(TaskEngine):
+    """The state check was written before TIMED_OUT existed."""
+
+    def check_retryable(self, execution: Execution) -> None:
+        if execution.status not in (ExecutionStatus.FAILED, ExecutionStatus.TERMINATED):
+            raise Conflict(
+                f"Workflow execution {execution.id} is {execution.status}; only a FAILED or TERMINATED "
+                "execution can be retried"
+            )
+
+
 class _StartsNothing(TaskEngine):
     """The retry marks the execution RUNNING but never hands its tasks to the scheduler."""
 
@@ -920,6 +931,8 @@ _ENTRIES: tuple[tuple[Defect, _Patch], ...] = (
            "A COMPLETED execution is retried (only RUNNING is refused)"),
     _entry("terminated-not-retryable", "STATE-RETRYABLE", _Patch(engine=_TerminatedNotRetryable),
            "A TERMINATED execution is refused with 409"),
+    _entry("timed-out-not-retryable", "STATE-RETRYABLE", _Patch(engine=_TimedOutNotRetryable),
+           "A TIMED_OUT execution is refused with 409"),
     # ROBUST
     _entry("unicode-nonce-500", "ROBUST STATE-404", _Patch(handlers=_UnicodeNonceCrashes),
            "A nonce with a non-ASCII character crashes the session lookup: 500"),

@@ -37,8 +37,12 @@ def retryable_states(ctx: ScenarioContext) -> None:
     for label, make in (
         ("FAILED", ctx.provisioner.failed_execution),
         ("TERMINATED", ctx.provisioner.terminated_execution),
+        ("TIMED_OUT", ctx.provisioner.timed_out_execution),
     ):
         execution_id = make()
+        if execution_id is None:
+            ctx.judge.ledger.notes.append(f"no {label} execution could be made: that state was not retried")
+            continue
         before = ctx.client.detailed(execution_id)
         ctx.retry(
             execution_id,
