@@ -71,9 +71,18 @@ class ShapesPlan:
     container: str = "sub"
     nested_completed: str = "sub-ok"
     nested_canceled: str = "sub-waiting"
+    dynamic_source: str = "plan"
+    dynamic: str = "dyn"
+    dynamic_completed: str = "dyn-ok"
+    dynamic_canceled: str = "dyn-waiting"
     at_limit: str = "limit"
     at_limit_retries: int = 1
     never_started: str = "never"
+
+    def dynamic_tasks(self, function_external_id: str) -> list[dict[str, Any]]:
+        """What the dynamic task resolves to: the output the suite reports for `dynamic_source`."""
+        fn = function_external_id
+        return [_function_task(fn, self.dynamic_completed), _function_task(fn, self.dynamic_canceled)]
 
     def tasks(self, function_external_id: str) -> list[dict[str, Any]]:
         fn = function_external_id
@@ -96,6 +105,15 @@ class ShapesPlan:
                 "retries": 0,
                 "onFailure": OnFailure.ABORT_WORKFLOW.value,
                 "dependsOn": [],
+            },
+            _function_task(fn, self.dynamic_source),
+            {
+                "externalId": self.dynamic,
+                "type": TaskType.DYNAMIC.value,
+                "parameters": {"dynamic": {"tasks": f"${{{self.dynamic_source}.output.response.tasks}}"}},
+                "retries": 0,
+                "onFailure": OnFailure.ABORT_WORKFLOW.value,
+                "dependsOn": [{"externalId": self.dynamic_source}],
             },
             _function_task(fn, self.at_limit, retries=self.at_limit_retries),
             _function_task(fn, self.never_started, depends_on=(self.at_limit,)),
@@ -186,6 +204,11 @@ class Provisioner:
         self._finish_task(execution_id, plan.completed, TaskStatus.COMPLETED)
         self._finish_task(execution_id, plan.nested_completed, TaskStatus.COMPLETED)
         self._finish_task(execution_id, plan.optional_failed, TaskStatus.FAILED)
+        tasks = plan.dynamic_tasks(self.function_external_id)
+        self._finish_task(
+            execution_id, plan.dynamic_source, TaskStatus.COMPLETED, {"response": {"tasks": tasks}}
+        )
+        self._finish_task(execution_id, plan.dynamic_completed, TaskStatus.COMPLETED)
         # Use up every allowed attempt of the limit task: its last failure aborts the workflow.
         for _ in range(plan.at_limit_retries + 1):
             self._finish_task(execution_id, plan.at_limit, TaskStatus.FAILED)
@@ -209,7 +232,13 @@ class Provisioner:
         self.client.update_task(str(running[0]["id"]), TaskStatus.FAILED_WITH_TERMINAL_ERROR)
         return self._reaches(execution_id, ExecutionStatus.FAILED)
 
-    def _finish_task(self, execution_id: str, task_external_id: str, status: TaskStatus) -> None:
+    def _finish_task(
+        self,
+        execution_id: str,
+        task_external_id: str,
+        status: TaskStatus,
+        output: dict[str, Any] | None = None,
+    ) -> None:
         detailed = poll(
             lambda: self.client.detailed(execution_id),
             lambda d: bool(execution_view.in_progress(d, task_external_id)),
@@ -219,7 +248,7 @@ class Provisioner:
             raise UnexpectedAnswer(
                 f"task {task_external_id!r} of {execution_id} has no running attempt to end"
             )
-        self.client.update_task(str(running[-1]["id"]), status.value)
+        self.client.update_task(str(running[-1]["id"]), status.value, output)
 
     def _reaches(self, execution_id: str, status: ExecutionStatus) -> bool:
         return (
