@@ -136,6 +136,7 @@ class Provisioner:
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
     created_workflows: list[str] = field(default_factory=list)
     created_executions: list[str] = field(default_factory=list)
+    _timing_out: str | None = None
 
     # -- workflows --------------------------------------------------------------------------------
 
@@ -180,10 +181,18 @@ class Provisioner:
         self._await_status(execution_id, ExecutionStatus.TERMINATED)
         return execution_id
 
+    def start_timing_out(self) -> None:
+        """Run the execution whose only task times out after a second, early, so that by the time a
+        scenario needs it the second has passed during other work rather than in a wait."""
+        if self._timing_out is None:
+            task = _function_task(self.function_external_id, SIMPLE_TASK, timeout=TIMEOUT_FIXTURE_SECONDS)
+            self._timing_out = self._run("timeout", [task])
+
     def timed_out_execution(self) -> str | None:
-        """An execution whose only task times out after a second; None if the server never times it out."""
-        task = _function_task(self.function_external_id, SIMPLE_TASK, timeout=TIMEOUT_FIXTURE_SECONDS)
-        execution_id = self._run("timeout", [task])
+        """The TIMED_OUT execution (see start_timing_out); None if the server never times it out."""
+        self.start_timing_out()
+        execution_id, self._timing_out = self._timing_out, None
+        assert execution_id is not None
         reached = poll(
             lambda: self.client.detailed(execution_id),
             lambda d: d.get("status") == ExecutionStatus.TIMED_OUT,

@@ -189,6 +189,7 @@ def _judge_everything(
     judge = Judge(base_url, ledger)
     ctx = ScenarioContext(client, provisioner, judge, options.readonly_token, options.named_executions)
     stop = ledger.has_must_failure if options.fail_fast else (lambda: False)
+    provisioner.start_timing_out()
     for scenario in ALL_SCENARIOS:
         if stop():
             break
