@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from retry_contract.mock import EmbeddedMock, MockConfig
 from retry_contract.serving import InProcessServer
 
 PROJECT = "contract-test"
+# The CLI as a user runs it, in a separate process.
+CLI = (sys.executable, "-m", "retry_contract.cli")
 # pytester runs the pytest plugin in a separate pytest process (tests/test_pytest_plugin.py).
 pytest_plugins = ["pytester"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import CLI
 
 from retry_contract.serving import AppLoadError, InProcessServer, interface_of, load_app
 
@@ -19,7 +19,7 @@ def run_cli(*args: str, token: str = "example-write-token") -> subprocess.Comple
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDF_")}
     env.update({"CDF_TOKEN": token, "CDF_READONLY_TOKEN": "example-readonly-token"})
     return subprocess.run(
-        [sys.executable, "-m", "retry_contract.cli", "run", *args],
+        [*CLI, "run", *args],
         capture_output=True,
         text=True,
         env=env,

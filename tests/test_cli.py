@@ -7,17 +7,15 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PROJECT
+from conftest import CLI, PROJECT
 
 from retry_contract.mock import MockConfig, create_app
 
-CLI = [sys.executable, "-m", "retry_contract.cli"]
 FAST = ["--max-examples", "10"]
 
 

@@ -8,14 +8,13 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
-from conftest import PROJECT, serve_asgi
+from conftest import CLI, PROJECT, serve_asgi
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -118,9 +117,7 @@ def test_a_whole_run_with_client_credentials(
         )
         result = subprocess.run(
             [
-                sys.executable,
-                "-m",
-                "retry_contract.cli",
+                *CLI,
                 "run",
                 "--base-url",
                 mock.base_url,

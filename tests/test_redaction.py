@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PROJECT, serve_asgi
+from conftest import CLI, PROJECT, serve_asgi
 
 from retry_contract.exchange import Exchange
 from retry_contract.mock import MockConfig, create_app
@@ -76,9 +75,7 @@ def test_no_secret_in_any_output(tmp_path: Path) -> None:
         env.update({"CDF_TOKEN": CANARY_TOKEN, "CDF_READONLY_TOKEN": CANARY_READONLY})
         completed = subprocess.run(
             [
-                sys.executable,
-                "-m",
-                "retry_contract.cli",
+                *CLI,
                 "run",
                 "--base-url",
                 url,

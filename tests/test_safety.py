@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PROJECT, serve_asgi
+from conftest import CLI, PROJECT, serve_asgi
 
 from retry_contract.budget import BudgetExhausted, RequestBudget
 from retry_contract.credentials import StaticToken
@@ -135,9 +134,7 @@ def test_dry_run_sends_nothing_to_the_target(tmp_path: Path) -> None:
     with serve_asgi(recorder) as url:
         completed = subprocess.run(
             [
-                sys.executable,
-                "-m",
-                "retry_contract.cli",
+                *CLI,
                 "run",
                 "--dry-run",
                 "--base-url",
@@ -174,9 +171,7 @@ def test_interrupting_a_run_cleans_up_what_it_created(tmp_path: Path) -> None:
     with serve_asgi(interrupt_when_provisioning(app)) as url:
         process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "retry_contract.cli",
+                *CLI,
                 "run",
                 "--base-url",
                 url,

@@ -43,6 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from retry_contract.domain import (
     COMPLETED_TASK_STATUSES,
+    RETRYABLE_EXECUTION_STATUSES,
     RETRYABLE_TASK_STATUSES,
     WORKFLOW_READ,
     WORKFLOW_WRITE,
@@ -432,26 +433,20 @@ class _RetriesCompleted(TaskEngine):
             raise Conflict(f"Workflow execution {execution.id} is still RUNNING")
 
 
-class _TerminatedNotRetryable(TaskEngine):
-    """The state check forgets TERMINATED."""
+def _state_check_forgetting(status: ExecutionStatus) -> type[TaskEngine]:
+    """An engine whose state check was written without `status` among the retryable ones."""
+    allowed = sorted(RETRYABLE_EXECUTION_STATUSES - {status})
 
-    def check_retryable(self, execution: Execution) -> None:
-        if execution.status not in (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT):
-            raise Conflict(
-                f"Workflow execution {execution.id} is {execution.status}; only a FAILED or TIMED_OUT "
-                "execution can be retried"
-            )
+    class _Forgetful(TaskEngine):
+        def check_retryable(self, execution: Execution) -> None:
+            if execution.status not in allowed:
+                raise Conflict(
+                    f"Workflow execution {execution.id} is {execution.status}; only a "
+                    f"{' or '.join(allowed)} execution can be retried"
+                )
 
-
-class _TimedOutNotRetryable(TaskEngine):
-    """The state check was written before TIMED_OUT existed."""
-
-    def check_retryable(self, execution: Execution) -> None:
-        if execution.status not in (ExecutionStatus.FAILED, ExecutionStatus.TERMINATED):
-            raise Conflict(
-                f"Workflow execution {execution.id} is {execution.status}; only a FAILED or TERMINATED "
-                "execution can be retried"
-            )
+    _Forgetful.__name__ = f"_{status.title().replace('_', '')}NotRetryable"
+    return _Forgetful
 
 
 class _StartsNothing(TaskEngine):
@@ -929,9 +924,11 @@ _ENTRIES: tuple[tuple[Defect, _Patch], ...] = (
            "A RUNNING execution is retried (only COMPLETED is refused)"),
     _entry("retry-completed", "STATE-RETRYABLE", _Patch(engine=_RetriesCompleted),
            "A COMPLETED execution is retried (only RUNNING is refused)"),
-    _entry("terminated-not-retryable", "STATE-RETRYABLE", _Patch(engine=_TerminatedNotRetryable),
+    _entry("terminated-not-retryable", "STATE-RETRYABLE",
+           _Patch(engine=_state_check_forgetting(ExecutionStatus.TERMINATED)),
            "A TERMINATED execution is refused with 409"),
-    _entry("timed-out-not-retryable", "STATE-RETRYABLE", _Patch(engine=_TimedOutNotRetryable),
+    _entry("timed-out-not-retryable", "STATE-RETRYABLE",
+           _Patch(engine=_state_check_forgetting(ExecutionStatus.TIMED_OUT)),
            "A TIMED_OUT execution is refused with 409"),
     # ROBUST
     _entry("unicode-nonce-500", "ROBUST STATE-404", _Patch(handlers=_UnicodeNonceCrashes),
