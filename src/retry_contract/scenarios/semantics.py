@@ -115,7 +115,7 @@ def task_shapes(ctx: ScenarioContext) -> None:
         return
     after = settled_after_retry(ctx, execution_id, before)
     judge_retry_effects(ctx, before, after, exchange)
-    _check_limit(ctx, execution_id, before, after, exchange)
+    _check_limit(ctx, execution_id, after, exchange)
 
 
 def named_executions(ctx: ScenarioContext) -> None:
@@ -137,9 +137,7 @@ def named_executions(ctx: ScenarioContext) -> None:
             judge_retry_effects(ctx, before, settled_after_retry(ctx, execution_id, before), exchange)
 
 
-def _check_limit(
-    ctx: ScenarioContext, execution_id: str, before: Detailed, after: Detailed, exchange: Exchange
-) -> None:
+def _check_limit(ctx: ScenarioContext, execution_id: str, after: Detailed, exchange: Exchange) -> None:
     """Second half of SEM-LIMIT, on the suite's own fixture: when the extra attempt of the task at
     its limit fails, the execution fails again with no further automatic attempt."""
     name = SHAPES.at_limit
@@ -148,7 +146,11 @@ def _check_limit(
         return  # the first half already failed SEM-LIMIT or SEM-TARGETED for this task
     used = execution_view.attempt_counts(after)[name]
     ctx.client.update_task(str(running[-1]["id"]), TaskStatus.FAILED)
-    final = ctx.client.detailed(execution_id)
+    final = poll(
+        lambda: ctx.client.detailed(execution_id),
+        lambda d: d.get("status") != ExecutionStatus.RUNNING,
+        timeout=SETTLE_SECONDS,
+    )
     problems = []
     if final.get("status") != ExecutionStatus.FAILED:
         problems.append(f"after the extra attempt failed the execution is {final.get('status')}, not FAILED")
