@@ -7,7 +7,7 @@ so the spec, not this module, says which requirement a property belongs to.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -66,6 +66,8 @@ class SpecIndex:
     """Walks the raw spec to find which requirement a response location belongs to."""
 
     raw: dict[str, Any]
+    # requirements_in() per status: the answer never changes, and every exchange asks.
+    _judged: dict[int, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def resolve(self, node: Any) -> Any:
         while isinstance(node, dict) and "$ref" in node:
@@ -98,8 +100,13 @@ class SpecIndex:
             found = _requirements_of(node)[:1] or found
         return found[0]
 
-    def requirements_in(self, status: int) -> set[str]:
+    def requirements_in(self, status: int) -> frozenset[str]:
         """Every requirement a body of this status is judged on by schema validation."""
+        if status not in self._judged:
+            self._judged[status] = frozenset(self._walk_requirements(status))
+        return self._judged[status]
+
+    def _walk_requirements(self, status: int) -> set[str]:
         found: set[str] = set()
 
         def walk(node: Any) -> None:
