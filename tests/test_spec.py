@@ -14,7 +14,7 @@ from openapi_spec_validator.readers import read_from_filename
 
 from retry_contract import contract
 from retry_contract.checks.openapi import SpecIndex
-from retry_contract.requirements import BY_ID, CATALOGUE
+from retry_contract.requirements import BY_ID, CATALOGUE, RETIRED
 
 SHARED_REQUIREMENTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "requirements.md"
 
@@ -115,8 +115,22 @@ def test_no_catch_all_default_response() -> None:
     assert not any(code.upper().endswith("XX") for code in responses)
 
 
+def test_readme_table_matches_the_catalogue() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = re.findall(r"^\| ([A-Z0-9-]+) \| (MUST|SHOULD) \|", readme, re.MULTILINE)
+    assert [(r.id, r.level.value) for r in CATALOGUE] == rows
+
+
+@pytest.mark.skipif(not SHARED_REQUIREMENTS.is_file(), reason="shared/ is not beside the checkout")
+def test_retired_requirements_match_the_shared_catalogue() -> None:
+    retired = SHARED_REQUIREMENTS.read_text().split("## Retired", 1)[1]
+    assert set(re.findall(r"^\| ([A-Z0-9-]+) \| (?:MUST|SHOULD)", retired, re.MULTILINE)) == set(RETIRED)
+    assert not set(RETIRED) & set(BY_ID)
+
+
 @pytest.mark.skipif(not SHARED_REQUIREMENTS.is_file(), reason="shared/ is not beside the checkout")
 def test_catalogue_matches_the_shared_requirements() -> None:
-    rows = re.findall(r"^\| ([A-Z0-9-]+) \| (MUST|SHOULD) \|", SHARED_REQUIREMENTS.read_text(), re.MULTILINE)
+    current = SHARED_REQUIREMENTS.read_text().split("## Retired", 1)[0]
+    rows = re.findall(r"^\| ([A-Z0-9-]+) \| (MUST|SHOULD) \|", current, re.MULTILINE)
     assert rows
     assert {(r.id, r.level.value) for r in CATALOGUE} == set(rows)

@@ -19,6 +19,8 @@ class ExecutionStatus(StrEnum):
 
 
 class TaskStatus(StrEnum):
+    # Queued but not started yet (Cognite's own OpenAPI document, upstream/README.md).
+    SCHEDULED = "SCHEDULED"
     IN_PROGRESS = "IN_PROGRESS"
     CANCELED = "CANCELED"
     FAILED = "FAILED"
@@ -55,6 +57,8 @@ RETRYABLE_TASK_STATUSES = frozenset(
 COMPLETED_TASK_STATUSES = frozenset(
     {TaskStatus.COMPLETED, TaskStatus.COMPLETED_WITH_ERRORS, TaskStatus.SKIPPED}
 )
+# A task attempt that has not ended: what a retry's new attempt reads when first seen (SEM-TARGETED).
+PENDING_TASK_STATUSES = frozenset({TaskStatus.SCHEDULED, TaskStatus.IN_PROGRESS})
 # Statuses a client may set through `POST /workflows/tasks/{taskId}/update`.
 UPDATABLE_TASK_STATUSES = frozenset(
     {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.FAILED_WITH_TERMINAL_ERROR}

@@ -35,7 +35,6 @@ def success_response(exchange: Exchange) -> list[Observation]:
     observations = [_observe("RESP-200", None, exchange)]
     observations += _same_id(exchange, body)
     observations += _running(exchange, body)
-    observations += _time_order(exchange, body)
     if exchange.before is not None:
         observations += _unchanged(exchange, body, exchange.before)
         observations += _was_retryable(exchange, exchange.before)
@@ -56,14 +55,6 @@ def _running(exchange: Exchange, body: Mapping[str, Any]) -> list[Observation]:
     status = body.get("status")
     problem = None if status == ExecutionStatus.RUNNING else f"status after a successful retry is {status!r}"
     return [_observe("RESP-STATUS", problem, exchange)]
-
-
-def _time_order(exchange: Exchange, body: Mapping[str, Any]) -> list[Observation]:
-    created, started = body.get("createdTime"), body.get("startTime")
-    if not (isinstance(created, int) and isinstance(started, int)):
-        return []
-    problem = None if created <= started else f"createdTime {created} is after startTime {started}"
-    return [_observe("RESP-TIME-ORDER", problem, exchange)]
 
 
 def _unchanged(exchange: Exchange, body: Mapping[str, Any], before: Mapping[str, Any]) -> list[Observation]:
