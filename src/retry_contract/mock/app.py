@@ -236,7 +236,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         from retry_contract.mock.defects import create_defective_app  # it builds on this module
 
         return create_defective_app(config)
-    store = MockStore(config.clock, config.nonce_ttl_millis)
+    store = MockStore(config.clock, config.nonce_ttl_millis, shape=config.shape)
     return assemble_app(config, store, Dispatcher(config, Handlers(store)))
 
 
@@ -244,6 +244,12 @@ def assemble_app(
     config: MockConfig, store: MockStore, dispatcher: Dispatcher, outer: Sequence[Middleware] = ()
 ) -> Starlette:
     """The ASGI app around a dispatcher; `outer` middleware wraps everything else."""
+    if store.shape != config.shape:
+        # A store built without the configuration's shape would silently serve another profile.
+        raise ValueError(
+            f"the mock's store does not serve the shape of profile {config.profile.value!r}; "
+            "build it with MockStore(..., shape=config.shape)"
+        )
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
         HTTPException: _http_exception,
         Exception: _server_error,

@@ -8,6 +8,12 @@ execution holds, which is also all a client can see.
 The engine does no locking and keeps no state beyond a call-id counter; `store.py` serialises
 every call. The retry is split into `check_retryable`, `select_retry_targets` and `apply_retry`
 so that a variant of any single step can be swapped in.
+
+Where faithful servers differ (`config.Profile`), the engine asks the execution's `ServerShape` at
+the moment the difference arises: how long a new attempt is SCHEDULED (`_schedule`), and whether a
+dynamic container's own attempt ends once it has spawned its nested tasks (`_spawned`). Every
+other rule follows from the state that leaves, e.g. a container that COMPLETED before its nested
+tasks (`Execution.is_detached`).
 """
 
 from __future__ import annotations
@@ -58,14 +64,25 @@ class TaskEngine:
 
     def refresh(self, execution: Execution) -> None:
         """Bring an execution up to date with the clock before anyone looks at it."""
+        self.start_due(execution)
         self.apply_timeouts(execution)
         self.settle(execution)
+
+    def start_due(self, execution: Execution) -> None:
+        """Start the SCHEDULED attempts whose time has come, as of the time they were due."""
+        now = self._clock()
+        for attempt in list(execution.attempts):
+            due = attempt.due_time
+            if attempt.status is TaskStatus.SCHEDULED and due is not None and due <= now:
+                self._begin(execution, attempt, due)
 
     def apply_timeouts(self, execution: Execution) -> None:
         now = self._clock()
         for attempt in execution.in_progress():
             if attempt.task.is_container:
                 continue  # a container ends with its nested tasks, not on its own clock
+            assert attempt.start_time is not None  # an IN_PROGRESS attempt has started
+            # Counted from the start: time spent SCHEDULED is the server's, not the task's.
             deadline = attempt.start_time + attempt.task.timeout * 1000
             if now >= deadline:
                 attempt.status = TaskStatus.TIMED_OUT
@@ -81,7 +98,7 @@ class TaskEngine:
                 "cancelled"
             )
         now = self._clock()
-        self._cancel_attempts(execution.in_progress(), now, "The workflow execution was cancelled")
+        self._cancel_attempts(execution.pending(), now, "The workflow execution was cancelled")
         execution.status = ExecutionStatus.TERMINATED
         execution.end_time = now
         # The SDK documents 'cancelled' as what the server records when no reason is given.
@@ -131,9 +148,14 @@ class TaskEngine:
         for task in execution.scope_tasks(scope):
             latest = execution.latest(task.external_id)
             # Optional tasks are not retried, and neither is anything inside an optional container.
-            if latest is None or task.is_optional or latest.status not in RETRYABLE_TASK_STATUSES:
+            if latest is None or task.is_optional:
                 continue
-            if task.is_container:
+            if execution.is_detached(task):
+                # It COMPLETED when it spawned its nested tasks and stays so; its failed ones are retried.
+                self._collect_retry_targets(execution, task.external_id, plan)
+            elif latest.status not in RETRYABLE_TASK_STATUSES:
+                continue
+            elif task.is_container:
                 # No new attempt for a container: it reopens and its failed nested tasks are retried.
                 plan.containers.append(latest)
                 self._collect_retry_targets(execution, task.external_id, plan)
@@ -145,9 +167,13 @@ class TaskEngine:
         execution.end_time = None
         execution.reason = None
         for container in plan.containers:
-            container.status = TaskStatus.IN_PROGRESS
             container.end_time = None
             container.reason = None
+            if container.start_time is None:
+                # Cancelled while SCHEDULED: it never ran, so it is queued again rather than reopened.
+                self._schedule(execution, container)
+            else:
+                container.status = TaskStatus.IN_PROGRESS
         # Exactly one attempt each, whatever the task's retries: its attempt count is not reset.
         for task, scope in plan.tasks:
             self._start_attempt(execution, task, scope)
@@ -170,8 +196,14 @@ class TaskEngine:
                 if all(execution.is_done(execution.tasks[dep]) for dep in task.depends_on):
                     self._start_attempt(execution, task, scope)
                     return True
+            elif latest.status is TaskStatus.SCHEDULED:
+                continue  # it starts when the clock reaches it (`start_due`)
             elif latest.status is TaskStatus.IN_PROGRESS:
                 if task.is_container and self._step_container(execution, task, latest):
+                    return True
+            elif execution.is_detached(task):
+                # Its own attempt ended when it spawned its nested tasks, which run on without it.
+                if self._step(execution, task.external_id):
                     return True
             elif self._step_ended(execution, task, latest, scope):
                 return True
@@ -186,7 +218,7 @@ class TaskEngine:
         nested = execution.nested_tasks(task)
         if nested is None:
             # A dynamic container reopened by a retry after its reference failed to resolve.
-            self._resolve_dynamic(execution, task, attempt)
+            self._resolve_dynamic(execution, task, attempt, self._clock())
             return True
         if self._step(execution, task.external_id):
             return True
@@ -229,19 +261,29 @@ class TaskEngine:
             reason += f": {failed.reason}"
         cancel_note = f"Cancelled because task {failed.external_id!r} ended {failed.status}"
         if scope is None:
-            self._cancel_attempts(execution.in_progress(), now, cancel_note)
+            self._cancel_attempts(execution.pending(), now, cancel_note)
             execution.status = ExecutionStatus.TIMED_OUT if timed_out else ExecutionStatus.FAILED
             execution.end_time = now
             execution.reason = reason
             return
         inside = {task.external_id for task in execution.descendants(scope)}
         self._cancel_attempts(
-            (attempt for attempt in execution.in_progress() if attempt.external_id in inside),
+            (attempt for attempt in execution.pending() if attempt.external_id in inside),
             now,
             cancel_note,
         )
         container = execution.latest(scope)
-        assert container is not None  # a scope is active only while its container runs
+        assert container is not None  # a scope is active only once its container has started
+        if container.status is TaskStatus.COMPLETED:
+            # Detached: its own attempt ended when it spawned the tasks and is left as it ended. The
+            # failure goes where the container's would have: skipTask absorbs it, abortWorkflow passes
+            # it on to the enclosing scope (the execution, for a top-level container).
+            if container.task.is_optional:
+                container.status = TaskStatus.COMPLETED_WITH_ERRORS
+                container.reason = reason
+            else:
+                self._abort_scope(execution, container.parent, failed)
+            return
         container.status = TaskStatus.TIMED_OUT if timed_out else TaskStatus.FAILED
         container.end_time = now
         container.reason = reason
@@ -256,26 +298,51 @@ class TaskEngine:
     # --- starting a task ----------------------------------------------------------------------
 
     def _start_attempt(self, execution: Execution, task: TaskDef, scope: str | None) -> Attempt:
-        now = self._clock()
         attempt = Attempt(
             id=str(uuid.uuid4()),
             task=task,
             parent=scope,
-            status=TaskStatus.IN_PROGRESS,
+            status=TaskStatus.SCHEDULED,
             input=self._attempt_input(execution, task),
             output={},
-            start_time=now,
+            start_time=None,
         )
         execution.add_attempt(attempt)
-        if task.task_type is TaskType.DYNAMIC and execution.nested_tasks(task) is None:
-            self._resolve_dynamic(execution, task, attempt)
+        self._schedule(execution, attempt)
+        return attempt
+
+    def _schedule(self, execution: Execution, attempt: Attempt) -> None:
+        """Queue the attempt for the shape's delay; without one it starts at once."""
+        now = self._clock()
+        delay = execution.shape.schedule_delay_millis
+        attempt.status = TaskStatus.SCHEDULED
+        attempt.due_time = now + delay
+        if delay == 0:
+            self._begin(execution, attempt, now)
+
+    def _begin(self, execution: Execution, attempt: Attempt, now: int) -> None:
+        """The attempt starts at `now`: what the mock "runs" happens here."""
+        attempt.status = TaskStatus.IN_PROGRESS
+        attempt.start_time = now
+        task = attempt.task
+        if task.task_type is TaskType.DYNAMIC:
+            if execution.nested_tasks(task) is None:
+                self._resolve_dynamic(execution, task, attempt, now)
+            else:
+                self._spawned(execution, attempt, now)
         elif not task.is_container:
             attempt.output = self._plausible_output(task)
             if not task.is_async_complete:
                 # The mock runs nothing: a task nobody reports on succeeds at once.
                 attempt.status = TaskStatus.COMPLETED
                 attempt.end_time = now
-        return attempt
+
+    @staticmethod
+    def _spawned(execution: Execution, attempt: Attempt, now: int) -> None:
+        """A dynamic container has its nested tasks; a server may end its own attempt right here."""
+        if execution.shape.dynamic_completes_on_spawn:
+            attempt.status = TaskStatus.COMPLETED
+            attempt.end_time = now
 
     def _attempt_input(self, execution: Execution, task: TaskDef) -> JSONObject:
         if task.task_type is TaskType.DYNAMIC:
@@ -314,7 +381,7 @@ class TaskEngine:
             case _:
                 return {}
 
-    def _resolve_dynamic(self, execution: Execution, task: TaskDef, attempt: Attempt) -> None:
+    def _resolve_dynamic(self, execution: Execution, task: TaskDef, attempt: Attempt, now: int) -> None:
         reference = task.dynamic_reference or ""
         try:
             nested = parse_dynamic_tasks(
@@ -323,12 +390,13 @@ class TaskEngine:
         except (LookupError, InvalidRequest) as exc:
             message = exc.message if isinstance(exc, InvalidRequest) else str(exc.args[0])
             attempt.status = TaskStatus.FAILED_WITH_TERMINAL_ERROR
-            attempt.end_time = self._clock()
+            attempt.end_time = now
             attempt.reason = f"Could not resolve the dynamic tasks {reference}: {message}"
             return
         execution.resolved_dynamic[task.external_id] = nested
         execution.register_tasks(nested, task.external_id)
         attempt.input = {"dynamic": {"tasks": [child.to_json() for child in nested]}}
+        self._spawned(execution, attempt, now)
 
 
 def resolve_reference(expression: str, execution: Execution) -> Any:

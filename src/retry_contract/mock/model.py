@@ -14,11 +14,13 @@ from typing import Any
 from retry_contract.domain import (
     COMPLETED_TASK_STATUSES,
     CONTAINER_TASK_TYPES,
+    PENDING_TASK_STATUSES,
     ExecutionStatus,
     OnFailure,
     TaskStatus,
     TaskType,
 )
+from retry_contract.mock.config import ServerShape
 
 JSONObject = dict[str, Any]
 
@@ -109,7 +111,10 @@ class VersionRecord:
 
 @dataclass(slots=True)
 class Attempt:
-    """One entry of `executedTasks`: a single try of a task."""
+    """One entry of `executedTasks`: a single try of a task.
+
+    A SCHEDULED attempt has not started: `start_time` is None until the clock reaches `due_time`.
+    """
 
     id: str
     task: TaskDef
@@ -117,9 +122,10 @@ class Attempt:
     status: TaskStatus
     input: JSONObject
     output: JSONObject
-    start_time: int
+    start_time: int | None
     end_time: int | None = None
     reason: str | None = None
+    due_time: int | None = None
 
     @property
     def external_id(self) -> str:
@@ -138,6 +144,8 @@ class Execution:
     definition: WorkflowDefinition
     metadata: dict[str, str]
     input: JSONObject | None
+    # The shape of the server that runs it (MockConfig.profile), fixed for the execution's life.
+    shape: ServerShape
     status: ExecutionStatus = ExecutionStatus.RUNNING
     end_time: int | None = None
     reason: str | None = None
@@ -184,14 +192,31 @@ class Execution:
         """Whether the task no longer holds its dependants or its scope back.
 
         An optional task that ended in any way (even CANCELED and left alone by a retry) is done:
-        `skipTask` means the workflow goes on without it.
+        `skipTask` means the workflow goes on without it. A container is done only with its nested
+        tasks, also when its own attempt ended before them (`is_detached`).
         """
         latest = self.latest(task.external_id)
-        if latest is None:
+        if latest is None or self.is_detached(task):
             return False
         if latest.status in COMPLETED_TASK_STATUSES:
             return True
-        return task.is_optional and latest.status is not TaskStatus.IN_PROGRESS
+        return task.is_optional and latest.status not in PENDING_TASK_STATUSES
+
+    def is_detached(self, task: TaskDef) -> bool:
+        """Whether the container's own attempt COMPLETED while its nested tasks are not all done.
+
+        That is how a server that closes a dynamic container once it has spawned its nested tasks
+        (`ServerShape.dynamic_completes_on_spawn`) looks; a container that ends with its nested
+        tasks is never detached.
+        """
+        if not task.is_container:
+            return False
+        latest = self.latest(task.external_id)
+        return (
+            latest is not None
+            and latest.status is TaskStatus.COMPLETED
+            and not all(self.is_done(child) for child in self.scope_tasks(task.external_id))
+        )
 
     def descendants(self, container: str) -> Iterator[TaskDef]:
         for task in self.scope_tasks(container):
@@ -201,3 +226,7 @@ class Execution:
 
     def in_progress(self) -> list[Attempt]:
         return [attempt for attempt in self.attempts if attempt.status is TaskStatus.IN_PROGRESS]
+
+    def pending(self) -> list[Attempt]:
+        """Attempts that have not ended: SCHEDULED or IN_PROGRESS."""
+        return [attempt for attempt in self.attempts if attempt.status in PENDING_TASK_STATUSES]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 
+from retry_contract.mock.config import ServerShape
 from retry_contract.mock.model import Attempt, Execution, JSONObject, VersionRecord, WorkflowRecord
 
 
@@ -61,11 +62,16 @@ def execution_detailed_json(execution: Execution) -> JSONObject:
     out["workflowDefinition"] = execution.definition.to_json()
     if execution.input is not None:
         out["input"] = copy.deepcopy(execution.input)
-    out["executedTasks"] = [attempt_json(attempt) for attempt in execution.attempts]
+    listed = execution.attempts
+    if execution.shape.top_level_first:
+        # A stable sort: each group keeps the order the attempts were queued in, which is the order
+        # they start in, since every attempt waits the same delay.
+        listed = sorted(listed, key=lambda attempt: attempt.parent is not None)
+    out["executedTasks"] = [attempt_json(attempt, execution.shape) for attempt in listed]
     return out
 
 
-def attempt_json(attempt: Attempt) -> JSONObject:
+def attempt_json(attempt: Attempt, shape: ServerShape) -> JSONObject:
     out: JSONObject = {
         "id": attempt.id,
         "externalId": attempt.external_id,
@@ -73,9 +79,13 @@ def attempt_json(attempt: Attempt) -> JSONObject:
         "taskType": attempt.task.task_type.value,
         "input": copy.deepcopy(attempt.input),
         "output": copy.deepcopy(attempt.output),
-        "startTime": attempt.start_time,
     }
-    if attempt.parent is not None:
+    # An attempt that never started (SCHEDULED, or cancelled while it was) has no startTime: the
+    # field says when the task started, and a planned time would read as a start that did not
+    # happen (and could come after the endTime of a cancelled one). The SDK reads it as optional.
+    if attempt.start_time is not None:
+        out["startTime"] = attempt.start_time
+    if attempt.parent is not None and shape.names_parent:
         out["parentTaskExternalId"] = attempt.parent
     if attempt.end_time is not None:
         out["endTime"] = attempt.end_time

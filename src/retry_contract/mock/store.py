@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from retry_contract.mock.config import ServerShape
 from retry_contract.mock.engine import TaskEngine
 from retry_contract.mock.errors import InvalidRequest, NotFound
 from retry_contract.mock.model import Attempt, Execution, JSONObject, VersionRecord, WorkflowRecord
@@ -56,11 +57,18 @@ class MockStore:
     """Thread-safe state of one mock instance; every public method holds the lock throughout."""
 
     def __init__(
-        self, clock: Callable[[], int], nonce_ttl_millis: int, engine: TaskEngine | None = None
+        self,
+        clock: Callable[[], int],
+        nonce_ttl_millis: int,
+        engine: TaskEngine | None = None,
+        shape: ServerShape | None = None,
     ) -> None:
+        """`shape` is how the server behaves where faithful servers differ (`MockConfig.shape`);
+        None: the classic profile's."""
         self._clock = clock
         self._nonce_ttl_millis = nonce_ttl_millis
         self.engine = engine if engine is not None else TaskEngine(clock)
+        self.shape = shape if shape is not None else ServerShape()
         self._lock = threading.Lock()
         self._projects: dict[str, _ProjectState] = {}
         self._sessions: dict[str, Session] = {}
@@ -167,10 +175,12 @@ class MockStore:
                 version=version,
                 engine_execution_id=str(uuid.uuid4()),
                 created_time=now,
-                start_time=now,
+                # A server may stamp the start before the record is created (the recorded execution).
+                start_time=max(0, now - self.shape.start_lead_millis),
                 definition=record.definition,
                 metadata=dict(request.metadata),
                 input=request.input,
+                shape=self.shape,
             )
             state.executions[execution.id] = execution
             session.used = True
@@ -215,7 +225,7 @@ class MockStore:
             self._settle(state, execution, refresh=True)
             self.engine.update_task(execution, attempt, update)
             self._index(state, execution)
-            return attempt_json(attempt)
+            return attempt_json(attempt, execution.shape)
 
     # --- helpers (lock held) ------------------------------------------------------------------
 
