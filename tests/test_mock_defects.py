@@ -3,6 +3,8 @@ HTTP behaviour its description promises, observed only through the API (as the s
 
 from __future__ import annotations
 
+import gzip
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mock_helpers import JSON, ManualClock, MockApi, assert_envelope, function_task, latest
+from mock_helpers import JSON, ManualClock, MockApi, assert_envelope, attempts, function_task, latest
 from retry_contract import execution_view
 from retry_contract.mock import (
     DEFAULT_READONLY_TOKEN,
@@ -72,6 +74,16 @@ def test_defects_that_change_the_same_step_cannot_be_combined() -> None:
     with pytest.raises(ValueError, match="one of them at a time"):
         MockConfig(defects=frozenset({"optional-retried", "nested-skipped"}))
     check_combination({"success-202", "metadata-stamped", "no-request-id-on-errors", "readonly-can-retry"})
+    for same_step in (
+        {"gzip-body-refused", "charset-refused"},  # the header check
+        {"raw-utf8-misread", "nul-in-body-500"},  # reading the body
+        {"empty-body-500", "extra-field-500"},
+        {"long-nonce-500", "nonce-empty-accepted"},  # the session check
+        {"metadata-stamped", "metadata-stamped-when-room"},  # the retry's write
+        {"second-retry-starts-nothing", "metadata-cleared"},
+    ):
+        with pytest.raises(ValueError, match="one of them at a time"):
+            check_combination(same_step)
 
 
 def test_the_faithful_config_has_no_defects_and_keeps_them_frozen() -> None:
@@ -178,7 +190,8 @@ def probe_factory() -> Iterator[Callable[..., Probe]]:
 
     def start(*defects: str) -> Probe:
         clock = ManualClock()
-        mock = EmbeddedMock(MockConfig(defects=frozenset(defects), clock=clock)).start()
+        mock = EmbeddedMock(MockConfig(defects=frozenset(defects), clock=clock))
+        mock.start()
         probe = Probe(mock, MockApi(mock.base_url), clock)
         started.append(probe)
         return probe
@@ -415,6 +428,106 @@ def _(p: Probe) -> None:
     assert_envelope(p.post_retry(execution_id, json={"authentication": "nonce"}), 400)
 
 
+# The request forms real clients send, and values far longer than the generated ones.
+
+# Extra fields are open; the faithful mock accepts them, so only the encoding can explain a refusal.
+_NON_ASCII_EXTRA = {"comment": "retried by J\u00fcrgen"}
+
+
+def _send_retry(
+    p: Probe,
+    execution_id: str,
+    body: JSON | None = None,
+    *,
+    content_type: str = "application/json",
+    gzipped: bool = False,
+    chunked: bool = False,
+    raw_utf8: bool = False,
+) -> httpx.Response:
+    """A retry with its body encoded and framed as a given client sends it."""
+    content = json.dumps(p.body() if body is None else body, ensure_ascii=not raw_utf8).encode()
+    headers = {"content-type": content_type}
+    if gzipped:
+        content = gzip.compress(content)
+        headers["content-encoding"] = "gzip"
+    answer = p.post_retry(execution_id, content=iter([content]) if chunked else content, headers=headers)
+    assert ("chunked" in answer.request.headers.get("transfer-encoding", "")) is chunked
+    return answer
+
+
+@probe("gzip-body-refused")
+def _(p: Probe) -> None:
+    execution_id = p.failed()
+    assert_envelope(_send_retry(p, execution_id, gzipped=True), 415)
+    assert p.api.detail(execution_id)["status"] == "FAILED"
+    assert _send_retry(p, execution_id).status_code == 200
+
+
+@probe("charset-refused")
+def _(p: Probe) -> None:
+    execution_id = p.failed()
+    for content_type in ("application/json; charset=utf-8", "Application/JSON"):
+        assert_envelope(_send_retry(p, execution_id, content_type=content_type), 415)
+    assert p.api.detail(execution_id)["status"] == "FAILED"
+    assert _send_retry(p, execution_id).status_code == 200
+
+
+@probe("chunked-body-refused")
+def _(p: Probe) -> None:
+    execution_id = p.failed()
+    assert_envelope(_send_retry(p, execution_id, chunked=True), 411)
+    assert p.api.detail(execution_id)["status"] == "FAILED"
+    assert _send_retry(p, execution_id).status_code == 200
+
+
+@probe("raw-utf8-misread")
+def _(p: Probe) -> None:
+    execution_id = p.failed()
+    for gzipped in (False, True):
+        body = {**p.body(), **_NON_ASCII_EXTRA}
+        error = assert_envelope(_send_retry(p, execution_id, body, gzipped=gzipped, raw_utf8=True), 400)
+        assert "not valid JSON" in error["message"]
+    assert p.api.detail(execution_id)["status"] == "FAILED"
+    assert _send_retry(p, execution_id, {**p.body(), **_NON_ASCII_EXTRA}).status_code == 200
+
+
+@probe("long-nonce-500")
+def _(p: Probe) -> None:
+    execution_id = p.failed()
+    assert_envelope(p.post_retry(execution_id, json=p.body("n" * 4097)), 500)
+    assert_envelope(p.post_retry(execution_id, json=p.body("n" * 4096)), 400)
+    assert_envelope(p.post_retry(str(uuid.uuid4()), json=p.body("n" * 4097)), 404)
+    assert p.api.detail(execution_id)["status"] == "FAILED"
+
+
+@probe("long-path-id-500")
+def _(p: Probe) -> None:
+    answer = p.post_retry("a" * 1025, json=p.body())
+    assert answer.status_code == 500 and answer.headers["content-type"].startswith("text/html")
+    assert answer.headers["x-request-id"] and answer.text.startswith("<html>")
+    assert_envelope(p.post_retry("a" * 1024, json=p.body()), 400)
+    assert_envelope(p.api.http.get(f"/workflows/executions/{'a' * 1025}"), 400)
+
+
+@probe("nul-in-body-500")
+def _(p: Probe) -> None:
+    execution_id = p.failed()
+    for body in (p.body("nonce\x00"), {"authentication": "\x00"}, {**p.body(), "note\x00": "x"}):
+        assert_envelope(p.post_retry(execution_id, json=body), 500)
+    assert p.api.detail(execution_id)["status"] == "FAILED"
+    assert_envelope(p.post_retry(execution_id, json=p.body("never-issued")), 400)
+
+
+@probe("extra-field-500")
+def _(p: Probe) -> None:
+    execution_id = p.failed()
+    for body in ({**p.body(), "comment": "x"}, {"authentication": {"nonce": p.api.nonce(), "type": "x"}}):
+        assert_envelope(p.post_retry(execution_id, json=body), 500)
+    assert p.api.detail(execution_id)["status"] == "FAILED"
+    assert_envelope(p.post_retry(execution_id, json={"authentication": "nonce"}), 400)
+    assert p.post_retry(execution_id, json=p.body()).status_code == 200
+
+
 @probe("errors-as-text")
 def _(p: Probe) -> None:
     answer = p.post_retry(p.failed(), json={})
@@ -576,12 +689,6 @@ def _(p: Probe) -> None:
     assert answer["endTime"] == -1 and "endTime" not in p.api.detail(execution_id)
 
 
-@probe("start-before-created")
-def _(p: Probe) -> None:
-    _, answer = _retry_answer(p)
-    assert answer["startTime"] == answer["createdTime"] - 1000
-
-
 @probe("metadata-stamped")
 def _(p: Probe) -> None:
     metadata = boundary_metadata()
@@ -594,6 +701,14 @@ def _(p: Probe) -> None:
 def _(p: Probe) -> None:
     _, answer = _retry_answer(p, p.failed({"team": "data"}))
     assert answer["metadata"] == [{"key": "team", "value": "data"}]
+
+
+@probe("empty-metadata-omitted")
+def _(p: Probe) -> None:
+    execution_id, answer = _retry_answer(p)
+    assert "metadata" not in answer and p.api.detail(execution_id)["metadata"] == {}
+    _, answer = _retry_answer(p, p.failed({"team": "data"}))
+    assert answer["metadata"] == {"team": "data"}
 
 
 @probe("reason-null")
@@ -618,6 +733,26 @@ def _(p: Probe) -> None:
     assert answer["metadata"] == {} and p.api.detail(execution_id)["metadata"] == {}
 
 
+@probe("metadata-stamped-when-room")
+def _(p: Probe) -> None:
+    metadata = boundary_metadata()
+    execution_id, answer = _retry_answer(p, p.failed(metadata))
+    assert answer["metadata"] == metadata == p.api.detail(execution_id)["metadata"]
+    execution_id, answer = _retry_answer(p, p.failed({"team": "data"}))
+    assert answer["metadata"] == {"team": "data", "retriedAt": str(p.clock())}
+    assert p.api.detail(execution_id)["metadata"] == answer["metadata"]
+
+
+_NON_ASCII_METADATA = {"owner": "J\u00fcrgen", "team": "data"}
+
+
+@probe("metadata-utf8-double-encoded")
+def _(p: Probe) -> None:
+    execution_id, answer = _retry_answer(p, p.failed(_NON_ASCII_METADATA))
+    assert answer["metadata"] == {"owner": "J\u00c3\u00bcrgen", "team": "data"}
+    assert p.api.detail(execution_id)["metadata"] == _NON_ASCII_METADATA
+
+
 # SEM
 
 
@@ -631,6 +766,28 @@ def _gains_differ(p: Probe, **changed: int) -> tuple[JSON, JSON]:
 def _(p: Probe) -> None:
     _, after = _gains_differ(p, **{SHAPES.canceled: 0, SHAPES.nested_canceled: 0, SHAPES.at_limit: 0})
     assert after["status"] == "FAILED"
+
+
+def _retry_twice(p: Probe) -> tuple[str, JSON, JSON]:
+    """Retry a FAILED execution, fail the retried task again and retry it a second time: the execution,
+    and its detail after each retry."""
+    execution_id = p.failed()
+    assert p.api.retry(execution_id).status_code == 200
+    first = p.api.detail(execution_id)
+    assert p.api.finish(execution_id, "step", "FAILED_WITH_TERMINAL_ERROR")["status"] == "FAILED"
+    answer = p.api.retry(execution_id)
+    assert answer.status_code == 200 and answer.json()["status"] == "RUNNING"
+    return execution_id, first, p.api.detail(execution_id)
+
+
+@probe("second-retry-starts-nothing")
+def _(p: Probe) -> None:
+    execution_id, first, second = _retry_twice(p)
+    assert len(attempts(first, "step")) == 2 and latest(first, "step")["status"] == "IN_PROGRESS"
+    assert len(attempts(second, "step")) == 2 and latest(second, "step")["status"] != "IN_PROGRESS"
+    p.clock.advance(3600)
+    assert p.api.detail(execution_id)["status"] == "RUNNING"
+    assert p.api.cancel(execution_id).json()["status"] == "TERMINATED"
 
 
 @probe("retry-ignores-canceled")
@@ -753,6 +910,46 @@ def test_the_faithful_mock_answers_the_probes_as_the_model_says(probe_factory: C
     assert error["missing"]
 
 
+def test_the_faithful_mock_retries_whatever_form_a_client_sends_the_request_in(
+    probe_factory: Callable[..., Probe],
+) -> None:
+    p = probe_factory()
+    forms: list[dict[str, Any]] = [
+        {"gzipped": True},
+        {"content_type": "application/json; charset=utf-8"},
+        {"content_type": "Application/JSON"},
+        {"chunked": True},
+        {"raw_utf8": True},
+        {"gzipped": True, "chunked": True, "raw_utf8": True},
+    ]
+    for form in forms:
+        assert _send_retry(p, p.failed(), {**p.body(), **_NON_ASCII_EXTRA}, **form).status_code == 200, form
+    for body in ({**p.body(), "note\x00": "x"}, {"authentication": {"nonce": p.api.nonce(), "type": "x"}}):
+        assert p.post_retry(p.failed(), json=body).status_code == 200, body
+
+
+def test_the_faithful_mock_refuses_far_longer_values_and_nul_with_the_envelope(
+    probe_factory: Callable[..., Probe],
+) -> None:
+    p = probe_factory()
+    execution_id = p.failed()
+    for body in (p.body("n" * 5000), p.body("nonce\x00"), {"authentication": "\x00"}):
+        assert_envelope(p.post_retry(execution_id, json=body), 400)
+    assert_envelope(p.post_retry("a" * 2000, json=p.body()), 400)
+    assert p.api.detail(execution_id)["status"] == "FAILED"
+
+
+def test_the_faithful_retry_keeps_metadata_of_every_shape_and_starts_every_retry(
+    probe_factory: Callable[..., Probe],
+) -> None:
+    p = probe_factory()
+    for metadata in ({}, {"team": "data"}, _NON_ASCII_METADATA, boundary_metadata()):
+        execution_id, answer = _retry_answer(p, p.failed(metadata))
+        assert answer["metadata"] == metadata == p.api.detail(execution_id)["metadata"]
+    _, _, second = _retry_twice(p)
+    assert len(attempts(second, "step")) == 3 and latest(second, "step")["status"] == "IN_PROGRESS"
+
+
 def test_the_run_endpoint_accepts_metadata_exactly_at_the_documented_limits(
     probe_factory: Callable[..., Probe],
 ) -> None:
@@ -784,6 +981,16 @@ def test_a_wire_only_defect_leaves_the_retry_steps_faithful(probe_factory: Calla
     assert_envelope(p.api.retry(p.completed()), 409)
     with p.client(DEFAULT_READONLY_TOKEN) as reader:
         assert_envelope(reader.post(p.retry_url(p.failed()), json=p.body()), 403)
+
+
+def test_the_body_defects_reach_the_nonce_defects_through_the_same_reader(
+    probe_factory: Callable[..., Probe],
+) -> None:
+    p = probe_factory("raw-utf8-misread", "nonce-empty-accepted", "charset-refused", "empty-metadata-omitted")
+    answer = _send_retry(p, p.failed(), p.body(""))
+    assert answer.status_code == 200 and "metadata" not in answer.json()
+    assert_envelope(_send_retry(p, p.failed(), {**p.body(""), **_NON_ASCII_EXTRA}, raw_utf8=True), 400)
+    assert_envelope(_send_retry(p, p.failed(), content_type="application/json; charset=utf-8"), 415)
 
 
 def test_defects_combine(probe_factory: Callable[..., Probe]) -> None:

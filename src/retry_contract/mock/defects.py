@@ -14,7 +14,8 @@ one or more of:
 - a subclass of `_Store`, the `MockStore` with the retry split into replaceable steps,
 - a subclass of the model's `TaskEngine` (which executions are retried and how),
 - a rewrite of the retry's answer (a serializer bug),
-- a `_Wire` rewrite in the `WireDefects` middleware (status, headers, bodies, dropped connections).
+- a `_Wire` in the `WireDefects` middleware (status, headers, bodies, dropped connections, and
+  failures in front of the app that answer with the web framework's default error page).
 
 Defects combine (`MockConfig(defects={...})`) unless two of them change the same method or attribute
 of the same class; `check_combination` refuses those, as it refuses unknown names.
@@ -29,7 +30,7 @@ import logging
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any, ClassVar, TypeVar, cast
@@ -41,6 +42,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from retry_contract.contract import METADATA_LIMITS
 from retry_contract.domain import (
     COMPLETED_TASK_STATUSES,
     RETRYABLE_EXECUTION_STATUSES,
@@ -52,15 +54,23 @@ from retry_contract.domain import (
 )
 from retry_contract.mock.app import Call, Dispatcher, Handlers, assemble_app
 from retry_contract.mock.auth import Caller
-from retry_contract.mock.bodies import MAX_BODY_BYTES
+from retry_contract.mock.bodies import MAX_BODY_BYTES, REQUEST_ID_HEADER, _decode_content
 from retry_contract.mock.config import MockConfig, TokenGrant
 from retry_contract.mock.engine import RetryPlan, TaskEngine
-from retry_contract.mock.errors import Conflict, Forbidden, InvalidRequest, MockError, NotFound, Unauthorized
+from retry_contract.mock.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    MockError,
+    NotFound,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from retry_contract.mock.model import Attempt, Execution, JSONObject, TaskDef
 from retry_contract.mock.render import execution_json
 from retry_contract.mock.routing import Endpoint, path_segments
 from retry_contract.mock.store import MockStore, Session
-from retry_contract.mock.validation import expect_object, json_type, parse_nonce, parse_uuid
+from retry_contract.mock.validation import expect_object, json_type, parse_nonce, parse_uuid, show
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,15 @@ def _bearer_token(request: Request) -> str:
 
 class _Unprocessable(MockError):
     http_status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class _LengthRequired(MockError):
+    http_status = HTTPStatus.LENGTH_REQUIRED
+
+
+class _UnmappedError(RuntimeError):
+    """An error of the server's own stack (database, deserializer) that no handler maps to a 4xx: the
+    dispatcher answers it 500, as a real server's catch-all would."""
 
 
 # --- who may retry (Dispatcher variants) ----------------------------------------------------------
@@ -204,6 +223,7 @@ class _Handlers(Handlers):
 
     async def retry(self, call: Call) -> object:
         execution_id = self.retry_execution_id(call.params["id"])
+        self.retry_check_headers(call.request.headers)
         nonce = await self.retry_nonce(call)
         answer = await run_in_threadpool(self.retry_in_store, call.project, execution_id, nonce)
         for rewrite in self._answer_rewrites:
@@ -213,8 +233,15 @@ class _Handlers(Handlers):
     def retry_execution_id(self, raw: str) -> str:
         return parse_uuid(raw, _PATH_ID)
 
+    def retry_check_headers(self, headers: Headers) -> None:
+        """The faithful mock reads any body it can decode, whatever its declared type and framing."""
+
     async def retry_nonce(self, call: Call) -> object:
-        return parse_nonce(await call.body())
+        return parse_nonce(await self.retry_body(call))
+
+    async def retry_body(self, call: Call) -> object:
+        """The decoded JSON body; every variant of the retry reads it through here."""
+        return await call.body()
 
     def retry_in_store(self, project: str, execution_id: str, nonce: object) -> JSONObject:
         return self._retry_store.retry(project, execution_id, nonce)
@@ -279,18 +306,18 @@ class _MalformedId422(_Handlers):
 class _MissingBodyCrashes(_Handlers):
     """The body is read as optional, then used as if it were always there."""
 
-    async def retry_nonce(self, call: Call) -> object:
+    async def retry_body(self, call: Call) -> object:
         body: Any = await call.optional_body()
         if "authentication" not in body:
             raise InvalidRequest("The request body must have an 'authentication' object holding a 'nonce'")
-        return parse_nonce(body)
+        return body
 
 
 class _ArrayBodyCrashes(_Handlers):
     """The body's type check rejects scalars, and arrays slip through to a dict lookup."""
 
     async def retry_nonce(self, call: Call) -> object:
-        body: Any = await call.body()
+        body: Any = await self.retry_body(call)
         if isinstance(body, str | int | float | bool):
             raise InvalidRequest(f"The request body must be a JSON object, got {json_type(body)}")
         if body.get("authentication") is None:
@@ -312,7 +339,7 @@ class _EmptyNonceParsed(_Handlers):
     """The nonce must be a string, but nothing says it must not be empty."""
 
     async def retry_nonce(self, call: Call) -> object:
-        nonce = _nonce_field(await call.body())
+        nonce = _nonce_field(await self.retry_body(call))
         if not isinstance(nonce, str):
             raise InvalidRequest(f"'authentication.nonce' must be a string, got {json_type(nonce)}")
         return nonce
@@ -329,7 +356,7 @@ class _AnyNonceTypeParsed(_Handlers):
     """The nonce's type is never checked."""
 
     async def retry_nonce(self, call: Call) -> object:
-        return _nonce_field(await call.body())
+        return _nonce_field(await self.retry_body(call))
 
 
 class _NonStringNonceSkipsSession(_Store):
@@ -347,6 +374,99 @@ class _UnicodeNonceCrashes(_Handlers):
         if isinstance(nonce, str):
             nonce.encode("ascii")
         return nonce
+
+
+class _GzipRefused(_Handlers):
+    """The retry route was mounted without the decompression filter of the other routes, and its body
+    reader refuses every Content-Encoding it was not written for: gzip, what the Cognite SDK sends, too."""
+
+    def retry_check_headers(self, headers: Headers) -> None:
+        encoding = headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported")
+
+
+_JSON_MEDIA_TYPE = "application/json"
+
+
+class _WholeContentTypeCompared(_Handlers):
+    """The media-type check compares the whole Content-Type header, parameters and case included, with
+    'application/json'; a request without the header is taken for JSON."""
+
+    def retry_check_headers(self, headers: Headers) -> None:
+        content_type = headers.get("content-type")
+        if content_type is not None and content_type != _JSON_MEDIA_TYPE:
+            raise UnsupportedMediaType(f"Content-Type must be {_JSON_MEDIA_TYPE}, got {show(content_type)}")
+
+
+class _ChunkedRefused(_Handlers):
+    """The body reader reads exactly Content-Length bytes, so a chunked body, which clients that stream
+    their body send without a length, is refused before it is read."""
+
+    def retry_check_headers(self, headers: Headers) -> None:
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            raise _LengthRequired("A Content-Length is required; chunked request bodies are not supported")
+
+
+class _BodyDecodedAsAscii(_Handlers):
+    """The body is decoded with the platform's default charset (US-ASCII in a container without a
+    locale) before it is parsed, and the decoding error is reported as malformed JSON: raw UTF-8 is
+    refused, the same document with \\u escapes is accepted."""
+
+    async def retry_body(self, call: Call) -> object:
+        raw, replay = await _read_request(call.request.receive)
+        # An empty body, or one larger than the mock reads (None), is the faithful reader's to refuse.
+        if raw and not _decode_content(raw, call.request.headers.get("content-encoding", "")).isascii():
+            raise InvalidRequest("The request body is not valid JSON")
+        return await super().retry_body(Call(Request(call.request.scope, replay), call.caller, call.params))
+
+
+def _json_strings(value: object) -> Iterator[str]:
+    """Every string in a decoded JSON value, object keys included."""
+    stack: list[object] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+class _AuditLogRefusesNul(_Handlers):
+    """The retry writes its parsed body to an audit table, a PostgreSQL jsonb column, before checking
+    it; PostgreSQL cannot store \\u0000 in text, and nothing maps its error to a 4xx."""
+
+    async def retry_body(self, call: Call) -> object:
+        body = await super().retry_body(call)
+        if any("\x00" in text for text in _json_strings(body)):
+            raise _UnmappedError("unsupported Unicode escape sequence: \\u0000 cannot be converted to text")
+        return body
+
+
+def _unknown_fields(body: object) -> list[str]:
+    """The fields of a retry body besides `authentication` and its `nonce`."""
+    if not isinstance(body, dict):
+        return []
+    unknown = [key for key in body if key != "authentication"]
+    authentication = body.get("authentication")
+    if isinstance(authentication, dict):
+        unknown += [f"authentication.{key}" for key in authentication if key != "nonce"]
+    return unknown
+
+
+class _StrictBinding(_Handlers):
+    """The body is bound to a request class that fails on unknown properties (Jackson's
+    FAIL_ON_UNKNOWN_PROPERTIES), and unlike its type errors that exception is not mapped to a 400."""
+
+    async def retry_body(self, call: Call) -> object:
+        body = await super().retry_body(call)
+        unknown = _unknown_fields(body)
+        if unknown:
+            raise _UnmappedError(f"Unrecognized field {unknown[0]!r}: not marked as ignorable")
+        return body
 
 
 class _UnknownExecution400(_Handlers):
@@ -382,6 +502,18 @@ class _NonceReusable(_Store):
 
     def retry_consume(self, session: Session | None) -> None:
         pass
+
+
+class _NonceLoggedInNarrowColumn(_Store):
+    """Before it looks the session up, the retry records the nonce it was given in its request log, a
+    VARCHAR(4096) column: a longer nonce fails the insert, and nothing maps that error to a 4xx."""
+
+    nonce_column_length: ClassVar[int] = 4096
+
+    def retry_session(self, project: str, nonce: object) -> Session | None:
+        if isinstance(nonce, str) and len(nonce) > self.nonce_column_length:
+            raise _UnmappedError(f"value too long for type character varying({self.nonce_column_length})")
+        return super().retry_session(project, nonce)
 
 
 class _StaleAnswer(_Store):
@@ -458,6 +590,33 @@ class _StartsNothing(TaskEngine):
         execution.reason = None
 
 
+class _SecondRetryStartsNothing(TaskEngine):
+    """The retry queues its task starts under a deduplication key made of the execution id alone: the
+    first retry's starts run, every later retry's are dropped as duplicates of them, yet the record is
+    updated as usual (RUNNING, containers reopened). The engine moves an execution on only when one of
+    its tasks reports, and none will: the execution stays RUNNING with nothing running until cancelled."""
+
+    def __init__(self, clock: Callable[[], int]) -> None:
+        super().__init__(clock)
+        # The deduplication keys the task queue has seen: executions retried once already.
+        self._queued_keys: set[str] = set()
+        # Executions whose latest retry's starts were dropped: no task event will wake them.
+        self._stalled: set[str] = set()
+
+    def apply_retry(self, execution: Execution, plan: RetryPlan) -> None:
+        if execution.id not in self._queued_keys:
+            self._queued_keys.add(execution.id)
+            super().apply_retry(execution, plan)
+            return
+        super().apply_retry(execution, RetryPlan(containers=plan.containers))
+        self._stalled.add(execution.id)
+
+    def settle(self, execution: Execution) -> None:
+        if execution.id in self._stalled and execution.status is ExecutionStatus.RUNNING:
+            return
+        super().settle(execution)
+
+
 class _TargetWalk(TaskEngine):
     """The faithful choice of retry targets, written with the knobs that the defects below turn."""
 
@@ -473,9 +632,13 @@ class _TargetWalk(TaskEngine):
     def _walk(self, execution: Execution, scope: str | None, plan: RetryPlan) -> None:
         for task in execution.scope_tasks(scope):
             latest = execution.latest(task.external_id)
-            if latest is None or latest.status not in self.retried_statuses:
+            if latest is None or (task.is_optional and not self.retries_optional):
                 continue
-            if task.is_optional and not self.retries_optional:
+            if execution.is_detached(task):
+                # The recorded shape: a container that COMPLETED on spawning; its nested tasks may be targets.
+                self._walk(execution, task.external_id, plan)
+                continue
+            if latest.status not in self.retried_statuses:
                 continue
             if task.is_container:
                 if self.enters_containers:
@@ -569,11 +732,29 @@ class _ResetsLimit(TaskEngine):
 
 
 class _StampsMetadata(TaskEngine):
-    """The retry records who retried in the execution's metadata."""
+    """The retry records who retried in the execution's metadata, however many pairs it has already."""
 
     def apply_retry(self, execution: Execution, plan: RetryPlan) -> None:
         super().apply_retry(execution, plan)
-        execution.metadata["retriedBy"] = "workflow-engine"
+        if self.has_room_for_stamp(execution.metadata):
+            execution.metadata.update(self.stamp())
+
+    def has_room_for_stamp(self, metadata: Mapping[str, str]) -> bool:
+        return True
+
+    def stamp(self) -> dict[str, str]:
+        return {"retriedBy": "workflow-engine"}
+
+
+class _StampsMetadataWhenRoom(_StampsMetadata):
+    """The retry records when it retried in the execution's metadata, minding the documented limit:
+    at 10 pairs it leaves the stamp out, so only executions with room for it show the change."""
+
+    def has_room_for_stamp(self, metadata: Mapping[str, str]) -> bool:
+        return len(metadata) < METADATA_LIMITS.max_pairs
+
+    def stamp(self) -> dict[str, str]:
+        return {"retriedAt": str(self._clock())}
 
 
 class _ClearsMetadata(TaskEngine):
@@ -659,12 +840,23 @@ def _end_time_negative_sentinel(answer: JSONObject) -> None:
     answer.setdefault("endTime", -1)
 
 
-def _start_before_created(answer: JSONObject) -> None:
-    answer["startTime"] = answer["createdTime"] - 1000
-
-
 def _metadata_as_pairs(answer: JSONObject) -> None:
     answer["metadata"] = [{"key": key, "value": value} for key, value in answer["metadata"].items()]
+
+
+def _empty_metadata_omitted(answer: JSONObject) -> None:
+    # A serializer configured to omit empty values (omitempty, NON_EMPTY) drops the required field.
+    if answer.get("metadata") == {}:
+        del answer["metadata"]
+
+
+def _metadata_double_encoded(answer: JSONObject) -> None:
+    # The retry reloads the execution through a connection that takes the stored UTF-8 for latin-1
+    # and answers what it read as UTF-8: ASCII is unchanged, every other character turns to mojibake.
+    answer["metadata"] = {
+        key.encode().decode("latin-1"): value.encode().decode("latin-1")
+        for key, value in answer["metadata"].items()
+    }
 
 
 def _reason_null(answer: JSONObject) -> None:
@@ -702,13 +894,16 @@ class _Wire:
     rewrite: Callable[[_WireResponse], None] | None = None
     # Whether the request (headers, complete body) makes the server die mid-answer.
     drops: Callable[[Headers, bytes], bool] | None = None
+    # Whether the request's path segments make a middleware in front of the JSON error handling fail,
+    # so that the framework's default error page answers.
+    fails: Callable[[Sequence[str]], bool] | None = None
     # Every endpoint, not only the retry.
     everywhere: bool = False
 
 
 class WireDefects:
-    """ASGI middleware with the wire-level defects: it buffers each affected answer, lets the defects
-    rewrite its status, headers and body, and sends the result."""
+    """ASGI middleware with the wire-level defects: it fails a request in front of the app, or buffers
+    each affected answer, lets the defects rewrite its status, headers and body, and sends the result."""
 
     def __init__(self, app: ASGIApp, wires: Sequence[_Wire]) -> None:
         self._app = app
@@ -718,10 +913,14 @@ class WireDefects:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        on_retry = _is_retry_path(path_segments(scope))
+        segments = path_segments(scope)
+        on_retry = _is_retry_path(segments)
         wires = [wire for wire in self._wires if wire.everywhere or on_retry]
         if not wires:
             await self._app(scope, receive, send)
+            return
+        if any(wire.fails is not None and wire.fails(segments) for wire in wires):
+            await _send_default_error_page(send)
             return
         drops = [wire.drops for wire in wires if wire.drops is not None]
         if drops:
@@ -776,6 +975,34 @@ async def _read_request(receive: Receive) -> tuple[bytes | None, Receive]:
         return read.pop(0) if read else await receive()
 
     return (bytes(body) if complete else None), replay
+
+
+_DEFAULT_ERROR_PAGE = (
+    b"<html><head><title>500 Internal Server Error</title></head>"
+    b"<body><h1>Internal Server Error</h1></body></html>"
+)
+
+
+async def _send_default_error_page(send: Send) -> None:
+    """The web framework's own answer to an exception that escaped the app: 500 and an HTML page.
+    The gateway in front still gives it a request id, as it does every answer."""
+    headers = [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"content-length", str(len(_DEFAULT_ERROR_PAGE)).encode()),
+        (REQUEST_ID_HEADER.lower().encode(), str(uuid.uuid4()).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 500, "headers": headers})
+    await send({"type": "http.response.body", "body": _DEFAULT_ERROR_PAGE})
+
+
+# The longest span attribute value the tracing library of the retry route accepts.
+_SPAN_ATTRIBUTE_MAX_LENGTH = 1024
+
+
+def _path_id_overflows_tracing(segments: Sequence[str]) -> bool:
+    # The retry route's tracing middleware puts the path id in a span attribute before routing; the
+    # library raises beyond its limit, outside the handler that turns exceptions into JSON.
+    return _is_retry_path(segments) and len(segments[6]) > _SPAN_ATTRIBUTE_MAX_LENGTH
 
 
 def _is_malformed_json(headers: Headers, body: bytes) -> bool:
@@ -904,6 +1131,8 @@ _ENTRIES: tuple[tuple[Defect, _Patch], ...] = (
     _entry("nonce-non-string-accepted", "BODY-SHAPE",
            _Patch(handlers=_AnyNonceTypeParsed, store=_NonStringNonceSkipsSession),
            "A nonce that is not a string (number, object, null) skips the session check; the retry proceeds"),
+    _entry("raw-utf8-misread", "BODY-SHAPE", _Patch(handlers=_BodyDecodedAsAscii),
+           "A body with raw non-ASCII UTF-8 is refused 400 as malformed JSON; with \\u escapes it is not"),
     # BODY-NONCE, NONCE-REUSE
     _entry("nonce-not-verified", "BODY-NONCE NONCE-REUSE", _Patch(store=_NonceNotVerified),
            "Any well-formed nonce is accepted, never issued, used or expired alike; the retry proceeds"),
@@ -930,12 +1159,27 @@ _ENTRIES: tuple[tuple[Defect, _Patch], ...] = (
     _entry("timed-out-not-retryable", "STATE-RETRYABLE",
            _Patch(engine=_state_check_forgetting(ExecutionStatus.TIMED_OUT)),
            "A TIMED_OUT execution is refused with 409"),
+    _entry("gzip-body-refused", "STATE-RETRYABLE", _Patch(handlers=_GzipRefused),
+           "A gzipped body (Content-Encoding: gzip, what the Cognite SDK sends) is refused with 415"),
+    _entry("charset-refused", "STATE-RETRYABLE", _Patch(handlers=_WholeContentTypeCompared),
+           "Content-Type: application/json; charset=utf-8 is refused with 415 (the whole header must match)"),
+    _entry("chunked-body-refused", "STATE-RETRYABLE", _Patch(handlers=_ChunkedRefused),
+           "A retry with a chunked body (Transfer-Encoding: chunked, no Content-Length) is refused with 411"),
     # ROBUST
     _entry("unicode-nonce-500", "ROBUST STATE-404", _Patch(handlers=_UnicodeNonceCrashes),
            "A nonce with a non-ASCII character crashes the session lookup: 500"),
     _entry("malformed-json-drops-connection", "ROBUST BODY-SHAPE",
            _Patch(wire=_Wire(drops=_is_malformed_json)),
            "A body that is not valid JSON kills the answer after its headers: the connection drops"),
+    _entry("long-nonce-500", "ROBUST BODY-NONCE", _Patch(store=_NonceLoggedInNarrowColumn),
+           "A nonce longer than 4096 characters overflows the request log's column: 500"),
+    _entry("long-path-id-500", "ROBUST PATH-UUID ERR-ENVELOPE",
+           _Patch(wire=_Wire(fails=_path_id_overflows_tracing)),
+           "A path id longer than 1024 characters crashes the tracing middleware: 500 with an HTML page"),
+    _entry("nul-in-body-500", "ROBUST BODY-NONCE BODY-SHAPE", _Patch(handlers=_AuditLogRefusesNul),
+           "A NUL character (\\u0000) in any string of the body fails the audit-log insert: 500"),
+    _entry("extra-field-500", "ROBUST BODY-SHAPE", _Patch(handlers=_StrictBinding),
+           "An unknown field in the body (top level or in authentication) crashes the strict binder: 500"),
     _entry("errors-as-text", "ROBUST ERR-ENVELOPE", _Patch(wire=_Wire(rewrite=_errors_as_text)),
            "4xx answers of the retry are plain-text status phrases such as 'Bad Request'"),
     # ERR-ENVELOPE, ERR-CODE
@@ -980,7 +1224,7 @@ _ENTRIES: tuple[tuple[Defect, _Patch], ...] = (
            "The retry's answer spells the status in lower case (running)"),
     _entry("status-stale", "RESP-STATUS", _Patch(store=_StaleAnswer),
            "The retry answers with the execution as it was before the retry (status FAILED)"),
-    # RESP-TIME, RESP-TIME-ORDER
+    # RESP-TIME
     _entry("time-as-string", "RESP-TIME RESP-UNCHANGED", _Patch(answer=_time_as_string),
            "The retry's answer gives its times as strings"),
     _entry("time-as-float-seconds", "RESP-TIME RESP-UNCHANGED", _Patch(answer=_time_as_float_seconds),
@@ -989,25 +1233,34 @@ _ENTRIES: tuple[tuple[Defect, _Patch], ...] = (
            "The retry's answer gives startTime as 2**64-1, an unsigned 'not set' sentinel"),
     _entry("time-negative-sentinel", "RESP-TIME", _Patch(answer=_end_time_negative_sentinel),
            "The retry's answer gives the cleared endTime as -1 instead of leaving it out"),
-    _entry("start-before-created", "RESP-TIME-ORDER", _Patch(answer=_start_before_created),
-           "The retry's answer gives a startTime one second before createdTime"),
     # RESP-METADATA
     _entry("metadata-stamped", "RESP-METADATA RESP-UNCHANGED", _Patch(engine=_StampsMetadata),
            "The retry adds retriedBy to the stored metadata: 10 pairs become 11"),
     _entry("metadata-as-pairs", "RESP-METADATA RESP-UNCHANGED", _Patch(answer=_metadata_as_pairs),
            'The retry\'s answer gives metadata as a list of {"key", "value"} objects'),
+    _entry("empty-metadata-omitted", "RESP-METADATA RESP-200 RESP-UNCHANGED",
+           _Patch(answer=_empty_metadata_omitted),
+           "The retry's answer leaves metadata out when it is empty (a serializer that omits empty values)"),
     # RESP-REASON
     _entry("reason-null", "RESP-REASON", _Patch(answer=_reason_null),
            "The retry's answer sends reasonForIncompletion: null instead of leaving it out"),
     # RESP-UNCHANGED
-    _entry("created-time-reset", "RESP-UNCHANGED RESP-TIME-ORDER", _Patch(engine=_ResetsCreatedTime),
+    _entry("created-time-reset", "RESP-UNCHANGED", _Patch(engine=_ResetsCreatedTime),
            "The retry sets the stored createdTime to the time of the retry"),
     _entry("metadata-cleared", "RESP-UNCHANGED", _Patch(engine=_ClearsMetadata),
            "The retry drops the stored metadata"),
+    _entry("metadata-stamped-when-room", "RESP-UNCHANGED", _Patch(engine=_StampsMetadataWhenRoom),
+           "The retry adds retriedAt to the stored metadata when it has fewer than 10 pairs"),
+    _entry("metadata-utf8-double-encoded", "RESP-UNCHANGED RESP-METADATA",
+           _Patch(answer=_metadata_double_encoded),
+           "The retry's answer double-encodes non-ASCII metadata (UTF-8 read as latin-1): 'ü' becomes 'Ã¼'"),
     # SEM-*
     _entry("retry-starts-nothing", "SEM-TARGETED SEM-NESTED SEM-LIMIT SEM-CONCURRENT",
            _Patch(engine=_StartsNothing),
            "The retry answers RUNNING but starts no task, so the execution fails again at once"),
+    _entry("second-retry-starts-nothing", "SEM-TARGETED SEM-LIMIT SEM-NESTED",
+           _Patch(engine=_SecondRetryStartsNothing),
+           "Only an execution's first retry starts tasks; later ones leave it RUNNING with nothing running"),
     _entry("retry-ignores-canceled", "SEM-TARGETED SEM-NESTED", _Patch(engine=_IgnoresCanceled),
            "Tasks whose latest attempt was CANCELED are not retried"),
     _entry("retry-first-target-only", "SEM-TARGETED SEM-NESTED SEM-LIMIT", _Patch(engine=_FirstTargetOnly),
@@ -1089,7 +1342,7 @@ def create_defective_app(config: MockConfig) -> Starlette:
     patches = [_PATCHES[defect.name] for defect in CATALOGUE if defect.name in config.defects]
     engine = _compose(TaskEngine, [patch.engine for patch in patches])(config.clock)
     store = _compose(_Store, [patch.store for patch in patches])(
-        config.clock, config.nonce_ttl_millis, engine=engine
+        config.clock, config.nonce_ttl_millis, engine=engine, shape=config.shape
     )
     answer_rewrites = [patch.answer for patch in patches if patch.answer is not None]
     handlers = _compose(_Handlers, [patch.handlers for patch in patches])(store, answer_rewrites)
