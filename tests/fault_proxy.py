@@ -29,6 +29,8 @@ class Fault(Enum):
 
 
 Plan = Callable[[int], Fault | None]
+# The suite sends a request line of 1 MB (an oversized executionId): the proxy must pass it on.
+STREAM_LIMIT = 4 * 1024 * 1024
 _REASONS = {429: "Too Many Requests", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
@@ -111,7 +113,7 @@ class FaultProxy:
             writer.close()
 
     async def _forward(self, head: bytes, body: bytes) -> tuple[bytes, bytes]:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self._upstream)
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self._upstream, limit=STREAM_LIMIT)
         upstream_writer.write(_close_connection(head) + body)
         await upstream_writer.drain()
         answer = await _read_message(upstream_reader)
@@ -128,7 +130,7 @@ def fault_proxy(upstream: str, plan: Plan) -> Iterator[tuple[str, FaultProxy]]:
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     server = asyncio.run_coroutine_threadsafe(
-        asyncio.start_server(proxy._handle, "127.0.0.1", 0), loop
+        asyncio.start_server(proxy._handle, "127.0.0.1", 0, limit=STREAM_LIMIT), loop
     ).result(timeout=10)
     port = server.sockets[0].getsockname()[1]
     try:

@@ -6,19 +6,20 @@ workflow-model.md and nothing about requirements.
 
 from __future__ import annotations
 
-import json
+import http.client
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
 from retry_contract.budget import RequestBudget
 from retry_contract.credentials import Credentials, CredentialsError
 from retry_contract.exchange import Exchange, Expectation
+from retry_contract.request_forms import PLAIN, RequestForm
 from retry_contract.resilience import DEFAULT_RETRY_POLICY, FAULT_ERRORS, RetryPolicy, fault_of
 from retry_contract.secrets_registry import SecretRegistry
 
@@ -40,6 +41,29 @@ class InfrastructureError(ClientError):
 
 class UnexpectedAnswer(ClientError):
     """A neighbouring endpoint answered something the model does not allow; provisioning stops."""
+
+
+def _send_with_stdlib(exchange: Exchange, timeout: float | None) -> None:
+    """Send `exchange`'s request with `http.client`, which takes a request line of any length."""
+    parts = urlsplit(exchange.url)
+    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = connection_class(parts.hostname or "", parts.port, timeout=timeout)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request(
+            exchange.method, target, body=exchange.request_body, headers=dict(exchange.request_headers)
+        )
+        response = connection.getresponse()
+        exchange.status = response.status
+        exchange.response_headers = {k.lower(): v for k, v in response.getheaders()}
+        exchange.response_body = response.read()
+    except ConnectionRefusedError as error:
+        exchange.transport_error = f"{type(error).__name__}: {error}"
+    except (OSError, http.client.HTTPException) as error:
+        exchange.transport_error = f"{type(error).__name__}: {error or 'connection broken'}"
+        exchange.connection_broken = True
+    finally:
+        connection.close()
 
 
 class CdfClient:
@@ -116,17 +140,18 @@ class CdfClient:
         origin: str = "",
         expectation: Expectation | None = None,
         execution_id: str | None = None,
+        form: RequestForm = PLAIN,
     ) -> Exchange:
         """Send one request, retrying faults; a transport failure becomes an Exchange without status.
 
         `json_per_attempt` builds the body anew for each attempt: a request carrying a single-use
-        nonce needs a fresh one when it is re-sent.
+        nonce needs a fresh one when it is re-sent. JSON bodies are put on the wire in `form`.
         """
         request_headers: dict[str, str] = {}
-        if json_body is not _UNSET or json_per_attempt is not None:
-            request_headers["content-type"] = "application/json"
         if json_body is not _UNSET:
-            content = json.dumps(json_body).encode()
+            content, request_headers = form.encode(json_body)
+        elif json_per_attempt is not None:
+            request_headers = form.encode({})[1]
         bearer = self.token if token is _UNSET else token
         if bearer is not None:
             request_headers["authorization"] = f"Bearer {bearer}"
@@ -137,8 +162,10 @@ class CdfClient:
         def attempt() -> Exchange:
             nonlocal attempts, reached_server
             attempts += 1
-            body = json.dumps(json_per_attempt()).encode() if json_per_attempt is not None else content
-            exchange = self._send_once(method, url, body, request_headers, origin, expectation, execution_id)
+            body = form.encode(json_per_attempt())[0] if json_per_attempt is not None else content
+            exchange = self._send_once(
+                method, url, body, request_headers, origin, expectation, execution_id, chunked=form.chunked
+            )
             exchange.attempts = attempts
             if reached_server:
                 # An earlier attempt may have taken effect before its answer was lost: what this one
@@ -162,6 +189,8 @@ class CdfClient:
         origin: str,
         expectation: Expectation | None,
         execution_id: str | None,
+        *,
+        chunked: bool = False,
     ) -> Exchange:
         exchange = Exchange(
             method=method,
@@ -177,7 +206,12 @@ class CdfClient:
         started = time.perf_counter()
         self.requests_sent += 1
         try:
-            response = self._http.request(method, url, content=content, headers=request_headers)
+            # An iterator makes httpx stream the body: Transfer-Encoding: chunked, no Content-Length.
+            sent: bytes | Iterator[bytes] | None = iter([content]) if chunked and content else content
+            response = self._http.request(method, url, content=sent, headers=request_headers)
+        except httpx.InvalidURL:
+            # httpx refuses URLs over 64 KiB; the oversized-path probes need them on the wire.
+            _send_with_stdlib(exchange, self._http.timeout.read)
         except FAULT_ERRORS as error:
             exchange.transport_error = f"{type(error).__name__}: {error or 'no detail'}"
         except httpx.TransportError as error:
@@ -200,6 +234,7 @@ class CdfClient:
         *,
         body_per_attempt: Callable[[], Any] | None = None,
         ok: tuple[int, ...] = (200, 201, 202),
+        form: RequestForm = PLAIN,
     ) -> Any:
         exchange = self.send(
             method,
@@ -207,6 +242,7 @@ class CdfClient:
             json_body=body,
             json_per_attempt=body_per_attempt,
             origin=f"provisioning {path}",
+            form=form,
         )
         if exchange.fault is not None:
             raise InfrastructureError(f"{method} {self.project_url(path)}: {exchange.fault}")
@@ -248,18 +284,25 @@ class CdfClient:
         self._call("POST", "/workflows/versions", {"items": [item]})
 
     def run(
-        self, external_id: str, version: str, metadata: Mapping[str, str] | None = None
+        self,
+        external_id: str,
+        version: str,
+        metadata: Mapping[str, str] | None = None,
+        workflow_input: Mapping[str, Any] | None = None,
+        form: RequestForm = PLAIN,
     ) -> dict[str, Any]:
+        """Run a version; `metadata` and `workflow_input` are left out of the body when None."""
         path = f"/workflows/{quote(external_id, safe='')}/versions/{quote(version, safe='')}/run"
 
         def body() -> dict[str, Any]:
-            return {
-                "authentication": {"nonce": self.create_nonce()},
-                "input": {},
-                "metadata": dict(metadata or {}),
-            }
+            request: dict[str, Any] = {"authentication": {"nonce": self.create_nonce()}}
+            if workflow_input is not None:
+                request["input"] = dict(workflow_input)
+            if metadata is not None:
+                request["metadata"] = dict(metadata)
+            return request
 
-        result: dict[str, Any] = self._call("POST", path, body_per_attempt=body)
+        result: dict[str, Any] = self._call("POST", path, body_per_attempt=body, form=form)
         return result
 
     def cancel(self, execution_id: str, reason: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ become an :class:`Exchange`, so a check is written once and judges both.
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ class Exchange:
     execution_id: str | None = None
     # Detailed execution read before the request, for requirements about what a retry changes.
     before: Mapping[str, Any] | None = None
+    # The same execution read once a successful retry had taken effect: what the retry did (SEM-*).
+    after: Mapping[str, Any] | None = None
     # How many times the request was sent before this answer (faults are retried).
     attempts: int = 1
     # The connection broke after the request was sent (the server's doing when it persists).
@@ -74,11 +77,28 @@ class Exchange:
         except (ValueError, UnicodeDecodeError):
             return _NOT_JSON
 
+    @property
+    def request_gzipped(self) -> bool:
+        return any(
+            k.lower() == "content-encoding" and v.strip().lower() == "gzip"
+            for k, v in self.request_headers.items()
+        )
+
+    def request_content(self) -> bytes | None:
+        """The request body as the server reads it: decompressed when it was sent gzipped."""
+        if self.request_body is None or not self.request_gzipped:
+            return self.request_body
+        try:
+            return gzip.decompress(self.request_body)
+        except (OSError, EOFError):
+            return self.request_body
+
     def request_json(self) -> Any:
-        if self.request_body is None:
+        content = self.request_content()
+        if content is None:
             return _NOT_JSON
         try:
-            return json.loads(self.request_body)
+            return json.loads(content)
         except (ValueError, UnicodeDecodeError):
             return _NOT_JSON
 

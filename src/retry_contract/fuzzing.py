@@ -19,8 +19,10 @@ from retry_contract import contract
 from retry_contract.budget import BudgetExhausted
 from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
+from retry_contract.checks.retry_effects import took_effect
 from retry_contract.checks.schemathesis_results import DISABLED_CHECKS
 from retry_contract.exchange import Exchange, Expectation
+from retry_contract.polling import RETRY_SETTLE_SECONDS, poll
 from retry_contract.provisioning import RetryablePool
 from retry_contract.resilience import FAULT_STATUSES
 
@@ -96,7 +98,7 @@ def before_call(context: Any, case: Any, kwargs: Any) -> None:
 def after_call(context: Any, case: Any, response: Any) -> None:
     fuzzer = _ACTIVE.get(id(case.operation.schema))
     if fuzzer is not None:
-        fuzzer._after_call(case)
+        fuzzer._after_call(case, response)
 
 
 def _declares_json(case: Any) -> bool:
@@ -129,6 +131,8 @@ class Fuzzer:
         self._lock = threading.Lock()
         # case id -> (leased execution id, detailed execution before the call)
         self._steered: dict[str, tuple[str, dict[str, Any]]] = {}
+        # case id -> the leased execution once a successful retry took effect
+        self._effects: dict[str, dict[str, Any]] = {}
         self._stream: Any = None
         # What stopped the engine from inside a hook, re-raised once the engine has wound down.
         self.interruption: BudgetExhausted | ClientError | None = None
@@ -208,13 +212,24 @@ class Fuzzer:
         case.path_parameters["executionId"] = execution_id
         case.body["authentication"] = {"nonce": self.client.create_nonce()}
 
-    def _after_call(self, case: Any) -> None:
+    def _after_call(self, case: Any, response: Any) -> None:
         with self._lock:
             lease = self._steered.get(case.id)
         if lease is None:
             return
+        execution_id, before = lease
         try:
-            self.pool.give_back(lease[0])
+            if response is not None and response.status_code == 200:
+                after = poll(
+                    lambda: self.client.detailed(execution_id),
+                    lambda reading: took_effect(before, reading),
+                    timeout=RETRY_SETTLE_SECONDS,
+                )
+                with self._lock:
+                    self._effects[case.id] = after
+            lost = self.pool.give_back(execution_id)
+            if lost is not None:
+                self.judge.ledger.notes.append(lost)
         except ClientError as error:
             self.interruption = error
             if self._stream is not None:
@@ -270,6 +285,7 @@ class Fuzzer:
                 ),
                 execution_id=str(case.path_parameters.get("executionId")) if case.path_parameters else None,
                 before=lease[1] if lease is not None else None,
+                after=self._effects.pop(case_id, None),
             )
             if exchange.status is None or exchange.status in FAULT_STATUSES:
                 exchange = self._confirm(exchange)

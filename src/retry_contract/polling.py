@@ -13,6 +13,8 @@ from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponenti
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT_SECONDS = 20.0
+# How long a retry may take to show its new attempts on a server that starts them asynchronously.
+RETRY_SETTLE_SECONDS = 5.0
 
 
 def poll(read: Callable[[], T], done: Callable[[T], bool], *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> T:

@@ -13,6 +13,7 @@ from typing import Any
 from retry_contract import contract, execution_view
 from retry_contract.cdf_client import CdfClient, UnexpectedAnswer
 from retry_contract.domain import (
+    RETRYABLE_EXECUTION_STATUSES,
     ExecutionStatus,
     OnFailure,
     TaskStatus,
@@ -20,6 +21,7 @@ from retry_contract.domain import (
 )
 from retry_contract.interrupts import signals_deferred
 from retry_contract.polling import poll
+from retry_contract.request_forms import PLAIN, RAW_UTF8, RequestForm
 
 VERSION = "1"
 DEFAULT_FUNCTION_EXTERNAL_ID = "retry-contract-async-noop"
@@ -35,6 +37,35 @@ def boundary_metadata() -> dict[str, str]:
         )
         for index in range(limits.max_pairs)
     }
+
+
+@dataclass(frozen=True)
+class FixtureShape:
+    """How an execution is started: the metadata and input of its run request, and their wire form.
+
+    A server's bug may show only on some shapes (metadata dropped when empty, stamped when there is
+    room, non-ASCII values mangled), so the executions of a run cycle through all of them and every
+    response check meets each.
+    """
+
+    label: str
+    metadata: dict[str, str] | None
+    workflow_input: dict[str, Any] | None
+    form: RequestForm = PLAIN
+
+
+FIXTURE_SHAPES: tuple[FixtureShape, ...] = (
+    FixtureShape("metadata at every limit, no input", boundary_metadata(), None),
+    FixtureShape("empty metadata, empty input", {}, {}),
+    FixtureShape("one metadata pair, an input object", {"purpose": "retry-contract"}, {"batch": 7}),
+    FixtureShape(
+        "non-ASCII metadata and input as raw UTF-8",
+        {"owner": "Åsa Ødegård", "note": "überprüft ✓ 再試行 \u200f\u05e2\u05d1\u05e8\u05d9\u05ea"},
+        {"city": "Tromsø", "emoji": "🛠️"},
+        RAW_UTF8,
+    ),
+    FixtureShape("no metadata field, no input", None, None),
+)
 
 
 def _function_task(
@@ -137,6 +168,9 @@ class Provisioner:
     created_workflows: list[str] = field(default_factory=list)
     created_executions: list[str] = field(default_factory=list)
     _timing_out: str | None = None
+    _next_shape: int = 0
+    # Shapes of the executions retried with success, for the report: which shapes were judged.
+    shapes_of: dict[str, str] = field(default_factory=dict)
 
     # -- workflows --------------------------------------------------------------------------------
 
@@ -148,20 +182,28 @@ class Provisioner:
             self.client.upsert_version(external_id, VERSION, tasks)
         return external_id
 
-    def _run(self, purpose: str, tasks: list[dict[str, Any]]) -> str:
+    def _shape(self, shape: FixtureShape | None) -> FixtureShape:
+        if shape is None:
+            shape = FIXTURE_SHAPES[self._next_shape % len(FIXTURE_SHAPES)]
+            self._next_shape += 1
+        return shape
+
+    def _run(self, purpose: str, tasks: list[dict[str, Any]], shape: FixtureShape | None = None) -> str:
         workflow = self._workflow(purpose, tasks)
+        shape = self._shape(shape)
         # An interruption between the server creating the execution and the client reading its id
         # would leave an execution that cleanup cannot find.
         with signals_deferred():
-            execution = self.client.run(workflow, VERSION, boundary_metadata())
+            execution = self.client.run(workflow, VERSION, shape.metadata, shape.workflow_input, shape.form)
             execution_id = execution.get("id")
             if not isinstance(execution_id, str):
                 raise UnexpectedAnswer(f"run answered without an execution id: {execution!r}")
             self.created_executions.append(execution_id)
+            self.shapes_of[execution_id] = shape.label
         return execution_id
 
-    def _simple(self) -> str:
-        return self._run("simple", [_function_task(self.function_external_id, SIMPLE_TASK)])
+    def _simple(self, shape: FixtureShape | None = None) -> str:
+        return self._run("simple", [_function_task(self.function_external_id, SIMPLE_TASK)], shape)
 
     # -- executions in each state -----------------------------------------------------------------
 
@@ -170,8 +212,8 @@ class Provisioner:
         self._await_status(execution_id, ExecutionStatus.RUNNING)
         return execution_id
 
-    def failed_execution(self) -> str:
-        execution_id = self._simple()
+    def failed_execution(self, shape: FixtureShape | None = None) -> str:
+        execution_id = self._simple(shape)
         self.refail(execution_id)
         return execution_id
 
@@ -303,10 +345,22 @@ class RetryablePool:
     def take(self) -> str:
         return self._ready.pop(0) if self._ready else self._provisioner.failed_execution()
 
-    def give_back(self, execution_id: str) -> None:
-        """Return the execution when it is (or can be made) retryable again; drop it otherwise."""
+    def give_back(self, execution_id: str) -> str | None:
+        """Return the execution to the pool when it is (or can be made) retryable again.
+
+        Otherwise it leaves the pool and the answer says why: a finding for the report, never a
+        silent loss (a retry that answered 200 but started nothing shows here first).
+        """
         status = self._provisioner.client.detailed(execution_id).get("status")
-        if status in (ExecutionStatus.FAILED, ExecutionStatus.TERMINATED) or (
-            status == ExecutionStatus.RUNNING and self._provisioner.refail(execution_id)
-        ):
+        if status in RETRYABLE_EXECUTION_STATUSES:
             self._ready.append(execution_id)
+            return None
+        if status == ExecutionStatus.RUNNING:
+            if self._provisioner.refail(execution_id):
+                self._ready.append(execution_id)
+                return None
+            return (
+                f"pooled execution {execution_id} stayed RUNNING after a retry with no attempt in "
+                f"progress within {REFAIL_TIMEOUT_SECONDS:g} s, or did not fail when its attempt did"
+            )
+        return f"pooled execution {execution_id} is {status} after a retry, not retryable again"

@@ -30,6 +30,9 @@ class AppLoadError(Exception):
     """`module:attribute` does not name an importable ASGI or WSGI application."""
 
 
+MAX_REQUEST_HEAD_BYTES = 4 * 1024 * 1024
+
+
 class _SignallingServer(uvicorn.Server):
     """A uvicorn server that reports when it has started (or failed to)."""
 
@@ -135,6 +138,9 @@ class InProcessServer:
             access_log=False,
             lifespan="off",
             interface="asgi3",
+            # h11 resets a connection whose request head exceeds its buffer, before the app can answer;
+            # the oversized-path probes (1 MB executionId) must meet a 4xx with the envelope instead.
+            h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
         )
         server = _SignallingServer(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=self._name, daemon=True)

@@ -3,8 +3,8 @@
 - `http`: what every response must satisfy (ROBUST, ERR-*, HDR-REQUEST-ID, the expected status);
 - `success`: what a successful retry must satisfy beyond its schema (RESP-ID, RESP-UNCHANGED, ...);
 - `openapi`: openapi-core validation against the spec, traced through `x-requirement`;
-- `schemathesis_results`: Schemathesis's own checks, mapped to requirements.
-Scenario-level judgements (what a retry did to the tasks) live in `retry_contract.scenarios`.
+- `schemathesis_results`: Schemathesis's own checks, mapped to requirements;
+- `retry_effects`: what a successful retry did to the tasks (SEM-*), from readings before and after.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 from retry_contract.checks import schemathesis_results
 from retry_contract.checks.http import HTTP_CHECKS
 from retry_contract.checks.openapi import SCHEMA_JUDGE, OpenApiJudge
+from retry_contract.checks.retry_effects import retry_effects
 from retry_contract.checks.success import SUCCESS_CHECKS
 from retry_contract.exchange import Exchange
 from retry_contract.verdict import Disagreement, Ledger, Observation
@@ -37,6 +38,8 @@ class Judge:
         observations: list[Observation] = []
         for check in (*HTTP_CHECKS, *SUCCESS_CHECKS):
             observations += check(exchange)
+        if exchange.status == 200 and exchange.before is not None and exchange.after is not None:
+            observations += retry_effects(exchange.before, exchange.after, exchange)
         validated = self.openapi.judge(exchange)
         observations += validated
         if schemathesis_failures is not None:

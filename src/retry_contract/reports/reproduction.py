@@ -14,6 +14,8 @@ NONCE_PLACEHOLDER = "$NONCE"
 _SKIPPED_HEADERS = frozenset(
     {"content-length", "host", "user-agent", "accept-encoding", "connection", "accept"}
 )
+# Longer bodies (the oversized-value probes) are cut in the report; the origin says what they held.
+MAX_BODY_CHARACTERS = 2048
 
 
 def curl(exchange: Exchange, secrets: SecretRegistry) -> str:
@@ -24,9 +26,16 @@ def curl(exchange: Exchange, secrets: SecretRegistry) -> str:
         if name.lower() == "authorization" and value.lower().startswith("bearer ") and len(value) > 7:
             value = f"Bearer {TOKEN_PLACEHOLDER}"
         parts += ["-H", _quote(f"{name}: {value}")]
-    if exchange.request_body is not None:
-        parts += ["--data-binary", _quote(_body_text(exchange))]
-    return secrets.redact(" ".join(parts))
+    if exchange.request_body is None:
+        return secrets.redact(" ".join(parts))
+    body = _body_text(exchange)
+    if len(body) > MAX_BODY_CHARACTERS:
+        body = f"{body[:MAX_BODY_CHARACTERS]}... ({len(body)} characters in all)"
+    if not exchange.request_gzipped:
+        return secrets.redact(" ".join([*parts, "--data-binary", _quote(body)]))
+    # The body went out gzipped: compress it the same way on the reader's side.
+    command = f"printf '%s' {_quote(body)} | gzip -c | {' '.join([*parts, '--data-binary', '@-'])}"
+    return secrets.redact(command)
 
 
 def _body_text(exchange: Exchange) -> str:
@@ -36,7 +45,8 @@ def _body_text(exchange: Exchange) -> str:
         if isinstance(nonce, str) and nonce:
             body = {**body, "authentication": {**body["authentication"], "nonce": NONCE_PLACEHOLDER}}
             return json.dumps(body)
-    return exchange.request_body.decode("utf-8", "replace") if exchange.request_body else ""
+    content = exchange.request_content()
+    return content.decode("utf-8", "replace") if content else ""
 
 
 def _quote(text: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from retry_contract.scenarios import auth, malformed, nonces, semantics, states
+from retry_contract.scenarios import auth, forms, malformed, nonces, odd_values, semantics, states
 from retry_contract.scenarios.context import ScenarioContext
 
 Scenario = Callable[[ScenarioContext], None]
@@ -17,9 +17,11 @@ Scenario = Callable[[ScenarioContext], None]
 ALL_SCENARIOS: tuple[Scenario, ...] = (
     *auth.SCENARIOS,
     *malformed.SCENARIOS,
+    *odd_values.SCENARIOS,
     *states.SCENARIOS,
     *nonces.SCENARIOS,
     *semantics.SCENARIOS,
+    *forms.SCENARIOS,
 )
 
 __all__ = ["ALL_SCENARIOS", "Scenario", "ScenarioContext"]

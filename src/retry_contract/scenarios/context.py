@@ -11,6 +11,7 @@ from retry_contract.cdf_client import CdfClient
 from retry_contract.checks import Judge
 from retry_contract.exchange import Exchange, Expectation
 from retry_contract.provisioning import Provisioner
+from retry_contract.request_forms import PLAIN, RequestForm
 from retry_contract.verdict import Observation
 
 JUDGE = "scenario"
@@ -40,14 +41,23 @@ class ScenarioContext:
         project: str | None = None,
         method: str = "POST",
         before: Mapping[str, Any] | None = None,
+        form: RequestForm = PLAIN,
+        extra_fields: Mapping[str, Any] | None = None,
     ) -> Exchange:
-        """Send a retry request (by default a well-formed one with a fresh nonce) and judge it."""
+        """Send a retry request (by default a well-formed one with a fresh nonce) and judge it.
+
+        `extra_fields` go beside `authentication`; `form` is how the JSON body goes on the wire.
+        """
         kwargs: dict[str, Any] = {} if token is _DEFAULT else {"token": token}
+        extra = dict(extra_fields or {})
         if body is _DEFAULT and content is None and nonce is None:
             # A fresh nonce for every attempt, should a fault make the client re-send.
-            kwargs["json_per_attempt"] = lambda: {"authentication": {"nonce": self.client.create_nonce()}}
+            kwargs["json_per_attempt"] = lambda: {
+                "authentication": {"nonce": self.client.create_nonce()},
+                **extra,
+            }
         elif body is _DEFAULT and content is None:
-            kwargs["json_body"] = {"authentication": {"nonce": nonce}}
+            kwargs["json_body"] = {"authentication": {"nonce": nonce}, **extra}
         elif body is not _DEFAULT:
             kwargs["json_body"] = body
         exchange = self.client.send(
@@ -58,6 +68,7 @@ class ScenarioContext:
             origin=f"scenario: {origin}",
             expectation=expect,
             execution_id=execution_id,
+            form=form,
             **kwargs,
         )
         exchange.before = before
