@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from retry_contract.mock.defects import BY_NAME
-from retry_contract.mutants import FAITHFUL, MatrixSettings, matrix_passes, run_matrix, write_reports
+from retry_contract.mutants import (
+    FAITHFUL_PROFILES,
+    MatrixSettings,
+    faithful_label,
+    matrix_passes,
+    run_matrix,
+    write_reports,
+)
 
 SAMPLE = (
     "auth-header-optional",  # AUTH
@@ -30,6 +37,11 @@ SAMPLE = (
     "optional-retried",  # SEM
     "limit-reset",  # SEM
     "concurrent-double-retry",  # SEM
+    "gzip-body-refused",  # the official SDK's request form
+    "raw-utf8-misread",  # the same document, encoded differently
+    "long-nonce-500",  # values far longer than generated ones
+    "metadata-stamped-when-room",  # visible only on fixtures below the metadata limits
+    "second-retry-starts-nothing",  # visible only on repeated retries
 )
 SETTINGS = MatrixSettings(seed=20230101, max_examples=15, fail_fast=False)
 
@@ -55,9 +67,11 @@ def test_the_sample_names_real_defects() -> None:
 @pytest.mark.slow
 def test_each_sampled_defect_is_caught_by_its_own_check(tmp_path: Path) -> None:
     outcomes = run_matrix(list(SAMPLE), SETTINGS, workers=2)
-    faithful = next(o for o in outcomes if o.defect == FAITHFUL)
-    assert not faithful.caught and faithful.error is None, f"false alarm: {faithful.failed}"
-    missed = {o.defect: o.failed for o in outcomes if o.defect != FAITHFUL and not o.caught_by_own_check}
+    faithful = [o for o in outcomes if o.is_faithful]
+    assert [o.defect for o in faithful] == [faithful_label(p) for p in FAITHFUL_PROFILES]
+    alarms = {o.defect: o.failed or o.error for o in faithful if o.caught or o.error}
+    assert not alarms, f"false alarms on faithful mocks: {alarms}"
+    missed = {o.defect: o.failed for o in outcomes if not o.is_faithful and not o.caught_by_own_check}
     assert not missed, f"not caught by the check of the requirement they break: {missed}"
     assert matrix_passes(outcomes)
     markdown, data = write_reports(outcomes, tmp_path, SETTINGS, wall=0.0)

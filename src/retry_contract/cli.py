@@ -144,6 +144,13 @@ _FAIL_FAST = click.option("--fail-fast", is_flag=True, help="Stop at the first M
     metavar="NAME",
     help="Switch on a defect in the embedded mock (see `retry-contract defects`). Repeatable.",
 )
+@click.option(
+    "--mock-profile",
+    default="classic",
+    show_default=True,
+    metavar="NAME",
+    help="Faithful shape of the embedded mock: classic, or recorded (shaped like a real CDF recording).",
+)
 def run(
     base_url: str | None,
     app: str | None,
@@ -161,6 +168,7 @@ def run(
     rate: float | None,
     dry_run: bool,
     mock_defects: tuple[str, ...],
+    mock_profile: str,
 ) -> None:
     """Run the conformance suite against a server, or the embedded mock without --base-url.
 
@@ -177,8 +185,8 @@ def run(
     external = base_url or app
     if external and not project:
         raise click.UsageError(f"--project is required with {'--base-url' if base_url else '--app'}")
-    if external and mock_defects:
-        raise click.UsageError("--mock-defect applies to the embedded mock only")
+    if external and (mock_defects or mock_profile != "classic"):
+        raise click.UsageError("--mock-defect and --mock-profile apply to the embedded mock only")
     registry = SecretRegistry()
     try:
         # The embedded mock brings its own tokens; credentials are read only for a real target.
@@ -205,6 +213,7 @@ def run(
         max_requests=max_requests,
         rate=rate,
         mock_defects=frozenset(mock_defects),
+        mock_profile=mock_profile,
     )
     console = Console(stderr=False, highlight=False)
     if dry_run:
@@ -323,7 +332,14 @@ def defects() -> None:
     metavar="NAME",
     help="Switch on a realistic server bug (see `retry-contract defects`). Repeatable.",
 )
-def mock(host: str, port: int, project: str, defect_names: tuple[str, ...]) -> None:
+@click.option(
+    "--profile",
+    default="classic",
+    show_default=True,
+    metavar="NAME",
+    help="Faithful shape: classic, or recorded (shaped like an execution recorded from a real CDF).",
+)
+def mock(host: str, port: int, project: str, defect_names: tuple[str, ...], profile: str) -> None:
     """Serve the mock of the workflow API until interrupted.
 
     Tokens: MOCK_WRITE_TOKEN and MOCK_READONLY_TOKEN from the environment, else the documented
@@ -337,9 +353,10 @@ def mock(host: str, port: int, project: str, defect_names: tuple[str, ...]) -> N
             os.environ.get("MOCK_WRITE_TOKEN") or DEFAULT_WRITE_TOKEN,
             os.environ.get("MOCK_READONLY_TOKEN") or DEFAULT_READONLY_TOKEN,
             defects=frozenset(defect_names),
+            profile=profile,
         )
     except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--defect") from None
+        raise click.BadParameter(str(error), param_hint="--defect/--profile") from None
     click.echo(
         f"mock of the CDF workflow API on http://{host}:{port}/api/v1/projects/{project} (Ctrl-C stops)"
     )
@@ -349,6 +366,44 @@ def mock(host: str, port: int, project: str, defect_names: tuple[str, ...]) -> N
         _fail(f"cannot listen on {host}:{port}: {error.strerror}")
     except KeyboardInterrupt:
         pass
+
+
+@main.command("spec-drift")
+@click.argument("file", type=click.Path(path_type=Path))
+def spec_drift(file: Path) -> None:
+    """Compare FILE, a newer snapshot of Cognite's OpenAPI document, with the committed copy.
+
+    Prints what Cognite changed in the retry operation and its schemas (prose and examples are not
+    compared), then what spec/upstream/differences.yaml no longer explains against the curated spec.
+    Exit 0 when the retry operation is unchanged, 1 when it changed, 2 when FILE cannot be compared.
+    """
+    from retry_contract import spec_drift as drift
+
+    try:
+        report = drift.check_snapshot(file)
+    except drift.SpecDriftError as error:
+        _fail(str(error))
+    if report.changes:
+        click.echo(
+            f"{file}: {len(report.changes)} change(s) to the retry operation since the committed copy:"
+        )
+        for change in report.changes:
+            click.echo(f"  {change}")
+    else:
+        click.echo(f"{file}: no change to the retry operation or its schemas since the committed copy")
+    listed = drift.differences_path()
+    if report.audit.clean:
+        click.echo(f"With {file} as the official document, {listed} explains every difference.")
+    else:
+        click.echo(f"With {file} as the official document, against the curated spec:")
+        for difference in report.audit.unexplained:
+            click.echo(f"  not explained by the reviewed list: {difference}")
+        for entry in report.audit.stale:
+            click.echo(f"  stale in the reviewed list (no longer so): {entry.difference}")
+        click.echo(
+            f"Review each; update the curated spec or {listed.name}; see {listed.parent}/PROVENANCE.md."
+        )
+    sys.exit(ExitCode.VIOLATIONS if report.changes else ExitCode.CONFORMANT)
 
 
 if __name__ == "__main__":

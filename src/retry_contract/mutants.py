@@ -19,6 +19,8 @@ from retry_contract.requirements import Level
 from retry_contract.runner import MOCK_PROJECT, CouldNotRun, RunOptions, run
 
 FAITHFUL = "(faithful mock)"
+# Faithful shapes of server the matrix also runs, expecting no failure: a failure there is a false alarm.
+FAITHFUL_PROFILES = ("classic", "recorded")
 MARKDOWN = "kill-matrix.md"
 JSON = "kill-matrix.json"
 
@@ -37,6 +39,8 @@ class MutantOutcome:
     breaks: tuple[str, ...]
     failed_must: list[str] = field(default_factory=list)
     failed_should: list[str] = field(default_factory=list)
+    # How many failed judgements each failed requirement had: which check caught the defect, how often.
+    failures_by_requirement: dict[str, int] = field(default_factory=dict)
     requests: int = 0
     seconds: float = 0.0
     error: str | None = None
@@ -55,17 +59,27 @@ class MutantOutcome:
 
     @property
     def is_faithful(self) -> bool:
-        return self.defect == FAITHFUL
+        return self.defect.startswith(FAITHFUL)
 
 
-def run_one(defect: str | None, settings: MatrixSettings) -> MutantOutcome:
+def faithful_label(profile: str) -> str:
+    return FAITHFUL if profile == FAITHFUL_PROFILES[0] else f"{FAITHFUL} {profile}"
+
+
+# One run of the matrix: a defect on the classic mock, or (None, profile) a faithful profile.
+Target = tuple[str | None, str]
+
+
+def run_one(
+    defect: str | None, settings: MatrixSettings, profile: str = FAITHFUL_PROFILES[0]
+) -> MutantOutcome:
     """One run of the suite against the embedded mock with at most one defect switched on."""
     from retry_contract.mock.defects import BY_NAME
 
     known = BY_NAME.get(defect or "")
     outcome = MutantOutcome(
-        defect=defect or FAITHFUL,
-        description=known.description if known else "no defect",
+        defect=defect or faithful_label(profile),
+        description=known.description if known else f"no defect, {profile} profile",
         breaks=known.breaks if known else (),
     )
     options = RunOptions(
@@ -76,6 +90,7 @@ def run_one(defect: str | None, settings: MatrixSettings) -> MutantOutcome:
         max_examples=settings.max_examples,
         fail_fast=settings.fail_fast,
         mock_defects=frozenset({defect}) if defect else frozenset(),
+        mock_profile=profile,
     )
     started = time.perf_counter()
     try:
@@ -88,6 +103,9 @@ def run_one(defect: str | None, settings: MatrixSettings) -> MutantOutcome:
                 level = requirement_result.requirement.level
                 target = outcome.failed_must if level is Level.MUST else outcome.failed_should
                 target.append(requirement_result.requirement.id)
+                outcome.failures_by_requirement[requirement_result.requirement.id] = len(
+                    requirement_result.failures
+                )
         outcome.requests = result.requests_sent
     outcome.seconds = time.perf_counter() - started
     return outcome
@@ -99,16 +117,17 @@ def run_matrix(
     workers: int,
     on_outcome: Callable[[MutantOutcome], None] = lambda _: None,
 ) -> list[MutantOutcome]:
-    names: list[str | None] = [None, *defects]
+    targets: list[Target] = [(None, profile) for profile in FAITHFUL_PROFILES]
+    targets += [(defect, FAITHFUL_PROFILES[0]) for defect in defects]
     outcomes: list[MutantOutcome] = []
     # spawn, not fork: a forked child would inherit the parent's threads' locks mid-use.
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(run_one, name, settings) for name in names]
+        futures = [pool.submit(run_one, defect, settings, profile) for defect, profile in targets]
         for future in as_completed(futures):
             outcome = future.result()
             outcomes.append(outcome)
             on_outcome(outcome)
-    order = {name or FAITHFUL: index for index, name in enumerate(names)}
+    order = {defect or faithful_label(profile): index for index, (defect, profile) in enumerate(targets)}
     return sorted(outcomes, key=lambda o: order[o.defect])
 
 
@@ -131,7 +150,8 @@ def write_reports(
         "defects": len(defects),
         "caught": sum(o.caught for o in defects),
         "caught_by_own_check": sum(o.caught_by_own_check for o in defects),
-        "false_alarms_on_faithful": [f for o in outcomes if o.is_faithful for f in o.failed],
+        "false_alarms_on_faithful": [f"{o.defect}: {f}" for o in outcomes if o.is_faithful for f in o.failed],
+        "faithful_profiles": list(FAITHFUL_PROFILES),
         "wall_seconds": round(wall, 1),
         "run_seconds_total": round(sum(o.seconds for o in outcomes), 1),
         "requests_total": sum(o.requests for o in outcomes),
@@ -164,13 +184,16 @@ def _markdown(outcomes: Sequence[MutantOutcome], summary: dict[str, object]) -> 
         f"{summary['max_examples']} examples per phase, fail-fast {summary['fail_fast']}; "
         f"{summary['wall_seconds']} s wall clock, {summary['requests_total']} requests.",
         "",
-        "| defect | breaks | caught | by own check | failed requirements | requests | seconds |",
+        "| defect | breaks | caught | by own check | failed requirements (failed judgements) | requests "
+        "| seconds |",
         "|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
         caught = "error" if o.error else ("—" if o.is_faithful else ("yes" if o.caught else "**MISSED**"))
         own = "—" if o.is_faithful else ("yes" if o.caught_by_own_check else "no")
-        failed = ", ".join(o.failed) or ("none" if o.error is None else o.error)
+        failed = ", ".join(f"{r} ({o.failures_by_requirement.get(r, 1)})" for r in o.failed) or (
+            "none" if o.error is None else o.error
+        )
         lines.append(
             f"| `{o.defect}` | {', '.join(o.breaks) or '—'} | {caught} | {own} | {failed} | {o.requests} "
             f"| {o.seconds:.1f} |"

@@ -67,6 +67,8 @@ class RunOptions:
     app: str | None = None
     # Defects to switch on in the embedded mock (see `retry_contract.mock.defects`).
     mock_defects: frozenset[str] = frozenset()
+    # The faithful shape of the embedded mock (`retry_contract.mock.config.Profile`).
+    mock_profile: str = "classic"
 
 
 @dataclass
@@ -125,7 +127,9 @@ def _target(options: RunOptions) -> Iterator[tuple[str, RunOptions]]:
 
     write, readonly = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     try:
-        config = MockConfig.with_tokens(options.project, write, readonly, defects=options.mock_defects)
+        config = MockConfig.with_tokens(
+            options.project, write, readonly, defects=options.mock_defects, profile=options.mock_profile
+        )
     except ValueError as error:
         raise CouldNotRun(str(error)) from None
     with EmbeddedMock(config) as mock:
