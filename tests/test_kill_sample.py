@@ -71,7 +71,9 @@ def test_each_sampled_defect_is_caught_by_its_own_check(tmp_path: Path) -> None:
     assert [o.defect for o in faithful] == [faithful_label(p) for p in FAITHFUL_PROFILES]
     alarms = {o.defect: o.failed or o.error for o in faithful if o.caught or o.error}
     assert not alarms, f"false alarms on faithful mocks: {alarms}"
-    missed = {o.defect: o.failed for o in outcomes if not o.is_faithful and not o.caught_by_own_check}
+    missed = {
+        o.defect: o.error or o.failed for o in outcomes if not o.is_faithful and not o.caught_by_own_check
+    }
     assert not missed, f"not caught by the check of the requirement they break: {missed}"
     assert matrix_passes(outcomes)
     markdown, data = write_reports(outcomes, tmp_path, SETTINGS, wall=0.0)

@@ -33,6 +33,12 @@ class RequestBudget:
         self._lock = threading.Lock()
         self._next_slot = 0.0
         self.spent = 0
+        self._closed: str | None = None
+
+    def close(self, reason: str) -> None:
+        """Refuse every further request but cleanup's: the run is stopping (an error, Ctrl-C)."""
+        with self._lock:
+            self._closed = self._closed or reason
 
     @property
     def exhausted(self) -> bool:
@@ -40,6 +46,8 @@ class RequestBudget:
 
     def spend(self, *, exempt: bool = False) -> None:
         with self._lock:
+            if not exempt and self._closed is not None:
+                raise BudgetExhausted(f"the run is stopping: {self._closed}")
             if not exempt and self.exhausted:
                 raise BudgetExhausted(f"the request budget of {self.max_requests} is used up")
             self.spent += 1

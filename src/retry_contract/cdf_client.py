@@ -19,9 +19,12 @@ import httpx
 from retry_contract.budget import RequestBudget
 from retry_contract.credentials import Credentials, CredentialsError
 from retry_contract.exchange import Exchange, Expectation
+from retry_contract.polling import DEFAULT_TIMEOUT_SECONDS as DEFAULT_POLL_SECONDS
+from retry_contract.polling import poll
 from retry_contract.request_forms import PLAIN, RequestForm
 from retry_contract.resilience import DEFAULT_RETRY_POLICY, FAULT_ERRORS, RetryPolicy, fault_of
 from retry_contract.secrets_registry import SecretRegistry
+from retry_contract.timing import PhaseTimer
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 _UNSET: Any = object()
@@ -78,17 +81,23 @@ class CdfClient:
         transport: httpx.BaseTransport | None = None,
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
         budget: RequestBudget | None = None,
+        timer: PhaseTimer | None = None,
+        connections: int = 8,
     ) -> None:
         self.retry_policy = retry_policy
+        self.timer = timer or PhaseTimer()
+        self._count_lock = threading.Lock()
         self.budget = budget or RequestBudget()
         # Requests re-sent after a broken connection: their first attempt may have taken effect.
         self.replayed: list[str] = []
-        self._exempt = threading.local()
+        self._exempt = False
         self.base_url = base_url.rstrip("/")
         self.project = project
         self.credentials = credentials
         self.secrets = secrets
-        self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
+        # As many kept-alive connections as the run has requests in flight.
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False, limits=limits)
         self.requests_sent = 0
 
     @property
@@ -103,12 +112,15 @@ class CdfClient:
 
     @contextmanager
     def exempt_from_budget(self) -> Iterator[None]:
-        """For cleanup: leaving fixtures behind is worse than a few requests over the budget."""
-        self._exempt.active = True
+        """For cleanup: leaving fixtures behind is worse than a few requests over the budget.
+
+        Process-wide for this client, not per thread: cleanup cancels from several threads, and
+        starts only once every other task of the run has ended."""
+        self._exempt = True
         try:
             yield
         finally:
-            self._exempt.active = False
+            self._exempt = False
 
     def close(self) -> None:
         self._http.close()
@@ -202,9 +214,10 @@ class CdfClient:
             expectation=expectation,
             execution_id=execution_id,
         )
-        self.budget.spend(exempt=getattr(self._exempt, "active", False))
+        self.budget.spend(exempt=self._exempt)
         started = time.perf_counter()
-        self.requests_sent += 1
+        with self._count_lock:
+            self.requests_sent += 1
         try:
             # An iterator makes httpx stream the body: Transfer-Encoding: chunked, no Content-Length.
             sent: bytes | Iterator[bytes] | None = iter([content]) if chunked and content else content
@@ -222,6 +235,9 @@ class CdfClient:
             exchange.response_headers = dict(response.headers)
             exchange.response_body = response.content
         exchange.elapsed_ms = (time.perf_counter() - started) * 1000
+        self.timer.add(
+            f"requests: {origin.split(' ', 1)[0].rstrip(':') or 'other'}", exchange.elapsed_ms / 1000
+        )
         return exchange
 
     # -- the neighbouring endpoints, for provisioning ---------------------------------------------
@@ -309,6 +325,15 @@ class CdfClient:
         path = f"/workflows/executions/{quote(execution_id, safe='')}/cancel"
         result: dict[str, Any] = self._call("POST", path, {"reason": reason})
         return result
+
+    def await_execution(
+        self,
+        execution_id: str,
+        done: Callable[[dict[str, Any]], bool],
+        timeout: float = DEFAULT_POLL_SECONDS,
+    ) -> dict[str, Any]:
+        """Read the detailed execution until `done` holds or `timeout` passes; the last reading."""
+        return poll(lambda: self.detailed(execution_id), done, timeout=timeout, timer=self.timer)
 
     def detailed(self, execution_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/workflows/executions/{quote(execution_id, safe='')}")

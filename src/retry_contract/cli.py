@@ -145,6 +145,12 @@ _FAIL_FAST = click.option("--fail-fast", is_flag=True, help="Stop at the first M
     help="Switch on a defect in the embedded mock (see `retry-contract defects`). Repeatable.",
 )
 @click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Requests in flight at once over kept-alive connections (default 8); 1 runs everything in turn.",
+)
+@click.option(
     "--mock-profile",
     default="classic",
     show_default=True,
@@ -168,6 +174,7 @@ def run(
     rate: float | None,
     dry_run: bool,
     mock_defects: tuple[str, ...],
+    concurrency: int | None,
     mock_profile: str,
 ) -> None:
     """Run the conformance suite against a server, or the embedded mock without --base-url.
@@ -214,6 +221,7 @@ def run(
         rate=rate,
         mock_defects=frozenset(mock_defects),
         mock_profile=mock_profile,
+        concurrency=concurrency or defaults.concurrency,
     )
     console = Console(stderr=False, highlight=False)
     if dry_run:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from retry_contract.checks import Judge
 from retry_contract.checks.retry_effects import took_effect
 from retry_contract.checks.schemathesis_results import DISABLED_CHECKS
 from retry_contract.exchange import Exchange, Expectation
-from retry_contract.polling import RETRY_SETTLE_SECONDS, poll
+from retry_contract.polling import RETRY_SETTLE_SECONDS
 from retry_contract.provisioning import RetryablePool
 from retry_contract.resilience import FAULT_STATUSES
 
@@ -45,6 +46,8 @@ class FuzzSettings:
     seed: int
     max_examples: int
     request_timeout: float = 30.0
+    # Retryable executions that steered cases take turns on.
+    pool_size: int = 3
 
 
 @dataclass
@@ -131,8 +134,13 @@ class Fuzzer:
         self._lock = threading.Lock()
         # case id -> (leased execution id, detailed execution before the call)
         self._steered: dict[str, tuple[str, dict[str, Any]]] = {}
-        # case id -> the leased execution once a successful retry took effect
-        self._effects: dict[str, dict[str, Any]] = {}
+        # case id -> the leased execution once a successful retry took effect (None: not a success)
+        self._effects: dict[str, Future[dict[str, Any] | None]] = {}
+        # Where leased executions are read after their retry and made retryable again, off the
+        # engine's thread: a steered case costs the fuzzing only its nonce and its call.
+        self._background = ThreadPoolExecutor(max_workers=settings.pool_size, thread_name_prefix="pool")
+        self._returns: list[Future[str | None]] = []
+        self.pool.fill(settings.pool_size, self._background)
         self._stream: Any = None
         # What stopped the engine from inside a hook, re-raised once the engine has wound down.
         self.interruption: BudgetExhausted | ClientError | None = None
@@ -204,8 +212,7 @@ class Fuzzer:
             self._stream.stop()
 
     def _steer(self, case: Any) -> None:
-        execution_id = self.pool.take()
-        before = self.client.detailed(execution_id)
+        execution_id, before = self.pool.take()
         with self._lock:
             self._steered[case.id] = (execution_id, before)
             self.stats.steered += 1
@@ -218,27 +225,61 @@ class Fuzzer:
         if lease is None:
             return
         execution_id, before = lease
-        try:
-            if response is not None and response.status_code == 200:
-                after = poll(
-                    lambda: self.client.detailed(execution_id),
-                    lambda reading: took_effect(before, reading),
-                    timeout=RETRY_SETTLE_SECONDS,
+        succeeded = response is not None and response.status_code == 200
+        settled: Future[dict[str, Any] | None] = Future()
+
+        def judge_and_return() -> tuple[str, dict[str, Any] | None, str | None]:
+            try:
+                after = (
+                    self.client.await_execution(
+                        execution_id, lambda reading: took_effect(before, reading), RETRY_SETTLE_SECONDS
+                    )
+                    if succeeded
+                    else None
                 )
-                with self._lock:
-                    self._effects[case.id] = after
-            lost = self.pool.give_back(execution_id)
-            if lost is not None:
-                self.judge.ledger.notes.append(lost)
-        except ClientError as error:
-            self.interruption = error
-            if self._stream is not None:
-                self._stream.stop()
+            except BaseException as error:
+                settled.set_exception(error)
+                raise
+            settled.set_result(after)
+            return self.pool.made_retryable(execution_id)
+
+        with self._lock:
+            self._effects[case.id] = settled
+        self._returns.append(self.pool.return_later(self._background, judge_and_return))
 
     # -- running and harvesting -------------------------------------------------------------------
 
     def run(self) -> FuzzStats:
         """Run every phase; raises the ClientError or BudgetExhausted that interrupted it, if any."""
+        try:
+            self._run()
+        finally:
+            self._background.shutdown(wait=True)
+        for returned in self._returns:
+            try:
+                lost = returned.result()
+            except (BudgetExhausted, ClientError) as error:
+                self.interruption = self.interruption or error
+            else:
+                if lost is not None:
+                    self.judge.ledger.notes.append(lost)
+        if self.interruption is not None:
+            raise self.interruption
+        return self.stats
+
+    def _settled(self, case_id: str) -> dict[str, Any] | None:
+        """The leased execution once its successful retry took effect (waits for the background read)."""
+        with self._lock:
+            settled = self._effects.pop(case_id, None)
+        if settled is None:
+            return None
+        try:
+            return settled.result()
+        except (BudgetExhausted, ClientError) as error:
+            self.interruption = self.interruption or error
+            return None
+
+    def _run(self) -> None:
         stream = self._stream = from_schema(self.schema).execute()
         for event in stream:
             if isinstance(event, events.ScenarioFinished):
@@ -252,9 +293,6 @@ class Fuzzer:
                 )
             elif isinstance(event, events.FatalError):
                 self.stats.errors.append(f"fatal: {event.exception}")
-        if self.interruption is not None:
-            raise self.interruption
-        return self.stats
 
     def _harvest(self, recorder: Any) -> Iterator[tuple[Exchange, list[tuple[str, Any]]]]:
         for case_id, interaction in recorder.interactions.items():
@@ -285,7 +323,7 @@ class Fuzzer:
                 ),
                 execution_id=str(case.path_parameters.get("executionId")) if case.path_parameters else None,
                 before=lease[1] if lease is not None else None,
-                after=self._effects.pop(case_id, None),
+                after=self._settled(case_id),
             )
             if exchange.status is None or exchange.status in FAULT_STATUSES:
                 exchange = self._confirm(exchange)

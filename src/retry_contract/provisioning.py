@@ -7,7 +7,11 @@ those, and nothing the suite did not create is ever retried.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from retry_contract import contract, execution_view
@@ -20,7 +24,6 @@ from retry_contract.domain import (
     TaskType,
 )
 from retry_contract.interrupts import signals_deferred
-from retry_contract.polling import poll
 from retry_contract.request_forms import PLAIN, RAW_UTF8, RequestForm
 
 VERSION = "1"
@@ -153,9 +156,10 @@ class ShapesPlan:
 
 SHAPES = ShapesPlan()
 SIMPLE_TASK = "step"
-# The shortest task timeout the API allows, and how long past it the server may take to notice.
+# The shortest task timeout the API allows, and how long past it the server may take to notice,
+# counted from the fixture's start: the run judges it last, so most of that time passed doing work.
 TIMEOUT_FIXTURE_SECONDS = 1
-TIMEOUT_GRACE_SECONDS = 20.0
+TIMEOUT_GRACE_SECONDS = 8.0
 # A retried execution that shows no running task by then is dropped from the pool, not waited for.
 REFAIL_TIMEOUT_SECONDS = 5.0
 
@@ -168,18 +172,30 @@ class Provisioner:
     created_workflows: list[str] = field(default_factory=list)
     created_executions: list[str] = field(default_factory=list)
     _timing_out: str | None = None
+    _timing_out_since: float = 0.0
     _next_shape: int = 0
-    # Shapes of the executions retried with success, for the report: which shapes were judged.
+    # The fixture shape of each execution created, for the report.
     shapes_of: dict[str, str] = field(default_factory=dict)
+    # Shared with every `for_scenario` copy: scenarios provision concurrently.
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    def for_scenario(self) -> Provisioner:
+        """A provisioner that shares this one's records and lock but cycles through the fixture shapes
+        from the first: each concurrent scenario gets the same shapes in every run."""
+        return replace(self, _next_shape=0)
 
     # -- workflows --------------------------------------------------------------------------------
 
     def _workflow(self, purpose: str, tasks: list[dict[str, Any]]) -> str:
         external_id = f"retry-contract-{self.run_id}-{purpose}"
-        if external_id not in self.created_workflows:
-            self.created_workflows.append(external_id)
-            self.client.upsert_workflow(external_id, f"retry-contract fixture ({purpose}); safe to delete")
-            self.client.upsert_version(external_id, VERSION, tasks)
+        # Held while creating: another scenario must not run the version before it exists.
+        with self._lock:
+            if external_id not in self.created_workflows:
+                self.created_workflows.append(external_id)
+                self.client.upsert_workflow(
+                    external_id, f"retry-contract fixture ({purpose}); safe to delete"
+                )
+                self.client.upsert_version(external_id, VERSION, tasks)
         return external_id
 
     def _shape(self, shape: FixtureShape | None) -> FixtureShape:
@@ -198,8 +214,9 @@ class Provisioner:
             execution_id = execution.get("id")
             if not isinstance(execution_id, str):
                 raise UnexpectedAnswer(f"run answered without an execution id: {execution!r}")
-            self.created_executions.append(execution_id)
-            self.shapes_of[execution_id] = shape.label
+            with self._lock:
+                self.created_executions.append(execution_id)
+                self.shapes_of[execution_id] = shape.label
         return execution_id
 
     def _simple(self, shape: FixtureShape | None = None) -> str:
@@ -228,17 +245,20 @@ class Provisioner:
         scenario needs it the second has passed during other work rather than in a wait."""
         if self._timing_out is None:
             task = _function_task(self.function_external_id, SIMPLE_TASK, timeout=TIMEOUT_FIXTURE_SECONDS)
+            self._timing_out_since = time.monotonic()
             self._timing_out = self._run("timeout", [task])
 
     def timed_out_execution(self) -> str | None:
-        """The TIMED_OUT execution (see start_timing_out); None if the server never times it out."""
+        """The TIMED_OUT execution (see start_timing_out); None if the server does not time it out
+        within the grace counted from its start (what is left of it is waited for, no more)."""
         self.start_timing_out()
         execution_id, self._timing_out = self._timing_out, None
         assert execution_id is not None
-        reached = poll(
-            lambda: self.client.detailed(execution_id),
+        deadline = self._timing_out_since + TIMEOUT_FIXTURE_SECONDS + TIMEOUT_GRACE_SECONDS
+        reached = self.client.await_execution(
+            execution_id,
             lambda d: d.get("status") == ExecutionStatus.TIMED_OUT,
-            timeout=TIMEOUT_FIXTURE_SECONDS + TIMEOUT_GRACE_SECONDS,
+            timeout=max(0.0, deadline - time.monotonic()),
         )
         return execution_id if reached.get("status") == ExecutionStatus.TIMED_OUT else None
 
@@ -272,16 +292,21 @@ class Provisioner:
         After a successful retry this makes the execution retryable again, so a few executions
         serve many fuzzed retries. False when no attempt runs (then it is left as it is).
         """
-        detailed = poll(
-            lambda: self.client.detailed(execution_id),
+        return self.refailed(execution_id) is not None
+
+    def refailed(self, execution_id: str) -> dict[str, Any] | None:
+        """`refail`, answering the FAILED execution as last read, or None when it could not be failed."""
+        detailed = self.client.await_execution(
+            execution_id,
             lambda d: bool(execution_view.in_progress(d)),
             timeout=REFAIL_TIMEOUT_SECONDS,
         )
         running = execution_view.in_progress(detailed)
         if not running:
-            return False
+            return None
         self.client.update_task(str(running[0]["id"]), TaskStatus.FAILED_WITH_TERMINAL_ERROR)
-        return self._reaches(execution_id, ExecutionStatus.FAILED)
+        final = self.client.await_execution(execution_id, lambda d: d.get("status") == ExecutionStatus.FAILED)
+        return final if final.get("status") == ExecutionStatus.FAILED else None
 
     def _finish_task(
         self,
@@ -290,8 +315,8 @@ class Provisioner:
         status: TaskStatus,
         output: dict[str, Any] | None = None,
     ) -> None:
-        detailed = poll(
-            lambda: self.client.detailed(execution_id),
+        detailed = self.client.await_execution(
+            execution_id,
             lambda d: bool(execution_view.in_progress(d, task_external_id)),
         )
         running = execution_view.in_progress(detailed, task_external_id)
@@ -303,9 +328,7 @@ class Provisioner:
 
     def _reaches(self, execution_id: str, status: ExecutionStatus) -> bool:
         return (
-            poll(lambda: self.client.detailed(execution_id), lambda d: d.get("status") == status).get(
-                "status"
-            )
+            self.client.await_execution(execution_id, lambda d: d.get("status") == status).get("status")
             == status
         )
 
@@ -315,19 +338,22 @@ class Provisioner:
 
     # -- cleanup ----------------------------------------------------------------------------------
 
-    def cleanup(self) -> list[str]:
+    def cleanup(self, concurrency: int = 1) -> list[str]:
         """Cancel what is still running and delete the workflows created; returns what went wrong."""
         with self.client.exempt_from_budget():
-            return self._cleanup()
+            return self._cleanup(concurrency)
 
-    def _cleanup(self) -> list[str]:
-        problems: list[str] = []
-        for execution_id in self.created_executions:
-            try:
-                if self.client.detailed(execution_id).get("status") == ExecutionStatus.RUNNING:
-                    self.client.cancel(execution_id, "retry-contract cleanup")
-            except Exception as error:  # cleanup must try everything even when one step fails
-                problems.append(f"cancel {execution_id}: {error}")
+    def _cancel_if_running(self, execution_id: str) -> str | None:
+        try:
+            if self.client.detailed(execution_id).get("status") == ExecutionStatus.RUNNING:
+                self.client.cancel(execution_id, "retry-contract cleanup")
+        except Exception as error:  # cleanup must try everything even when one step fails
+            return f"cancel {execution_id}: {error}"
+        return None
+
+    def _cleanup(self, concurrency: int) -> list[str]:
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            problems = [p for p in pool.map(self._cancel_if_running, self.created_executions) if p]
         try:
             self.client.delete_workflows(self.created_workflows)
         except Exception as error:
@@ -336,31 +362,78 @@ class Provisioner:
 
 
 class RetryablePool:
-    """Executions kept retryable for fuzzed retries: taken before a call, re-failed and given back after."""
+    """Executions kept retryable for fuzzed retries, each with its latest reading (the `before` of the
+    next retry). Thread-safe: executions are made retryable again in the background while fuzzing goes
+    on, and `take` waits for one on its way back rather than creating another."""
 
-    def __init__(self, provisioner: Provisioner, size: int) -> None:
+    def __init__(self, provisioner: Provisioner) -> None:
         self._provisioner = provisioner
-        self._ready = [provisioner.failed_execution() for _ in range(size)]
+        self._ready: list[tuple[str, dict[str, Any]]] = []
+        self._returning = 0
+        self._changed = threading.Condition()
 
-    def take(self) -> str:
-        return self._ready.pop(0) if self._ready else self._provisioner.failed_execution()
+    def fill(self, size: int, background: ThreadPoolExecutor) -> None:
+        """Create `size` executions in the background."""
+        for _ in range(size):
+            self.return_later(background, lambda: self._fresh())
 
-    def give_back(self, execution_id: str) -> str | None:
-        """Return the execution to the pool when it is (or can be made) retryable again.
+    def _fresh(self) -> tuple[str, dict[str, Any] | None, str | None]:
+        execution_id = self._provisioner.failed_execution()
+        return execution_id, self._provisioner.client.detailed(execution_id), None
 
-        Otherwise it leaves the pool and the answer says why: a finding for the report, never a
-        silent loss (a retry that answered 200 but started nothing shows here first).
-        """
-        status = self._provisioner.client.detailed(execution_id).get("status")
+    def take(self) -> tuple[str, dict[str, Any]]:
+        with self._changed:
+            while not self._ready and self._returning:
+                self._changed.wait()
+            if self._ready:
+                return self._ready.pop(0)
+        execution_id, reading, _ = self._fresh()
+        assert reading is not None
+        return execution_id, reading
+
+    def return_later(
+        self,
+        background: ThreadPoolExecutor,
+        work: Callable[[], tuple[str, dict[str, Any] | None, str | None]],
+    ) -> Future[str | None]:
+        """Run `work` in the background; the execution it answers with returns to the pool when it has
+        a reading, and the future answers why it could not (a finding for the report) or None."""
+        with self._changed:
+            self._returning += 1
+
+        def run() -> str | None:
+            reading: dict[str, Any] | None = None
+            problem: str | None = None
+            try:
+                execution_id, reading, problem = work()
+            finally:
+                with self._changed:
+                    self._returning -= 1
+                    if reading is not None:
+                        self._ready.append((execution_id, reading))
+                    self._changed.notify_all()
+            return problem
+
+        return background.submit(run)
+
+    def made_retryable(self, execution_id: str) -> tuple[str, dict[str, Any] | None, str | None]:
+        """The execution made retryable again after a retry: its reading, or why it could not be."""
+        detailed = self._provisioner.client.detailed(execution_id)
+        status = detailed.get("status")
         if status in RETRYABLE_EXECUTION_STATUSES:
-            self._ready.append(execution_id)
-            return None
+            return execution_id, detailed, None
         if status == ExecutionStatus.RUNNING:
-            if self._provisioner.refail(execution_id):
-                self._ready.append(execution_id)
-                return None
+            reading = self._provisioner.refailed(execution_id)
+            if reading is not None:
+                return execution_id, reading, None
             return (
+                execution_id,
+                None,
                 f"pooled execution {execution_id} stayed RUNNING after a retry with no attempt in "
-                f"progress within {REFAIL_TIMEOUT_SECONDS:g} s, or did not fail when its attempt did"
+                f"progress within {REFAIL_TIMEOUT_SECONDS:g} s, or did not fail when its attempt did",
             )
-        return f"pooled execution {execution_id} is {status} after a retry, not retryable again"
+        return (
+            execution_id,
+            None,
+            f"pooled execution {execution_id} is {status} after a retry, not retryable again",
+        )

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import platform
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib import metadata
@@ -23,14 +25,18 @@ from retry_contract.fuzzing import Fuzzer, FuzzSettings, FuzzStats
 from retry_contract.interrupts import signals_deferred
 from retry_contract.provisioning import DEFAULT_FUNCTION_EXTERNAL_ID, Provisioner, RetryablePool
 from retry_contract.resilience import DEFAULT_RETRY_POLICY, RetryPolicy
-from retry_contract.scenarios import ALL_SCENARIOS, ScenarioContext
+from retry_contract.scenarios import ALL_SCENARIOS, LATE_SCENARIOS, Scenario, ScenarioContext
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.serving import AppLoadError, InProcessServer, load_app
+from retry_contract.timing import PhaseTimer
 from retry_contract.verdict import ExitCode, Ledger
 
 DEFAULT_SEED = 20230101
 DEFAULT_MAX_EXAMPLES = 40
 DEFAULT_POOL_SIZE = 3
+# Requests in flight at once: scenarios, fuzzing and cleanup share this many kept-alive connections.
+DEFAULT_CONCURRENCY = 8
+Task = Callable[[], None]
 MOCK_PROJECT = "contract-test"
 TOOLS = ("retry-contract", "schemathesis", "hypothesis", "openapi-core", "httpx")
 
@@ -52,6 +58,7 @@ class RunOptions:
     function_external_id: str = DEFAULT_FUNCTION_EXTERNAL_ID
     request_timeout: float = 30.0
     pool_size: int = DEFAULT_POOL_SIZE
+    concurrency: int = DEFAULT_CONCURRENCY
     fuzz: bool = True
     # Stop at the first MUST failure: enough when only the verdict matters.
     fail_fast: bool = False
@@ -86,6 +93,8 @@ class RunResult:
     created_workflows: list[str] = field(default_factory=list)
     created_executions: int = 0
     spec_sha256: str = field(default_factory=contract.spec_sha256)
+    # Where the time went: wall seconds per phase, and time spent in requests and in waits.
+    timer: PhaseTimer = field(default_factory=PhaseTimer)
     tool_versions: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -154,10 +163,13 @@ def run(options: RunOptions, progress: Callable[[str], None] = lambda _: None) -
             timeout=effective.request_timeout,
             budget=RequestBudget(effective.max_requests, effective.rate),
             retry_policy=effective.retry_policy,
+            timer=result.timer,
+            connections=effective.concurrency,
         )
         provisioner = Provisioner(client, effective.function_external_id)
         try:
-            _preflight(client, base_url)
+            with result.timer.phase("preflight"):
+                _preflight(client, base_url)
             _judge_everything(effective, base_url, client, provisioner, result, progress)
         except BudgetExhausted as error:
             result.stop_reason = str(error)
@@ -165,8 +177,8 @@ def run(options: RunOptions, progress: Callable[[str], None] = lambda _: None) -
             raise CouldNotRun(str(error)) from None
         finally:
             progress("cleaning up what the run created")
-            with signals_deferred():
-                result.cleanup_problems = provisioner.cleanup() + [
+            with signals_deferred(), result.timer.phase("cleanup"):
+                result.cleanup_problems = provisioner.cleanup(effective.concurrency) + [
                     f"{request} was re-sent after its answer was lost; if the first attempt created "
                     "something, cleanup cannot know of it"
                     for request in client.replayed
@@ -188,34 +200,106 @@ def _judge_everything(
     result: RunResult,
     progress: Callable[[str], None],
 ) -> None:
-    """Scenarios first (deterministic, they catch most breaks early), then fuzzing."""
-    ledger = result.ledger
-    judge = Judge(base_url, ledger)
-    ctx = ScenarioContext(client, provisioner, judge, options.readonly_token, options.named_executions)
-    stop = ledger.has_must_failure if options.fail_fast else (lambda: False)
-    provisioner.start_timing_out()
-    for scenario in ALL_SCENARIOS:
-        if stop():
-            break
-        progress(f"scenario {scenario.__name__}")
-        scenario(ctx)
-    if stop():
-        result.stop_reason = "fail-fast: a MUST requirement failed"
-        return
-    if options.fuzz:
-        progress(f"fuzzing (seed {options.seed}, {options.max_examples} examples per phase)")
-        fuzzer = Fuzzer(
-            base_url=base_url,
-            client=client,
-            pool=RetryablePool(provisioner, options.pool_size),
-            judge=judge,
-            settings=FuzzSettings(options.seed, options.max_examples, options.request_timeout),
-            should_stop=stop,
+    """Scenarios and fuzzing at once over a bounded pool of threads, then what must wait on the server.
+
+    Each scenario (and the fuzzer) provisions its own executions and feeds its own ledger; the ledgers
+    are merged in a fixed order, so the verdict and the reports do not depend on how threads interleave.
+    """
+    judge = Judge(base_url, result.ledger)
+    halt = threading.Event()
+    ledgers: list[Ledger] = []
+
+    def stop() -> bool:
+        return halt.is_set() or (options.fail_fast and any(ledger.has_must_failure() for ledger in ledgers))
+
+    def scenario_task(scenario: Scenario) -> Task:
+        ledgers.append(Ledger())
+        ctx = ScenarioContext(
+            client,
+            provisioner.for_scenario(),
+            judge.with_ledger(ledgers[-1]),
+            options.readonly_token,
+            options.named_executions,
         )
-        result.fuzz = fuzzer.stats
-        fuzzer.run()
-        if stop():
-            result.stop_reason = "fail-fast: a MUST requirement failed"
+
+        def run_scenario() -> None:
+            if not stop():
+                progress(f"scenario {scenario.__name__}")
+                scenario(ctx)
+
+        return run_scenario
+
+    tasks = [scenario_task(scenario) for scenario in ALL_SCENARIOS]
+    if options.fuzz:
+        ledgers.append(Ledger())
+        fuzz_judge = judge.with_ledger(ledgers[-1])
+
+        def fuzz() -> None:
+            progress(f"fuzzing (seed {options.seed}, {options.max_examples} examples per phase)")
+            with result.timer.phase("fuzzing"):
+                _fuzz(options, base_url, client, provisioner, fuzz_judge, result, stop)
+
+        # The longest single task: first in line, so that it overlaps the scenarios from the start;
+        # one worker keeps the old order, scenarios first, which fail fast sooner.
+        tasks.insert(0 if options.concurrency > 1 else len(tasks), fuzz)
+    try:
+        provisioner.start_timing_out()
+        with result.timer.phase("scenarios and fuzzing"):
+            _run_all(tasks, options.concurrency, halt, client)
+        if not stop():
+            late = [scenario_task(scenario) for scenario in LATE_SCENARIOS]
+            with result.timer.phase("late scenarios"):
+                _run_all(late, 1, halt, client)
+    finally:
+        # What was judged before a stop (budget, error, interruption) is reported all the same.
+        for ledger in ledgers:
+            result.ledger.merge(ledger)
+    if options.fail_fast and result.ledger.has_must_failure():
+        result.stop_reason = "fail-fast: a MUST requirement failed"
+
+
+def _run_all(tasks: list[Task], workers: int, halt: threading.Event, client: CdfClient) -> None:
+    """Run the tasks on `workers` threads. The first error stops the others at their next request,
+    and is raised once all have ended: nothing may still be creating executions when cleanup starts."""
+    errors: list[BudgetExhausted | ClientError] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="retry-contract") as pool:
+        futures = [pool.submit(task) for task in tasks]
+        try:
+            for future in futures:
+                try:
+                    future.result()
+                except (BudgetExhausted, ClientError) as error:
+                    errors.append(error)
+                    halt.set()
+                    client.budget.close(str(error))
+        except BaseException:
+            # Ctrl-C or SIGTERM reach the main thread only: the workers stop at their next request.
+            halt.set()
+            client.budget.close("the run was interrupted")
+            raise
+    if errors:
+        raise next((e for e in errors if isinstance(e, ClientError)), errors[0])
+
+
+def _fuzz(
+    options: RunOptions,
+    base_url: str,
+    client: CdfClient,
+    provisioner: Provisioner,
+    judge: Judge,
+    result: RunResult,
+    stop: Callable[[], bool],
+) -> None:
+    fuzzer = Fuzzer(
+        base_url=base_url,
+        client=client,
+        pool=RetryablePool(provisioner.for_scenario()),
+        judge=judge,
+        settings=FuzzSettings(options.seed, options.max_examples, options.request_timeout, options.pool_size),
+        should_stop=stop,
+    )
+    result.fuzz = fuzzer.stats
+    fuzzer.run()
 
 
 def _preflight(client: CdfClient, base_url: str) -> None:

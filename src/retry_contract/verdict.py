@@ -84,6 +84,20 @@ class Ledger:
                 if not observation.passed:
                     result.failures.append(observation)
 
+    def merge(self, other: Ledger) -> None:
+        """Add what another ledger collected (a scenario's, run concurrently) after what this one has:
+        merging in a fixed order keeps the reports' content the same however the threads interleave."""
+        with self._lock, other._lock:
+            for requirement_id, result in other.results.items():
+                mine = self.results[requirement_id]
+                mine.judged += result.judged
+                mine.failures += result.failures
+                mine.uncovered_reason = mine.uncovered_reason or result.uncovered_reason
+            self.disagreements += other.disagreements
+            self.faults += other.faults
+            self.notes += other.notes
+            self.exchanges += other.exchanges
+
     def count_exchange(self, n: int = 1) -> None:
         with self._lock:
             self.exchanges += n

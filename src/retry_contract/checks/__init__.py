@@ -24,9 +24,14 @@ from retry_contract.verdict import Disagreement, Ledger, Observation
 class Judge:
     """Runs every per-exchange judge and feeds the ledger."""
 
-    def __init__(self, base_url: str, ledger: Ledger) -> None:
-        self.openapi = OpenApiJudge(base_url)
+    def __init__(self, base_url: str, ledger: Ledger, openapi: OpenApiJudge | None = None) -> None:
+        # The openapi-core judge is stateless once built, and building it parses the spec: share it.
+        self.openapi = openapi or OpenApiJudge(base_url)
         self.ledger = ledger
+
+    def with_ledger(self, ledger: Ledger) -> Judge:
+        """The same judges, feeding another ledger (one per concurrent scenario)."""
+        return Judge("", ledger, self.openapi)
 
     def observe(
         self, exchange: Exchange, schemathesis_failures: Iterable[tuple[str, Any]] | None = None

@@ -26,6 +26,8 @@ def build(result: RunResult) -> dict[str, Any]:
         "spec_sha256": result.spec_sha256,
         "tool_versions": result.tool_versions,
         "seconds": round(result.seconds, 2),
+        "concurrency": options.concurrency,
+        "phases": result.timer.as_json(),
         "requests_sent": result.requests_sent,
         "stopped_early": result.stop_reason or None,
         "infrastructure_faults": [

@@ -23,5 +23,7 @@ ALL_SCENARIOS: tuple[Scenario, ...] = (
     *semantics.SCENARIOS,
     *forms.SCENARIOS,
 )
+# Run after everything else: each waits on the server for something that takes time to happen.
+LATE_SCENARIOS: tuple[Scenario, ...] = states.LATE_SCENARIOS
 
-__all__ = ["ALL_SCENARIOS", "Scenario", "ScenarioContext"]
+__all__ = ["ALL_SCENARIOS", "LATE_SCENARIOS", "Scenario", "ScenarioContext"]

@@ -9,7 +9,7 @@ from retry_contract.checks.retry_effects import limit_after_failure, retry_effec
 from retry_contract.domain import RETRYABLE_EXECUTION_STATUSES, ExecutionStatus, TaskStatus
 from retry_contract.exchange import Exchange, Expectation
 from retry_contract.execution_view import Detailed
-from retry_contract.polling import RETRY_SETTLE_SECONDS, poll
+from retry_contract.polling import RETRY_SETTLE_SECONDS
 from retry_contract.provisioning import SHAPES, SIMPLE_TASK
 from retry_contract.scenarios.context import ScenarioContext
 
@@ -23,8 +23,8 @@ SEM_REQUIREMENTS = ("SEM-TARGETED", "SEM-OPTIONAL", "SEM-COMPLETED", "SEM-NESTED
 
 def settled_after_retry(ctx: ScenarioContext, execution_id: str, before: Detailed) -> Detailed:
     """The execution once the retry has visibly taken effect (bounded wait)."""
-    return poll(
-        lambda: ctx.client.detailed(execution_id),
+    return ctx.client.await_execution(
+        execution_id,
         lambda after: took_effect(before, after),
         timeout=RETRY_SETTLE_SECONDS,
     )
@@ -71,8 +71,8 @@ def _fail_extra_attempt(ctx: ScenarioContext, execution_id: str, after: Detailed
     name = SHAPES.at_limit
     if not any(a.get("externalId") == name for a in execution_view.pending(after)):
         return None
-    ready = poll(
-        lambda: ctx.client.detailed(execution_id),
+    ready = ctx.client.await_execution(
+        execution_id,
         lambda d: bool(execution_view.in_progress(d, name)),
         timeout=RETRY_SETTLE_SECONDS,
     )
@@ -80,8 +80,8 @@ def _fail_extra_attempt(ctx: ScenarioContext, execution_id: str, after: Detailed
     if not running:
         return None
     ctx.client.update_task(str(running[-1]["id"]), TaskStatus.FAILED)
-    return poll(
-        lambda: ctx.client.detailed(execution_id),
+    return ctx.client.await_execution(
+        execution_id,
         lambda d: d.get("status") != ExecutionStatus.RUNNING,
         timeout=RETRY_SETTLE_SECONDS,
     )
