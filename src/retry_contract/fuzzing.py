@@ -33,6 +33,8 @@ _HOP_HEADERS = frozenset({"content-length", "host", "connection", "transfer-enco
 STEERED_EXECUTION_ID = "00000000-0000-4000-8000-000000000000"
 STEERED_NONCE = "retry-contract-steered-nonce"
 STEER_PERCENT = 40
+# Retryable executions that steered cases take turns on while used ones are made retryable again.
+DEFAULT_POOL_SIZE = 6
 
 # Statuses the built-in acceptance checks treat as correct, from the requirement catalogue:
 # a schema-valid request may still carry a nonce the server never issued (BODY-NONCE: 400/401/403)
@@ -46,8 +48,7 @@ class FuzzSettings:
     seed: int
     max_examples: int
     request_timeout: float = 30.0
-    # Retryable executions that steered cases take turns on.
-    pool_size: int = 3
+    pool_size: int = DEFAULT_POOL_SIZE
 
 
 @dataclass
@@ -138,9 +139,16 @@ class Fuzzer:
         self._effects: dict[str, Future[dict[str, Any] | None]] = {}
         # Where leased executions are read after their retry and made retryable again, off the
         # engine's thread: a steered case costs the fuzzing only its nonce and its call.
-        self._background = ThreadPoolExecutor(max_workers=settings.pool_size, thread_name_prefix="pool")
+        self._background = ThreadPoolExecutor(
+            max_workers=max(1, settings.pool_size), thread_name_prefix="pool"
+        )
         self._returns: list[Future[str | None]] = []
         self.pool.fill(settings.pool_size, self._background)
+        # Nonces made ahead in the background, one per pooled execution: a steered case then waits
+        # for neither. Single-use, so at most that many are left unused at the end.
+        self._nonces: list[Future[str]] = [
+            self._background.submit(client.create_nonce) for _ in range(settings.pool_size)
+        ]
         self._stream: Any = None
         # What stopped the engine from inside a hook, re-raised once the engine has wound down.
         self.interruption: BudgetExhausted | ClientError | None = None
@@ -217,7 +225,13 @@ class Fuzzer:
             self._steered[case.id] = (execution_id, before)
             self.stats.steered += 1
         case.path_parameters["executionId"] = execution_id
-        case.body["authentication"] = {"nonce": self.client.create_nonce()}
+        case.body["authentication"] = {"nonce": self._next_nonce()}
+
+    def _next_nonce(self) -> str:
+        with self._lock:
+            ready = self._nonces.pop(0)
+            self._nonces.append(self._background.submit(self.client.create_nonce))
+        return ready.result()
 
     def _after_call(self, case: Any, response: Any) -> None:
         with self._lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -361,62 +362,73 @@ class Provisioner:
         return problems
 
 
+# What making a used execution retryable again answers: its id, its reading (None when it could not be
+# made retryable) and why not.
+Returned = tuple[str, dict[str, Any] | None, str | None]
+
+
 class RetryablePool:
     """Executions kept retryable for fuzzed retries, each with its latest reading (the `before` of the
-    next retry). Thread-safe: executions are made retryable again in the background while fuzzing goes
-    on, and `take` waits for one on its way back rather than creating another."""
+    next retry). Thread-safe: used executions are made retryable again in the background while fuzzing
+    goes on. They are handed out in a fixed cycle, whatever order the background work ends in, so the
+    same case always meets the same execution (and the same fixture shape)."""
 
     def __init__(self, provisioner: Provisioner) -> None:
         self._provisioner = provisioner
-        self._ready: list[tuple[str, dict[str, Any]]] = []
-        self._returning = 0
-        self._changed = threading.Condition()
+        self._cycle: deque[Future[tuple[str, dict[str, Any]] | None]] = deque()
+        self._lock = threading.Lock()
+        self._created = 0
 
     def fill(self, size: int, background: ThreadPoolExecutor) -> None:
         """Create `size` executions in the background."""
         for _ in range(size):
-            self.return_later(background, lambda: self._fresh())
+            shape = self._next_shape()
+            self._enqueue(background.submit(self._fresh, shape))
 
-    def _fresh(self) -> tuple[str, dict[str, Any] | None, str | None]:
-        execution_id = self._provisioner.failed_execution()
-        return execution_id, self._provisioner.client.detailed(execution_id), None
+    def _next_shape(self) -> FixtureShape:
+        with self._lock:
+            self._created += 1
+            return FIXTURE_SHAPES[(self._created - 1) % len(FIXTURE_SHAPES)]
+
+    def _fresh(self, shape: FixtureShape) -> tuple[str, dict[str, Any]]:
+        execution_id = self._provisioner.failed_execution(shape)
+        return execution_id, self._provisioner.client.detailed(execution_id)
+
+    def _enqueue(self, slot: Future[tuple[str, dict[str, Any]] | None]) -> None:
+        with self._lock:
+            self._cycle.append(slot)
 
     def take(self) -> tuple[str, dict[str, Any]]:
-        with self._changed:
-            while not self._ready and self._returning:
-                self._changed.wait()
-            if self._ready:
-                return self._ready.pop(0)
-        execution_id, reading, _ = self._fresh()
-        assert reading is not None
-        return execution_id, reading
+        """The next execution of the cycle (waiting for it if it is on its way back)."""
+        while True:
+            with self._lock:
+                slot = self._cycle.popleft() if self._cycle else None
+            if slot is None:
+                return self._fresh(self._next_shape())
+            taken = slot.result()
+            if taken is not None:
+                return taken
 
     def return_later(
-        self,
-        background: ThreadPoolExecutor,
-        work: Callable[[], tuple[str, dict[str, Any] | None, str | None]],
+        self, background: ThreadPoolExecutor, work: Callable[[], Returned]
     ) -> Future[str | None]:
-        """Run `work` in the background; the execution it answers with returns to the pool when it has
-        a reading, and the future answers why it could not (a finding for the report) or None."""
-        with self._changed:
-            self._returning += 1
+        """Run `work` in the background; the execution it answers with takes its turn in the cycle
+        again, and the answered future says why it could not (a finding for the report) or None."""
+        problem: Future[str | None] = Future()
 
-        def run() -> str | None:
-            reading: dict[str, Any] | None = None
-            problem: str | None = None
+        def run() -> tuple[str, dict[str, Any]] | None:
             try:
-                execution_id, reading, problem = work()
-            finally:
-                with self._changed:
-                    self._returning -= 1
-                    if reading is not None:
-                        self._ready.append((execution_id, reading))
-                    self._changed.notify_all()
-            return problem
+                execution_id, reading, lost = work()
+            except BaseException as error:
+                problem.set_exception(error)
+                return None
+            problem.set_result(lost)
+            return (execution_id, reading) if reading is not None else None
 
-        return background.submit(run)
+        self._enqueue(background.submit(run))
+        return problem
 
-    def made_retryable(self, execution_id: str) -> tuple[str, dict[str, Any] | None, str | None]:
+    def made_retryable(self, execution_id: str) -> Returned:
         """The execution made retryable again after a retry: its reading, or why it could not be."""
         detailed = self._provisioner.client.detailed(execution_id)
         status = detailed.get("status")

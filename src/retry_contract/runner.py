@@ -21,7 +21,7 @@ from retry_contract.budget import BudgetExhausted, RequestBudget
 from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
 from retry_contract.credentials import Credentials, StaticToken
-from retry_contract.fuzzing import Fuzzer, FuzzSettings, FuzzStats
+from retry_contract.fuzzing import DEFAULT_POOL_SIZE, Fuzzer, FuzzSettings, FuzzStats
 from retry_contract.interrupts import signals_deferred
 from retry_contract.provisioning import DEFAULT_FUNCTION_EXTERNAL_ID, Provisioner, RetryablePool
 from retry_contract.resilience import DEFAULT_RETRY_POLICY, RetryPolicy
@@ -33,7 +33,6 @@ from retry_contract.verdict import ExitCode, Ledger
 
 DEFAULT_SEED = 20230101
 DEFAULT_MAX_EXAMPLES = 40
-DEFAULT_POOL_SIZE = 3
 # Requests in flight at once: scenarios, fuzzing and cleanup share this many kept-alive connections.
 DEFAULT_CONCURRENCY = 8
 Task = Callable[[], None]
@@ -236,11 +235,23 @@ def _judge_everything(
 
         def fuzz() -> None:
             progress(f"fuzzing (seed {options.seed}, {options.max_examples} examples per phase)")
+            fuzzer = Fuzzer(
+                base_url=base_url,
+                client=client,
+                pool=RetryablePool(provisioner.for_scenario()),
+                judge=fuzz_judge,
+                settings=FuzzSettings(
+                    options.seed, options.max_examples, options.request_timeout, options.pool_size
+                ),
+                should_stop=stop,
+            )
+            result.fuzz = fuzzer.stats
             with result.timer.phase("fuzzing"):
-                _fuzz(options, base_url, client, provisioner, fuzz_judge, result, stop)
+                fuzzer.run()
 
-        # The longest single task: first in line, so that it overlaps the scenarios from the start;
-        # one worker keeps the old order, scenarios first, which fail fast sooner.
+        # The longest single task (Schemathesis runs its phases one after the other, and two engines
+        # in one process are not thread-safe): first in line, so that it overlaps the scenarios from
+        # the start. One worker keeps the old order, scenarios first, which fail fast sooner.
         tasks.insert(0 if options.concurrency > 1 else len(tasks), fuzz)
     try:
         provisioner.start_timing_out()
@@ -279,27 +290,6 @@ def _run_all(tasks: list[Task], workers: int, halt: threading.Event, client: Cdf
             raise
     if errors:
         raise next((e for e in errors if isinstance(e, ClientError)), errors[0])
-
-
-def _fuzz(
-    options: RunOptions,
-    base_url: str,
-    client: CdfClient,
-    provisioner: Provisioner,
-    judge: Judge,
-    result: RunResult,
-    stop: Callable[[], bool],
-) -> None:
-    fuzzer = Fuzzer(
-        base_url=base_url,
-        client=client,
-        pool=RetryablePool(provisioner.for_scenario()),
-        judge=judge,
-        settings=FuzzSettings(options.seed, options.max_examples, options.request_timeout, options.pool_size),
-        should_stop=stop,
-    )
-    result.fuzz = fuzzer.stats
-    fuzzer.run()
 
 
 def _preflight(client: CdfClient, base_url: str) -> None:

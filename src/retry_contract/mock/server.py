@@ -8,7 +8,7 @@ from starlette.applications import Starlette
 
 from retry_contract.mock.app import create_app
 from retry_contract.mock.config import MockConfig
-from retry_contract.serving import DEFAULT_HOST, InProcessServer, bind
+from retry_contract.serving import DEFAULT_HOST, MAX_REQUEST_HEAD_BYTES, InProcessServer, bind
 
 
 class EmbeddedMock(InProcessServer):
@@ -41,7 +41,15 @@ def serve_forever(config: MockConfig | None = None, host: str = DEFAULT_HOST, po
     app = create_app(config if config is not None else MockConfig())
     sock = bind(host, port)
     try:
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="off"))
+        server_config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            lifespan="off",
+            h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
+        )
+        server = uvicorn.Server(server_config)
         server.run(sockets=[sock])
     finally:
         sock.close()

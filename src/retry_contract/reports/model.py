@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from retry_contract.reports.reproduction import curl
+from retry_contract.reports.reproduction import abbreviated, curl
 from retry_contract.requirements import Level
 from retry_contract.runner import RunResult
 from retry_contract.verdict import ExitCode, Observation, Outcome
@@ -42,7 +42,7 @@ def failure_data(result: RunResult, observation: Observation) -> dict[str, Any]:
         data.update(
             {
                 "origin": exchange.origin,
-                "request": f"{exchange.method} {exchange.url}",
+                "request": f"{exchange.method} {abbreviated(exchange.url)}",
                 "status": exchange.status,
                 "response_body": exchange.response_body[:_BODY_PREVIEW].decode("utf-8", "replace"),
                 "reproduce": curl(exchange, result.secrets),

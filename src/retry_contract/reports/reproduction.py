@@ -14,12 +14,16 @@ NONCE_PLACEHOLDER = "$NONCE"
 _SKIPPED_HEADERS = frozenset(
     {"content-length", "host", "user-agent", "accept-encoding", "connection", "accept"}
 )
-# Longer bodies (the oversized-value probes) are cut in the report; the origin says what they held.
-MAX_BODY_CHARACTERS = 2048
+# Longer URLs and bodies (the oversized-value probes) are cut in reports; the origin says what they held.
+MAX_SHOWN_CHARACTERS = 2048
+
+
+def abbreviated(text: str, limit: int = MAX_SHOWN_CHARACTERS) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} characters in all)"
 
 
 def curl(exchange: Exchange, secrets: SecretRegistry) -> str:
-    parts = ["curl", "-i", "-X", exchange.method, _quote(exchange.url)]
+    parts = ["curl", "-i", "-X", exchange.method, _quote(abbreviated(exchange.url))]
     for name, value in exchange.request_headers.items():
         if name.lower() in _SKIPPED_HEADERS:
             continue
@@ -28,9 +32,7 @@ def curl(exchange: Exchange, secrets: SecretRegistry) -> str:
         parts += ["-H", _quote(f"{name}: {value}")]
     if exchange.request_body is None:
         return secrets.redact(" ".join(parts))
-    body = _body_text(exchange)
-    if len(body) > MAX_BODY_CHARACTERS:
-        body = f"{body[:MAX_BODY_CHARACTERS]}... ({len(body)} characters in all)"
+    body = abbreviated(_body_text(exchange))
     if not exchange.request_gzipped:
         return secrets.redact(" ".join([*parts, "--data-binary", _quote(body)]))
     # The body went out gzipped: compress it the same way on the reader's side.
