@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Time to verdict when every response costs a network round trip: plain `st run` and retry-contract.
 
-Each run gets a fresh embedded mock on loopback with throwaway tokens, behind `latency_proxy.py`, which
+Each run gets a fresh mock on loopback with throwaway tokens, behind `latency_proxy.py`, which
 holds every response back for --delay-ms (± --jitter-ms, seeded). Both tools get the same spec, seed,
 --max-examples and token; they run alternately (st first in odd runs, the suite first in even ones) and
 the medians are reported: wall seconds, CPU seconds of the tool's process (user + sys), the requests the
-proxy saw, and exit codes. The mock and the proxy run in this process; their CPU is reported apart.
+proxy saw, and exit codes. The mock runs in a process of its own (`retry-contract mock`), as a real server
+would (`--mock-in-process` serves it from this process instead); the proxy runs in this process.
 
     .venv/bin/python benchmarks/time_to_verdict.py --all                 # 25 ms, then 25 ± 15 ms; 3 runs each
     .venv/bin/python benchmarks/time_to_verdict.py --delay-ms 50 --runs 5 --extra-suite-arg=--concurrency=8
@@ -28,6 +29,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from latency_proxy import Exchange, LatencyProxy
+
+MOCK_START_SECONDS = 30.0
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SEED = 20230101  # retry_contract.runner.DEFAULT_SEED, repeated so --help needs no import
@@ -277,6 +281,82 @@ class Bench:
         )
 
 
+def warm_up(base_url: str, project: str, token: str) -> None:
+    """One run, fail and retry of a workflow, straight to the mock (the proxy does not see it): a fresh
+    server process answers its first requests slowly (imports, first use of each code path), which a
+    real server long up does not, and which would cost the tool that sends more at once more."""
+    import httpx
+
+    with httpx.Client(
+        base_url=f"{base_url}/api/v1/projects/{project}", headers={"authorization": f"Bearer {token}"}
+    ) as client:
+
+        def nonce() -> str:
+            answer = client.post("/sessions", json={"items": [{"tokenExchange": True}]}).json()
+            return str(answer["items"][0]["nonce"])
+
+        task = {
+            "externalId": "t",
+            "type": "function",
+            "parameters": {"function": {"externalId": "f"}, "isAsyncComplete": True},
+        }
+        client.post("/workflows", json={"items": [{"externalId": "warm-up"}]})
+        version = {"workflowExternalId": "warm-up", "version": "1", "workflowDefinition": {"tasks": [task]}}
+        client.post("/workflows/versions", json={"items": [version]})
+        execution = client.post(
+            "/workflows/warm-up/versions/1/run", json={"authentication": {"nonce": nonce()}}
+        ).json()
+        detailed = client.get(f"/workflows/executions/{execution['id']}").json()
+        task_id = detailed["executedTasks"][0]["id"]
+        client.post(f"/workflows/tasks/{task_id}/update", json={"status": "FAILED_WITH_TERMINAL_ERROR"})
+        client.post(
+            f"/workflows/executions/{execution['id']}/retry", json={"authentication": {"nonce": nonce()}}
+        )
+
+
+class MockProcess:
+    """The mock in a process of its own (`retry-contract mock`), as a real server would be: served from
+    the benchmark's own process it would share one interpreter lock with the proxy, and a client that
+    sends many requests at once would measure that lock rather than itself."""
+
+    def __init__(self, suite: Path, project: str, write: str, readonly: str, env: dict[str, str]) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._command = [str(suite), "mock", "--port", str(self.port), "--project", project]
+        self._project = project
+        self._env = env | {"MOCK_WRITE_TOKEN": write, "MOCK_READONLY_TOKEN": readonly}
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> MockProcess:
+        self._process = subprocess.Popen(
+            self._command, env=self._env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + MOCK_START_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    pass
+                warm_up(self.base_url, self._project, self._env["MOCK_WRITE_TOKEN"])
+                return self
+            except OSError:
+                if self._process.poll() is not None:
+                    break
+                time.sleep(0.05)
+        self.__exit__()
+        raise RuntimeError(f"the mock did not start on port {self.port}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+
 def seconds_in_flight(exchanges: list[Exchange]) -> float:
     """The length of the union of the requests' intervals."""
     total, current = 0.0, None
@@ -441,6 +521,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="passed to `retry-contract run` (repeatable), e.g. --extra-suite-arg=--concurrency=8",
     )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per tool run (default 900)")
+    parser.add_argument(
+        "--mock-in-process",
+        action="store_true",
+        help="serve the mock from this process (it then shares one interpreter lock with the proxy)",
+    )
     parser.add_argument("--at-commit", metavar="REV", help="measure this commit, not the working tree")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the Markdown here")
     args = parser.parse_args(argv)
@@ -482,7 +567,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
 
         def mock(write: str, readonly: str) -> AbstractContextManager[Any]:
-            return EmbeddedMock(MockConfig.with_tokens(MOCK_PROJECT, write, readonly))
+            if args.mock_in_process:
+                return EmbeddedMock(MockConfig.with_tokens(MOCK_PROJECT, write, readonly))
+            env = dict(os.environ)
+            if commit:
+                env["PYTHONPATH"] = os.pathsep.join(
+                    filter(None, [str(Path(source) / "src"), env.get("PYTHONPATH")])
+                )
+            return MockProcess(tools.suite, MOCK_PROJECT, write, readonly, env)
 
         bench = Bench(
             tools,

@@ -25,7 +25,13 @@ from retry_contract.fuzzing import DEFAULT_POOL_SIZE, Fuzzer, FuzzSettings, Fuzz
 from retry_contract.interrupts import signals_deferred
 from retry_contract.provisioning import DEFAULT_FUNCTION_EXTERNAL_ID, Provisioner, RetryablePool
 from retry_contract.resilience import DEFAULT_RETRY_POLICY, RetryPolicy
-from retry_contract.scenarios import ALL_SCENARIOS, LATE_SCENARIOS, Scenario, ScenarioContext
+from retry_contract.scenarios import (
+    ALL_SCENARIOS,
+    LATE_SCENARIOS,
+    LONGEST_FIRST,
+    Scenario,
+    ScenarioContext,
+)
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.serving import AppLoadError, InProcessServer, load_app
 from retry_contract.timing import PhaseTimer
@@ -224,11 +230,15 @@ def _judge_everything(
         def run_scenario() -> None:
             if not stop():
                 progress(f"scenario {scenario.__name__}")
-                scenario(ctx)
+                with result.timer.phase(f"scenario {scenario.__name__}"):
+                    scenario(ctx)
 
         return run_scenario
 
-    tasks = [scenario_task(scenario) for scenario in ALL_SCENARIOS]
+    # Ledgers follow ALL_SCENARIOS' order; the tasks start longest first.
+    by_scenario = {scenario: scenario_task(scenario) for scenario in ALL_SCENARIOS}
+    ordered = [*LONGEST_FIRST, *(s for s in ALL_SCENARIOS if s not in LONGEST_FIRST)]
+    tasks = [by_scenario[scenario] for scenario in ordered]
     if options.fuzz:
         ledgers.append(Ledger())
         fuzz_judge = judge.with_ledger(ledgers[-1])

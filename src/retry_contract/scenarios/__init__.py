@@ -23,7 +23,11 @@ ALL_SCENARIOS: tuple[Scenario, ...] = (
     *semantics.SCENARIOS,
     *forms.SCENARIOS,
 )
+# The scenarios with the longest chains of requests, started first so that they do not end the
+# concurrent part of a run alone (their reports still follow ALL_SCENARIOS' order).
+LONGEST_FIRST: tuple[Scenario, ...] = (forms.request_forms, malformed.malformed_bodies, semantics.task_shapes)
+
 # Run after everything else: each waits on the server for something that takes time to happen.
 LATE_SCENARIOS: tuple[Scenario, ...] = states.LATE_SCENARIOS
 
-__all__ = ["ALL_SCENARIOS", "LATE_SCENARIOS", "Scenario", "ScenarioContext"]
+__all__ = ["ALL_SCENARIOS", "LATE_SCENARIOS", "LONGEST_FIRST", "Scenario", "ScenarioContext"]

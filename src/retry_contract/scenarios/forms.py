@@ -10,6 +10,7 @@ STATE-RETRYABLE: a retryable execution was not retried. Unknown extra fields are
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,9 @@ class _Executions:
 
     def __init__(self, ctx: ScenarioContext) -> None:
         self._ctx = ctx
-        self._ids = [ctx.provisioner.failed_execution(shape) for shape in FIXTURE_SHAPES]
+        # Made at once: provisioning is not judged, and the shapes stay in their fixed order.
+        with ThreadPoolExecutor(max_workers=len(FIXTURE_SHAPES)) as pool:
+            self._ids = list(pool.map(ctx.provisioner.failed_execution, FIXTURE_SHAPES))
 
     def __len__(self) -> int:
         return len(self._ids)
