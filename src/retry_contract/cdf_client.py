@@ -27,6 +27,8 @@ from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.timing import PhaseTimer
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
+# More than the threads a run ever has sending at once (workers, their helpers, the fuzzer's pool).
+DEFAULT_CONNECTIONS = 64
 _UNSET: Any = object()
 
 
@@ -82,7 +84,7 @@ class CdfClient:
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
         budget: RequestBudget | None = None,
         timer: PhaseTimer | None = None,
-        connections: int = 8,
+        connections: int = DEFAULT_CONNECTIONS,
     ) -> None:
         self.retry_policy = retry_policy
         self.timer = timer or PhaseTimer()
@@ -95,7 +97,10 @@ class CdfClient:
         self.project = project
         self.credentials = credentials
         self.secrets = secrets
-        # As many kept-alive connections as the run has requests in flight.
+        # Never fewer connections than threads that send at once: httpcore 1.0.9 may close a connection
+        # it has already handed to a queued request (encode/httpcore#1110; seen here as "Bad file
+        # descriptor" and 30 s hangs, and a non-idempotent request re-sent). The run's threads, not
+        # this pool, bound what is in flight; every connection stays kept alive.
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False, limits=limits)
         self.requests_sent = 0

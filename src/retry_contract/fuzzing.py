@@ -137,6 +137,8 @@ class Fuzzer:
         self._steered: dict[str, tuple[str, dict[str, Any]]] = {}
         # case id -> the leased execution once a successful retry took effect (None: not a success)
         self._effects: dict[str, Future[dict[str, Any] | None]] = {}
+        # Every execution the pool ever handed out: no case may reach one outside a lease.
+        self._pooled: set[str] = set()
         # Where leased executions are read after their retry and made retryable again, off the
         # engine's thread: a steered case costs the fuzzing only its nonce and its call.
         self._background = ThreadPoolExecutor(
@@ -212,7 +214,10 @@ class Fuzzer:
                 case.headers["Authorization"] = current
                 with self._lock:
                     self._bearers.add(current)
-            if case.path_parameters.get("executionId") == STEERED_EXECUTION_ID:
+            target = case.path_parameters.get("executionId")
+            # A case sent again (Hypothesis may replay an example) would still name the execution it was
+            # steered to: that one belongs to the pool again, so the case gets a lease of its own.
+            if target == STEERED_EXECUTION_ID or target in self._pooled:
                 self._steer(case)
         except (BudgetExhausted, ClientError) as error:
             # The case still goes out (a hook cannot cancel it), unsteered; the run ends after it.
@@ -222,6 +227,7 @@ class Fuzzer:
     def _steer(self, case: Any) -> None:
         execution_id, before = self.pool.take()
         with self._lock:
+            self._pooled.add(execution_id)
             self._steered[case.id] = (execution_id, before)
             self.stats.steered += 1
         case.path_parameters["executionId"] = execution_id

@@ -39,7 +39,8 @@ from retry_contract.verdict import ExitCode, Ledger
 
 DEFAULT_SEED = 20230101
 DEFAULT_MAX_EXAMPLES = 40
-# Requests in flight at once: scenarios, fuzzing and cleanup share this many kept-alive connections.
+# Worker threads: scenarios and fuzzing run this many at a time (cleanup too), each with at most one
+# request in flight but for a few bounded helpers (the concurrency race, the fuzzer's pool).
 DEFAULT_CONCURRENCY = 8
 Task = Callable[[], None]
 MOCK_PROJECT = "contract-test"
@@ -169,7 +170,6 @@ def run(options: RunOptions, progress: Callable[[str], None] = lambda _: None) -
             budget=RequestBudget(effective.max_requests, effective.rate),
             retry_policy=effective.retry_policy,
             timer=result.timer,
-            connections=effective.concurrency,
         )
         provisioner = Provisioner(client, effective.function_external_id)
         try:
