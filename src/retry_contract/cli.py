@@ -1,4 +1,4 @@
-"""The command line: `retry-contract run` and `retry-contract mock`.
+"""The command line: `retry-contract run`, `mock`, `defects`, `mutants` and `spec-drift`.
 
 Exit status of `run`: 0 conformant, 1 contract violations, 2 could not run. Every failure the user
 can cause ends in one line saying what went wrong and what to do, never a traceback.
