@@ -172,6 +172,7 @@ class Provisioner:
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
     created_workflows: list[str] = field(default_factory=list)
     created_executions: list[str] = field(default_factory=list)
+    _ready_workflows: set[str] = field(default_factory=set)
     _timing_out: str | None = None
     _timing_out_since: float = 0.0
     _next_shape: int = 0
@@ -189,14 +190,18 @@ class Provisioner:
 
     def _workflow(self, purpose: str, tasks: list[dict[str, Any]]) -> str:
         external_id = f"retry-contract-{self.run_id}-{purpose}"
-        # Held while creating: another scenario must not run the version before it exists.
+        # Held while creating: another scenario must not run the version before it exists. Listed for
+        # cleanup before the first request, ready only once both exist: a creation cut short by an error
+        # is tried again by the next scenario that needs it.
         with self._lock:
-            if external_id not in self.created_workflows:
-                self.created_workflows.append(external_id)
+            if external_id not in self._ready_workflows:
+                if external_id not in self.created_workflows:
+                    self.created_workflows.append(external_id)
                 self.client.upsert_workflow(
                     external_id, f"retry-contract fixture ({purpose}); safe to delete"
                 )
                 self.client.upsert_version(external_id, VERSION, tasks)
+                self._ready_workflows.add(external_id)
         return external_id
 
     def _shape(self, shape: FixtureShape | None) -> FixtureShape:

@@ -11,7 +11,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib import metadata
@@ -286,7 +286,8 @@ def _run_all(tasks: list[Task], workers: int, halt: threading.Event, client: Cdf
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="retry-contract") as pool:
         futures = [pool.submit(task) for task in tasks]
         try:
-            for future in futures:
+            # In the order they end: the first error is the cause, later ones may be its consequences.
+            for future in as_completed(futures):
                 try:
                     future.result()
                 except (BudgetExhausted, ClientError) as error:
