@@ -10,6 +10,7 @@ import platform
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -99,6 +100,8 @@ class RunResult:
     created_workflows: list[str] = field(default_factory=list)
     created_executions: int = 0
     spec_sha256: str = field(default_factory=contract.spec_sha256)
+    # Successful retries per fixture shape of the execution retried (FIXTURE_SHAPES' labels).
+    fixture_shapes_retried: Counter[str] = field(default_factory=Counter)
     # Where the time went: wall seconds per phase, and time spent in requests and in waits.
     timer: PhaseTimer = field(default_factory=PhaseTimer)
     tool_versions: dict[str, str] = field(default_factory=dict)
@@ -191,6 +194,10 @@ def run(options: RunOptions, progress: Callable[[str], None] = lambda _: None) -
                 ]
             result.created_workflows = list(provisioner.created_workflows)
             result.created_executions = len(provisioner.created_executions)
+            result.fixture_shapes_retried = Counter(
+                provisioner.shapes_of.get(execution_id, "not created by the suite")
+                for execution_id in result.ledger.retried_executions
+            )
             result.requests_sent = client.requests_sent + result.fuzz.cases
             client.close()
     result.seconds = time.perf_counter() - started

@@ -75,6 +75,8 @@ class Ledger:
         # Things the run noticed that are neither judgements nor faults, for the reader of the report.
         self.notes: list[str] = []
         self.exchanges = 0
+        # Executions a retry succeeded on, once per success: what the report says was exercised.
+        self.retried_executions: list[str] = []
 
     def record(self, observations: Iterable[Observation]) -> None:
         with self._lock:
@@ -97,6 +99,11 @@ class Ledger:
             self.faults += other.faults
             self.notes += other.notes
             self.exchanges += other.exchanges
+            self.retried_executions += other.retried_executions
+
+    def count_success(self, execution_id: str) -> None:
+        with self._lock:
+            self.retried_executions.append(execution_id)
 
     def count_exchange(self, n: int = 1) -> None:
         with self._lock:

@@ -34,6 +34,7 @@ def build(result: RunResult) -> dict[str, Any]:
             {"request": f"{e.method} {e.url}", "origin": e.origin, "fault": e.fault}
             for e in result.ledger.faults
         ],
+        "successful_retries_by_fixture_shape": dict(sorted(result.fixture_shapes_retried.items())),
         "fuzzing": {
             "cases": result.fuzz.cases,
             "steered_to_retryable_executions": result.fuzz.steered,
