@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx
+import httpx2
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import OAuth2Client
 
@@ -63,7 +63,7 @@ class ClientCredentials:
         registry: SecretRegistry,
         *,
         timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx2.BaseTransport | None = None,
     ) -> None:
         registry.add(client_secret)
         self.client_id = client_id
@@ -91,7 +91,9 @@ class ClientCredentials:
             raise CredentialsError(
                 f"the identity provider at {self._token_url} refused the client credentials ({error.error})"
             ) from None
-        except httpx.HTTPError as error:
+        except httpx2.HTTPError as error:
+            # authlib speaks httpx2 (a declared dependency: without it authlib falls back to httpx and
+            # warns on every import), so its network errors are httpx2's, not httpx's.
             raise CredentialsError(f"cannot reach the token endpoint {self._token_url}: {error}") from None
         if "access_token" not in token:
             raise CredentialsError(f"the token endpoint {self._token_url} answered without an access_token")
