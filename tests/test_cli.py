@@ -157,3 +157,20 @@ def test_base_url_without_token_exits_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "CDF_TOKEN" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_run_that_leaves_musts_unjudged_says_so_and_can_be_made_to_fail(tmp_path: Path) -> None:
+    bounded = ["run", "--no-fuzz", "--max-requests", "60", "--report-dir", str(tmp_path)]
+    lenient = run_cli(bounded)
+    assert lenient.returncode == 0
+    data = report(tmp_path)
+    judged, total = (int(n) for n in data["must_requirements_judged"].split(" MUST")[0].split(" of "))
+    assert judged < total
+    assert f"{judged} of {total} MUST requirements judged" in " ".join(lenient.stdout.split())
+    strict = run_cli([*bounded, "--require-all-must"])
+    assert strict.returncode == 2
+    assert "inconclusive (--require-all-must)" in report(tmp_path)["verdict"]
+    complete = run_cli(["run", "--no-fuzz", "--require-all-must", "--report-dir", str(tmp_path)])
+    assert complete.returncode == 0
+    assert report(tmp_path)["must_requirements_judged"] == f"{total} of {total} MUST requirements judged"

@@ -138,6 +138,11 @@ _FAIL_FAST = click.option("--fail-fast", is_flag=True, help="Stop at the first M
     help="Print what the run would create and send, and send nothing to the target.",
 )
 @click.option(
+    "--require-all-must",
+    is_flag=True,
+    help="Exit 2 (inconclusive) unless every MUST requirement was judged, e.g. under --max-requests.",
+)
+@click.option(
     "--mock-defect",
     "mock_defects",
     multiple=True,
@@ -173,6 +178,7 @@ def run(
     max_requests: int | None,
     rate: float | None,
     dry_run: bool,
+    require_all_must: bool,
     mock_defects: tuple[str, ...],
     concurrency: int | None,
     mock_profile: str,
@@ -222,6 +228,7 @@ def run(
         mock_defects=frozenset(mock_defects),
         mock_profile=mock_profile,
         concurrency=concurrency or defaults.concurrency,
+        require_all_must=require_all_must,
     )
     console = Console(stderr=False, highlight=False)
     if dry_run:

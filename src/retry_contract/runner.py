@@ -25,6 +25,7 @@ from retry_contract.credentials import Credentials, StaticToken
 from retry_contract.fuzzing import DEFAULT_POOL_SIZE, Fuzzer, FuzzSettings, FuzzStats
 from retry_contract.interrupts import signals_deferred
 from retry_contract.provisioning import DEFAULT_FUNCTION_EXTERNAL_ID, Provisioner, RetryablePool
+from retry_contract.requirements import Level
 from retry_contract.resilience import DEFAULT_RETRY_POLICY, RetryPolicy
 from retry_contract.scenarios import (
     ALL_SCENARIOS,
@@ -36,7 +37,7 @@ from retry_contract.scenarios import (
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.serving import AppLoadError, InProcessServer, load_app
 from retry_contract.timing import PhaseTimer
-from retry_contract.verdict import ExitCode, Ledger
+from retry_contract.verdict import ExitCode, Ledger, Outcome
 
 DEFAULT_SEED = 20230101
 DEFAULT_MAX_EXAMPLES = 40
@@ -81,6 +82,8 @@ class RunOptions:
     app: str | None = None
     # Defects to switch on in the embedded mock (see `retry_contract.mock.defects`).
     mock_defects: frozenset[str] = frozenset()
+    # A run that leaves any MUST requirement unjudged is inconclusive (exit 2), not conformant.
+    require_all_must: bool = False
     # The faithful shape of the embedded mock (`retry_contract.mock.config.Profile`).
     mock_profile: str = "classic"
 
@@ -107,8 +110,20 @@ class RunResult:
     tool_versions: dict[str, str] = field(default_factory=dict)
 
     @property
+    def unjudged_must(self) -> list[str]:
+        """MUST requirements the run did not judge in full."""
+        return [
+            r.requirement.id
+            for r in self.ledger.results.values()
+            if r.requirement.level is Level.MUST and r.outcome is Outcome.NOT_COVERED
+        ]
+
+    @property
     def exit_code(self) -> ExitCode:
-        return self.ledger.exit_code(strict=self.options.strict)
+        code = self.ledger.exit_code(strict=self.options.strict)
+        if code is ExitCode.CONFORMANT and self.options.require_all_must and self.unjudged_must:
+            return ExitCode.COULD_NOT_RUN
+        return code
 
 
 def tool_versions() -> dict[str, str]:

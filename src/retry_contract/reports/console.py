@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from retry_contract.reports.model import requirement_rows, verdict_text
+from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
 from retry_contract.runner import RunResult
 
 _STYLE = {"passed": "green", "failed": "red", "not covered": "yellow"}
@@ -47,4 +47,4 @@ def render(result: RunResult, console: Console, written: list[Path]) -> None:
     for path in written:
         console.print(f"report: {path}")
     style = "green" if result.exit_code == 0 else "red"
-    console.print(f"[bold {style}]verdict: {verdict_text(result)}[/bold {style}]")
+    console.print(f"[bold {style}]verdict: {verdict_text(result)} ({coverage_text(result)})[/bold {style}]")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from retry_contract.reports.model import requirement_rows, verdict_text
+from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
 from retry_contract.reports.reproduction import curl
 from retry_contract.runner import RunResult
 
@@ -17,6 +17,7 @@ def build(result: RunResult) -> dict[str, Any]:
     options = result.options
     return {
         "verdict": verdict_text(result),
+        "must_requirements_judged": coverage_text(result),
         "exit_code": int(result.exit_code),
         "strict": options.strict,
         "target": result.target,

@@ -17,17 +17,21 @@ def verdict_text(result: RunResult) -> str:
     code = result.exit_code
     if code is ExitCode.VIOLATIONS:
         return "contract violations found"
-    if code is ExitCode.COULD_NOT_RUN:
+    if code is ExitCode.COULD_NOT_RUN and result.ledger.faults:
         return "inconclusive: infrastructure faults kept part of the run from judging"
-    uncovered = [
-        r.requirement.id
-        for r in result.ledger.results.values()
-        if r.requirement.level is Level.MUST and r.outcome is Outcome.NOT_COVERED
-    ]
-    if uncovered:
-        listed = ", ".join(uncovered)
-        return f"no violations found, but {len(uncovered)} MUST requirements not covered ({listed})"
+    unjudged = result.unjudged_must
+    listed = ", ".join(unjudged)
+    if code is ExitCode.COULD_NOT_RUN:
+        return f"inconclusive (--require-all-must): {len(unjudged)} MUST requirements not covered ({listed})"
+    if unjudged:
+        return f"no violations found, but {len(unjudged)} MUST requirements not covered ({listed})"
     return "conformant"
+
+
+def coverage_text(result: RunResult) -> str:
+    """How much of the contract the verdict rests on."""
+    must = [r for r in result.ledger.results.values() if r.requirement.level is Level.MUST]
+    return f"{len(must) - len(result.unjudged_must)} of {len(must)} MUST requirements judged"
 
 
 def is_warning(result: RunResult, level: Level, outcome: Outcome) -> bool:
