@@ -204,15 +204,15 @@ class Provisioner:
                 self._ready_workflows.add(external_id)
         return external_id
 
-    def _shape(self, shape: FixtureShape | None) -> FixtureShape:
-        if shape is None:
-            shape = FIXTURE_SHAPES[self._next_shape % len(FIXTURE_SHAPES)]
+    def next_shape(self) -> FixtureShape:
+        """The next shape of this provisioner's own cycle (each `for_scenario` copy starts at the first)."""
+        with self._lock:
             self._next_shape += 1
-        return shape
+            return FIXTURE_SHAPES[(self._next_shape - 1) % len(FIXTURE_SHAPES)]
 
     def _run(self, purpose: str, tasks: list[dict[str, Any]], shape: FixtureShape | None = None) -> str:
         workflow = self._workflow(purpose, tasks)
-        shape = self._shape(shape)
+        shape = shape or self.next_shape()
         # An interruption between the server creating the execution and the client reading its id
         # would leave an execution that cleanup cannot find.
         with signals_deferred():
@@ -382,18 +382,12 @@ class RetryablePool:
         self._provisioner = provisioner
         self._cycle: deque[Future[tuple[str, dict[str, Any]] | None]] = deque()
         self._lock = threading.Lock()
-        self._created = 0
 
     def fill(self, size: int, background: ThreadPoolExecutor) -> None:
         """Create `size` executions in the background."""
         for _ in range(size):
-            shape = self._next_shape()
+            shape = self._provisioner.next_shape()
             self._enqueue(background.submit(self._fresh, shape))
-
-    def _next_shape(self) -> FixtureShape:
-        with self._lock:
-            self._created += 1
-            return FIXTURE_SHAPES[(self._created - 1) % len(FIXTURE_SHAPES)]
 
     def _fresh(self, shape: FixtureShape) -> tuple[str, dict[str, Any]]:
         execution_id = self._provisioner.failed_execution(shape)
@@ -409,7 +403,7 @@ class RetryablePool:
             with self._lock:
                 slot = self._cycle.popleft() if self._cycle else None
             if slot is None:
-                return self._fresh(self._next_shape())
+                return self._fresh(self._provisioner.next_shape())
             taken = slot.result()
             if taken is not None:
                 return taken
