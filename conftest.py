@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from retry_contract.mock import EmbeddedMock, MockConfig
+from cdf_workflows_mock import EmbeddedMock, MockConfig
 from retry_contract.serving import InProcessServer
 
 PROJECT = "contract-test"

@@ -23,9 +23,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cdf_workflows_mock import EmbeddedMock, MockConfig
+from cdf_workflows_mock.defects import CATALOGUE
 from retry_contract import contract
-from retry_contract.mock import EmbeddedMock, MockConfig
-from retry_contract.mock.defects import CATALOGUE
 from retry_contract.runner import DEFAULT_MAX_EXAMPLES, DEFAULT_SEED, MOCK_PROJECT
 
 BIN = Path(sys.executable).parent

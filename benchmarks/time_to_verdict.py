@@ -559,8 +559,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.path.insert(0, str(Path(source) / "src"))
         try:
             import retry_contract
+            from cdf_workflows_mock import EmbeddedMock, MockConfig
             from retry_contract import contract
-            from retry_contract.mock import EmbeddedMock, MockConfig
             from retry_contract.runner import MOCK_PROJECT
         except ImportError as error:
             print(f"time_to_verdict: cannot import retry_contract: {error}", file=sys.stderr)

@@ -4,6 +4,6 @@
         retry-contract run --app examples.faithful_app:app --project example-project
 """
 
-from retry_contract.mock import MockConfig, create_app
+from cdf_workflows_mock import MockConfig, create_app
 
 app = create_app(MockConfig.with_tokens("example-project", "example-write-token", "example-readonly-token"))

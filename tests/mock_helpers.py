@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from retry_contract.mock import DEFAULT_PROJECT, DEFAULT_WRITE_TOKEN, epoch_millis
+from cdf_workflows_mock import DEFAULT_PROJECT, DEFAULT_WRITE_TOKEN, epoch_millis
 
 JSON = dict[str, Any]
 

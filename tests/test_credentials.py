@@ -22,8 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from cdf_workflows_mock import EmbeddedMock, MockConfig
 from retry_contract.credentials import ClientCredentials, CredentialsError, StaticToken, from_environment
-from retry_contract.mock import EmbeddedMock, MockConfig
 from retry_contract.secrets_registry import SecretRegistry
 
 CLIENT_ID = "retry-contract-test-client"

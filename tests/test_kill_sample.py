@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from retry_contract.mock.defects import BY_NAME
+from cdf_workflows_mock.defects import BY_NAME
 from retry_contract.mutants import (
     FAITHFUL_PROFILES,
     MatrixSettings,

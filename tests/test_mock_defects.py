@@ -15,9 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mock_helpers import JSON, ManualClock, MockApi, assert_envelope, attempts, function_task, latest
-from retry_contract import execution_view
-from retry_contract.mock import (
+from cdf_workflows_mock import (
     DEFAULT_READONLY_TOKEN,
     DEFAULT_WRITE_TOKEN,
     DEFECTS,
@@ -26,7 +24,9 @@ from retry_contract.mock import (
     MockConfig,
     create_app,
 )
-from retry_contract.mock.defects import BY_NAME, CATALOGUE, check_combination
+from cdf_workflows_mock.defects import BY_NAME, CATALOGUE, check_combination
+from mock_helpers import JSON, ManualClock, MockApi, assert_envelope, attempts, function_task, latest
+from retry_contract import execution_view
 from retry_contract.provisioning import SHAPES, boundary_metadata
 from retry_contract.requirements import BY_ID, Level
 from retry_contract.requirements import CATALOGUE as REQUIREMENTS
@@ -885,9 +885,9 @@ def test_the_defect_changes_the_api_as_described(
 ) -> None:
     if name == "concurrent-double-retry":
         # A window wide enough that simultaneous requests on a loaded machine still all fall in it.
-        from retry_contract.mock import defects
+        from cdf_workflows_mock.defects import semantics
 
-        monkeypatch.setattr(defects._RacyRetry, "write_latency_seconds", 0.3)
+        monkeypatch.setattr(semantics._RacyRetry, "write_latency_seconds", 0.3)
     PROBES[name](probe_factory(name))
 
 

@@ -14,6 +14,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from cdf_workflows_mock import (
+    DEFAULT_READONLY_TOKEN,
+    DEFAULT_WRITE_TOKEN,
+    EmbeddedMock,
+    MockConfig,
+    TokenGrant,
+    create_app,
+    serve_forever,
+)
 from mock_helpers import (
     JSON,
     ManualClock,
@@ -29,15 +38,6 @@ from mock_helpers import (
 )
 from retry_contract.contract import IDENTIFIER_MAX_LENGTH, METADATA_LIMITS
 from retry_contract.domain import SESSIONS_CREATE, WORKFLOW_READ, WORKFLOW_WRITE
-from retry_contract.mock import (
-    DEFAULT_READONLY_TOKEN,
-    DEFAULT_WRITE_TOKEN,
-    EmbeddedMock,
-    MockConfig,
-    TokenGrant,
-    create_app,
-    serve_forever,
-)
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 OTHER_PROJECT = "other-project"
@@ -930,10 +930,15 @@ def test_delete_workflows(api: MockApi) -> None:
     workflow = api.create_version([function_task("a")])
     execution_id = api.run(workflow)["id"]
     missing = unique("missing")
+    # Cognite's OpenAPI document: unknown ids are a 404 with ignoreUnknownIds=false, and nothing is deleted.
+    only_missing = {"items": [{"externalId": missing}, {"externalId": workflow}]}
     error = assert_envelope(
-        api.http.post("/workflows/delete", json={"items": [{"externalId": missing}]}), 400
+        api.http.post("/workflows/delete", params={"ignoreUnknownIds": "false"}, json=only_missing), 404
     )
     assert error["missing"] == [{"externalId": missing}]
+    assert api.http.get(f"/workflows/{workflow}").status_code == 200
+    # ... and ignored when the flag says so, or says nothing (its documented default is true).
+    assert api.http.post("/workflows/delete", json={"items": [{"externalId": missing}]}).json() == {}
 
     body = {"items": [{"externalId": workflow}, {"externalId": missing}], "ignoreUnknownIds": True}
     response = api.http.post("/workflows/delete", json=body)

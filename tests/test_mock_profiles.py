@@ -12,6 +12,14 @@ from collections.abc import Iterator
 import pytest
 from cognite.client import CogniteClient
 
+from cdf_workflows_mock import DEFAULT_WRITE_TOKEN, EmbeddedMock, MockConfig, MockStore
+from cdf_workflows_mock.app import Dispatcher, Handlers, assemble_app
+from cdf_workflows_mock.config import (
+    DEFAULT_SCHEDULE_DELAY_MILLIS,
+    RECORDED_START_LEAD_MILLIS,
+    Profile,
+    ServerShape,
+)
 from mock_helpers import (
     JSON,
     ManualClock,
@@ -23,14 +31,6 @@ from mock_helpers import (
     latest,
     statuses,
     subworkflow_task,
-)
-from retry_contract.mock import DEFAULT_WRITE_TOKEN, EmbeddedMock, MockConfig, MockStore
-from retry_contract.mock.app import Dispatcher, Handlers, assemble_app
-from retry_contract.mock.config import (
-    DEFAULT_SCHEDULE_DELAY_MILLIS,
-    RECORDED_START_LEAD_MILLIS,
-    Profile,
-    ServerShape,
 )
 from test_mock_sdk import make_client
 

@@ -21,8 +21,8 @@ from cognite.client.data_classes import (
 )
 from cognite.client.exceptions import CogniteAPIError, CogniteNotFoundError, CogniteProjectAccessError
 
+from cdf_workflows_mock import DEFAULT_READONLY_TOKEN, DEFAULT_WRITE_TOKEN, EmbeddedMock, MockConfig
 from mock_helpers import unique
-from retry_contract.mock import DEFAULT_READONLY_TOKEN, DEFAULT_WRITE_TOKEN, EmbeddedMock, MockConfig
 
 PROJECT = "contract-test"
 

@@ -15,10 +15,10 @@ import httpx
 import pytest
 from conftest import CLI, PROJECT, serve_asgi
 
+from cdf_workflows_mock import EmbeddedMock, MockConfig, create_app
 from retry_contract.budget import BudgetExhausted, RequestBudget
 from retry_contract.credentials import StaticToken
 from retry_contract.domain import ExecutionStatus
-from retry_contract.mock import EmbeddedMock, MockConfig, create_app
 from retry_contract.runner import RunOptions, run
 
 WRITE, READONLY = "safety-write-token-0001", "safety-readonly-token-0001"

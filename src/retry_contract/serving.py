@@ -1,65 +1,39 @@
-"""Serving an ASGI or WSGI application over real HTTP on loopback, in a background thread.
+"""Serving a user's ASGI or WSGI application over real HTTP on loopback, in a background thread.
 
-Used for the embedded mock, for `retry-contract run --app module:attr` (a team's own Python mock,
-tested in-process) and by the self-tests. The socket is bound here (port 0 picks a free one), so
-the port is known before uvicorn starts, and readiness is an event set after uvicorn's startup:
-no sleeping or polling decides when the server is up.
+Used for `retry-contract run --app module:attr` (a team's own Python mock, tested in-process) and by
+the self-tests. The loopback server itself is the embedded mock's (`cdf_workflows_mock.serving`):
+this module adds what only the suite needs, loading an app by reference and adapting WSGI apps.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-import socket
 import sys
-import threading
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
-import uvicorn
 from a2wsgi import WSGIMiddleware
 
-DEFAULT_HOST = "127.0.0.1"
-STARTUP_TIMEOUT_SECONDS = 10.0
-SHUTDOWN_TIMEOUT_SECONDS = 10.0
+from cdf_workflows_mock import serving as loopback
+from cdf_workflows_mock.serving import DEFAULT_HOST, MAX_REQUEST_HEAD_BYTES, bind
+
+__all__ = [
+    "DEFAULT_HOST",
+    "MAX_REQUEST_HEAD_BYTES",
+    "AppLoadError",
+    "InProcessServer",
+    "Interface",
+    "bind",
+    "interface_of",
+    "load_app",
+]
+
 Interface = Literal["asgi3", "wsgi"]
 
 
 class AppLoadError(Exception):
     """`module:attribute` does not name an importable ASGI or WSGI application."""
-
-
-MAX_REQUEST_HEAD_BYTES = 4 * 1024 * 1024
-
-
-class _SignallingServer(uvicorn.Server):
-    """A uvicorn server that reports when it has started (or failed to)."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().startup(sockets)
-        finally:
-            self.ready.set()
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A socket ready to listen, bound here so a busy port raises OSError instead of exiting."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when the listening
-    # socket says TCP, and without it every answer waits ~40 ms for a delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def interface_of(app: Any) -> Interface:
@@ -90,8 +64,8 @@ def load_app(reference: str) -> Any:
     return app
 
 
-class InProcessServer:
-    """`app` served by uvicorn on loopback in a daemon thread; a context manager."""
+class InProcessServer(loopback.InProcessServer):
+    """`app`, ASGI or WSGI, served by uvicorn on loopback in a daemon thread; a context manager."""
 
     def __init__(
         self,
@@ -102,70 +76,10 @@ class InProcessServer:
         name: str = "app",
         log_level: str = "error",
     ) -> None:
-        self._log_level = log_level
         # WSGI apps are adapted with a2wsgi: uvicorn's own WSGI support is deprecated.
-        self.app = app if (interface or interface_of(app)) == "asgi3" else WSGIMiddleware(app)
-        self._host = host
-        self._port = port
-        self._name = name
-        self._socket: socket.socket | None = None
-        self._server: _SignallingServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        if self._socket is None:
-            raise RuntimeError(
-                f"the {self._name} is not running; use it as a context manager or call start()"
-            )
-        return int(self._socket.getsockname()[1])
-
-    @property
-    def base_url(self) -> str:
-        """What to give a client as its base URL, e.g. `http://127.0.0.1:54321`."""
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self.port}"
-
-    def start(self) -> InProcessServer:
-        if self._thread is not None:
-            raise RuntimeError(f"the {self._name} is already running")
-        sock = bind(self._host, self._port)
-        config = uvicorn.Config(
-            self.app,
-            host=self._host,
-            port=0,
-            log_level=self._log_level,
-            access_log=False,
-            lifespan="off",
-            interface="asgi3",
-            # h11 resets a connection whose request head exceeds its buffer, before the app can answer;
-            # the oversized-path probes (1 MB executionId) must meet a 4xx with the envelope instead.
-            h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
-        )
-        server = _SignallingServer(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=self._name, daemon=True)
-        self._socket, self._server, self._thread = sock, server, thread
-        thread.start()
-        if not server.ready.wait(STARTUP_TIMEOUT_SECONDS) or not server.started:
-            self.stop()
-            raise RuntimeError(f"the {self._name} did not start on {self._host}:{self._port}")
-        return self
-
-    def stop(self) -> None:
-        server, thread, sock = self._server, self._thread, self._socket
-        self._server = self._thread = None
-        if server is not None:
-            server.should_exit = True
-        if thread is not None:
-            thread.join(SHUTDOWN_TIMEOUT_SECONDS)
-        if sock is not None:
-            sock.close()
-        self._socket = None
+        asgi = app if (interface or interface_of(app)) == "asgi3" else WSGIMiddleware(app)
+        super().__init__(asgi, host, port, name=name, log_level=log_level)
 
     def __enter__(self) -> InProcessServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.stop()
+        self.start()
+        return self

@@ -13,18 +13,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from retry_contract.contract import IDENTIFIER_MAX_LENGTH, METADATA_LIMITS
-from retry_contract.domain import (
+from cdf_workflows_mock.cdf import (
+    IDENTIFIER_MAX_LENGTH,
+    METADATA_LIMITS,
     TASK_RETRIES_DEFAULT,
     TASK_RETRIES_MAX,
     TASK_TIMEOUT_DEFAULT_SECONDS,
     UPDATABLE_TASK_STATUSES,
+    ExecutionStatus,
     OnFailure,
     TaskStatus,
     TaskType,
 )
-from retry_contract.mock.errors import InvalidRequest
-from retry_contract.mock.model import JSONObject, TaskDef, WorkflowDefinition
+from cdf_workflows_mock.errors import InvalidRequest
+from cdf_workflows_mock.model import Execution, JSONObject, TaskDef, WorkflowDefinition
+from cdf_workflows_mock.paging import DEFAULT_LIMIT, MAX_LIMIT, PageRequest
 
 # Documented limits of the neighbouring endpoints.
 INPUT_MAX_BYTES = 100 * 1024
@@ -36,6 +39,16 @@ MAX_DEPENDENCIES_PER_DEFINITION = 2000
 MAX_CONTAINER_DEPTH = 5
 TIMEOUT_MAX_SECONDS = 2**31 - 1
 MAX_DELETE_ITEMS = 100
+# `workflowFilters` of the version and execution lists: at most 100 (Cognite's OpenAPI document).
+MAX_WORKFLOW_FILTERS = 100
+# Session ids per `sessions/byids` request (the document's `SessionReferenceIds`).
+MAX_SESSION_IDS = 1000
+# The largest id a JSON number carries exactly (`CogniteInternalId`).
+MAX_INTERNAL_ID = 2**53 - 1
+# Epoch milliseconds are int64.
+MAX_EPOCH_MILLIS = 2**63 - 1
+# What `GET /sessions?status=` accepts (the document lists them lower-case; the SDK sends upper-case).
+SESSION_LIST_STATUSES = frozenset({"READY", "ACTIVE", "CANCELLED", "REVOKED", "ACCESS_LOST"})
 
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 REFERENCE_RE = re.compile(r"\$\{([^{}]+)\}")
@@ -119,6 +132,13 @@ def _optional_int(obj: Mapping[str, Any], key: str, where: str, low: int, high: 
     return value
 
 
+def _required_int(obj: Mapping[str, Any], key: str, where: str, low: int, high: int) -> int:
+    value = _optional_int(obj, key, where, low, high)
+    if value is None:
+        raise InvalidRequest(f"{where}.{key} is required")
+    return value
+
+
 def identifier_problem(value: str) -> str | None:
     """Why a string is not a valid workflow or version identifier, or None when it is."""
     if not value:
@@ -160,19 +180,52 @@ def _single_item(body: object, where: str) -> dict[str, Any]:
 # --- sessions -------------------------------------------------------------------------------------
 
 
-def parse_session_request(body: object) -> str:
-    """The session type a `POST /sessions` body asks for."""
+@dataclass(frozen=True, slots=True)
+class SessionRequest:
+    session_type: str
+    # Listed sessions name the client they were created for; the secret is never kept.
+    client_id: str | None = None
+
+
+def parse_session_request(body: object) -> SessionRequest:
+    """The session a `POST /sessions` body asks for."""
     item = _single_item(body, "session")
     if item.get("tokenExchange") is True:
-        return "TOKEN_EXCHANGE"
+        return SessionRequest("TOKEN_EXCHANGE")
     if item.get("oneshotTokenExchange") is True:
-        return "ONESHOT_TOKEN_EXCHANGE"
+        return SessionRequest("ONESHOT_TOKEN_EXCHANGE")
     client_id, client_secret = item.get("clientId"), item.get("clientSecret")
     if isinstance(client_id, str) and client_id and isinstance(client_secret, str) and client_secret:
-        return "CLIENT_CREDENTIALS"
+        return SessionRequest("CLIENT_CREDENTIALS", client_id)
     raise InvalidRequest(
         "items[0] must be {'tokenExchange': true} or {'clientId': <string>, 'clientSecret': <string>}"
     )
+
+
+def parse_session_status(values: Sequence[str]) -> str | None:
+    """The `status` query parameter of `GET /sessions`, upper-cased; None when absent."""
+    raw = _single_param(values, "status")
+    if raw is None:
+        return None
+    if raw.upper() not in SESSION_LIST_STATUSES:
+        names = ", ".join(sorted(status.lower() for status in SESSION_LIST_STATUSES))
+        raise InvalidRequest(f"The query parameter 'status' must be one of {names}, got {show(raw)}")
+    return raw.upper()
+
+
+def parse_session_ids(body: object, max_items: int | None = MAX_SESSION_IDS) -> tuple[int, ...]:
+    """The ids of `{"items": [{"id": <int>}, ...]}` (`sessions/byids`, `sessions/revoke`), once each."""
+    obj = expect_object(body, "The request body")
+    items = obj.get("items")
+    if not isinstance(items, list) or not items:
+        raise InvalidRequest("The request body must have a non-empty 'items' array of {'id': <integer>}")
+    if max_items is not None and len(items) > max_items:
+        raise InvalidRequest(f"'items' holds {len(items)} entries; at most {max_items} are allowed")
+    ids = [
+        _required_int(expect_object(item, f"items[{i}]"), "id", f"items[{i}]", 1, MAX_INTERNAL_ID)
+        for i, item in enumerate(items)
+    ]
+    return tuple(dict.fromkeys(ids))
 
 
 # --- executions -----------------------------------------------------------------------------------
@@ -291,24 +344,241 @@ class DeleteRequest:
     ignore_unknown_ids: bool
 
 
-def parse_workflow_delete(body: object, ignore_unknown_query: str | None) -> DeleteRequest:
+def parse_workflow_delete(body: object, ignore_unknown_query: Sequence[str]) -> DeleteRequest:
     obj = expect_object(body, "The request body")
-    items = obj.get("items")
-    if not isinstance(items, list) or not items:
-        raise InvalidRequest("The request body must have a non-empty 'items' array of {'externalId': ...}")
-    if len(items) > MAX_DELETE_ITEMS:
-        raise InvalidRequest(f"'items' holds {len(items)} entries; at most {MAX_DELETE_ITEMS} are allowed")
+    items = _delete_items(obj, "{'externalId': ...}")
     xids = tuple(
         parse_identifier(expect_object(item, f"items[{i}]").get("externalId"), f"items[{i}].externalId")
         for i, item in enumerate(items)
     )
-    ignore = obj.get("ignoreUnknownIds", False)
-    if not isinstance(ignore, bool):
-        raise InvalidRequest(f"'ignoreUnknownIds' must be a boolean, got {json_type(ignore)}")
-    # The SDK sends the flag as a query parameter, the API reference in the body: accept both.
-    if ignore_unknown_query is not None:
-        ignore = ignore or ignore_unknown_query.lower() == "true"
-    return DeleteRequest(external_ids=tuple(dict.fromkeys(xids)), ignore_unknown_ids=ignore)
+    return DeleteRequest(
+        external_ids=tuple(dict.fromkeys(xids)),
+        ignore_unknown_ids=_ignore_unknown_ids(obj, ignore_unknown_query),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class VersionDeleteRequest:
+    # (workflowExternalId, version) pairs, once each.
+    versions: tuple[tuple[str, str], ...]
+    ignore_unknown_ids: bool
+
+
+def parse_version_delete(body: object, ignore_unknown_query: Sequence[str]) -> VersionDeleteRequest:
+    obj = expect_object(body, "The request body")
+    items = _delete_items(obj, "{'workflowExternalId': ..., 'version': ...}")
+    pairs = []
+    for i, item in enumerate(items):
+        entry = expect_object(item, f"items[{i}]")
+        pairs.append(
+            (
+                parse_identifier(entry.get("workflowExternalId"), f"items[{i}].workflowExternalId"),
+                parse_identifier(entry.get("version"), f"items[{i}].version"),
+            )
+        )
+    ignore = _ignore_unknown_ids(obj, ignore_unknown_query)
+    return VersionDeleteRequest(versions=tuple(dict.fromkeys(pairs)), ignore_unknown_ids=ignore)
+
+
+def _delete_items(obj: Mapping[str, Any], shape: str) -> list[Any]:
+    items = obj.get("items")
+    if not isinstance(items, list) or not items:
+        raise InvalidRequest(f"The request body must have a non-empty 'items' array of {shape}")
+    if len(items) > MAX_DELETE_ITEMS:
+        raise InvalidRequest(f"'items' holds {len(items)} entries; at most {MAX_DELETE_ITEMS} are allowed")
+    return items
+
+
+def _ignore_unknown_ids(obj: Mapping[str, Any], query_values: Sequence[str]) -> bool:
+    """`ignoreUnknownIds` of a delete: true when the query parameter or the body says so.
+
+    Cognite's OpenAPI document has it as a query parameter defaulting to true, which is where the SDK
+    sends it (always, true or false); older references put it in the body. Said nowhere, it is true.
+    """
+    said: list[bool] = []
+    raw = _single_param(query_values, "ignoreUnknownIds")
+    if raw is not None:
+        if raw.lower() not in ("true", "false"):
+            raise InvalidRequest(
+                f"The query parameter 'ignoreUnknownIds' must be true or false, got {show(raw)}"
+            )
+        said.append(raw.lower() == "true")
+    if obj.get("ignoreUnknownIds") is not None:
+        in_body = obj["ignoreUnknownIds"]
+        if not isinstance(in_body, bool):
+            raise InvalidRequest(f"'ignoreUnknownIds' must be a boolean, got {json_type(in_body)}")
+        said.append(in_body)
+    return any(said) if said else True
+
+
+# --- lists ----------------------------------------------------------------------------------------
+
+
+def _single_param(values: Sequence[str], name: str) -> str | None:
+    if len(values) > 1:
+        raise InvalidRequest(f"The query parameter {name!r} is given {len(values)} times; give it once")
+    return values[0] if values else None
+
+
+def _checked_limit(value: int, where: str) -> int:
+    if not 1 <= value <= MAX_LIMIT:
+        raise InvalidRequest(f"{where} must be between 1 and {MAX_LIMIT}, got {show(value)}")
+    return value
+
+
+def parse_page_params(limits: Sequence[str], cursors: Sequence[str], default_limit: int) -> PageRequest:
+    """`limit` and `cursor` of a list endpoint read with GET (their query parameters)."""
+    raw_limit = _single_param(limits, "limit")
+    limit = default_limit
+    if raw_limit is not None:
+        # Digits only: '+5', ' 5' and '5.0' are not integers on the wire; and a huge number is no limit.
+        if not (raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 10):
+            raise InvalidRequest(
+                f"The query parameter 'limit' must be an integer between 1 and {MAX_LIMIT}, "
+                f"got {show(raw_limit)}"
+            )
+        limit = _checked_limit(int(raw_limit), "The query parameter 'limit'")
+    return PageRequest(limit, _single_param(cursors, "cursor"))
+
+
+def _page_in_body(obj: Mapping[str, Any]) -> PageRequest:
+    """`limit` and `cursor` of a list endpoint read with POST (fields of its body)."""
+    limit = obj.get("limit")
+    if limit is None:
+        limit = DEFAULT_LIMIT
+    elif isinstance(limit, bool) or not isinstance(limit, int):
+        raise InvalidRequest(f"'limit' must be an integer between 1 and {MAX_LIMIT}, got {json_type(limit)}")
+    cursor = obj.get("cursor")
+    if cursor is not None and not isinstance(cursor, str):
+        raise InvalidRequest(f"'cursor' must be a string, got {json_type(cursor)}")
+    return PageRequest(_checked_limit(limit, "'limit'"), cursor)
+
+
+def _filter_object(obj: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    """The body's `filter`, {} when absent. A key it does not know is refused rather than ignored: a
+    misspelt filter would otherwise silently widen the list to everything."""
+    value = obj.get("filter")
+    if value is None:
+        return {}
+    found = expect_object(value, "'filter'")
+    unknown = sorted(set(found) - known)
+    if unknown:
+        raise InvalidRequest(
+            f"'filter' has unknown field(s) {', '.join(map(show, unknown))}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowFilter:
+    """One entry of `workflowFilters`: a workflow, and optionally one of its versions."""
+
+    external_id: str
+    version: str | None
+
+    def matches(self, workflow_external_id: str, version: str | None) -> bool:
+        return workflow_external_id == self.external_id and self.version in (None, version)
+
+
+def _workflow_filters(value: object, min_items: int) -> tuple[WorkflowFilter, ...]:
+    where = "'filter.workflowFilters'"
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise InvalidRequest(
+            f"{where} must be an array of {{'externalId', 'version'?}}, got {json_type(value)}"
+        )
+    if not min_items <= len(value) <= MAX_WORKFLOW_FILTERS:
+        raise InvalidRequest(
+            f"{where} must hold {min_items} to {MAX_WORKFLOW_FILTERS} entries, got {len(value)}"
+        )
+    filters = []
+    for i, item in enumerate(value):
+        where_item = f"filter.workflowFilters[{i}]"
+        entry = expect_object(item, where_item)
+        version = entry.get("version")
+        filters.append(
+            WorkflowFilter(
+                parse_identifier(entry.get("externalId"), f"{where_item}.externalId"),
+                None if version is None else parse_identifier(version, f"{where_item}.version"),
+            )
+        )
+    return tuple(filters)
+
+
+def matches_any(filters: Sequence[WorkflowFilter], workflow_external_id: str, version: str | None) -> bool:
+    """Whether a version or an execution passes `workflowFilters` (none given: everything does)."""
+    return not filters or any(f.matches(workflow_external_id, version) for f in filters)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionListQuery:
+    """`POST /workflows/versions/list`: which versions, and which page of them."""
+
+    workflow_filters: tuple[WorkflowFilter, ...]
+    page: PageRequest
+    # The filter as sent: what a cursor of this list is bound to.
+    filter_json: JSONObject
+
+
+def parse_version_list(body: object) -> VersionListQuery:
+    obj = expect_object(body, "The request body")
+    found = _filter_object(obj, frozenset({"workflowFilters"}))
+    # No minimum here, unlike the executions' filter: the SDK sends an empty array to mean all versions.
+    filters = _workflow_filters(found.get("workflowFilters"), min_items=0)
+    return VersionListQuery(filters, _page_in_body(obj), found)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionListQuery:
+    """`POST /workflows/executions/list`: which executions, and which page of them."""
+
+    workflow_filters: tuple[WorkflowFilter, ...]
+    # Inclusive bounds on createdTime (epoch milliseconds); None: unbounded.
+    created_time_start: int | None
+    created_time_end: int | None
+    # None: any status.
+    statuses: frozenset[ExecutionStatus] | None
+    page: PageRequest
+    filter_json: JSONObject
+
+    def matches(self, execution: Execution) -> bool:
+        created = execution.created_time
+        return (
+            matches_any(self.workflow_filters, execution.workflow_external_id, execution.version)
+            and (self.created_time_start is None or created >= self.created_time_start)
+            and (self.created_time_end is None or created <= self.created_time_end)
+            and (self.statuses is None or execution.status in self.statuses)
+        )
+
+
+def parse_execution_list(body: object) -> ExecutionListQuery:
+    obj = expect_object(body, "The request body")
+    known = frozenset({"workflowFilters", "createdTimeStart", "createdTimeEnd", "status"})
+    found = _filter_object(obj, known)
+    return ExecutionListQuery(
+        workflow_filters=_workflow_filters(found.get("workflowFilters"), min_items=1),
+        created_time_start=_optional_int(found, "createdTimeStart", "'filter'", 0, MAX_EPOCH_MILLIS),
+        created_time_end=_optional_int(found, "createdTimeEnd", "'filter'", 0, MAX_EPOCH_MILLIS),
+        statuses=_execution_statuses(found.get("status")),
+        page=_page_in_body(obj),
+        filter_json=found,
+    )
+
+
+def _execution_statuses(value: object) -> frozenset[ExecutionStatus] | None:
+    if value is None:
+        return None
+    names = ", ".join(status.value for status in ExecutionStatus)
+    if not isinstance(value, list):
+        raise InvalidRequest(f"'filter.status' must be an array of {names}, got {json_type(value)}")
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or item not in {status.value for status in ExecutionStatus}:
+            raise InvalidRequest(f"'filter.status[{i}]' must be one of {names}, got {show(item)}")
+    if len(set(value)) != len(value):
+        raise InvalidRequest("'filter.status' must not name a status twice")
+    return frozenset(ExecutionStatus(item) for item in value)
 
 
 @dataclass(frozen=True, slots=True)

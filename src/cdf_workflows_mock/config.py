@@ -7,20 +7,34 @@ a read-only token and a stranger apart; there is no identity provider behind the
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 
-from retry_contract.domain import SESSIONS_CREATE, WORKFLOW_READ, WORKFLOW_WRITE
+from cdf_workflows_mock.cdf import (
+    SESSIONS_CREATE,
+    SESSIONS_DELETE,
+    SESSIONS_LIST,
+    WORKFLOW_READ,
+    WORKFLOW_WRITE,
+)
+from cdf_workflows_mock.chaos import ChaosConfig
 
 DEFAULT_PROJECT = "contract-test"
-# Documented tokens of the standalone mock (`retry-contract mock`): anyone on the machine may use
-# them, which is fine for a loopback test double and why they are not secrets.
+# Documented tokens of the standalone mock (`serve_forever`, `retry-contract mock`): anyone on the
+# machine may use them, which is fine for a loopback test double and why they are not secrets.
 DEFAULT_WRITE_TOKEN = "mock-write-token"
 DEFAULT_READONLY_TOKEN = "mock-readonly-token"
 DEFAULT_NONCE_TTL_SECONDS = 3600.0
+# Bounds of the mock's memory (see `MockConfig`): generous enough that no test run meets them.
+DEFAULT_MAX_SESSIONS = 50_000
+DEFAULT_MAX_FINISHED_EXECUTIONS = 10_000
+# How long the served mock waits for a request to arrive in full, and keeps a quiet connection open.
+DEFAULT_READ_TIMEOUT_SECONDS = 20.0
+DEFAULT_IDLE_TIMEOUT_SECONDS = 5
 
 
 class Profile(StrEnum):
@@ -95,6 +109,22 @@ _SHAPES: Mapping[Profile, ServerShape] = MappingProxyType(
 )
 
 
+DefectCheck = Callable[[frozenset[str]], None]
+
+# Which defect names exist, and which of them combine, only the defect catalogue knows
+# (`cdf_workflows_mock.defects`); it builds on the app and therefore on this module, so this module
+# cannot import it without a circle. The catalogue installs its check here instead, when it is
+# imported, and the package's `__init__` imports it: a configuration naming an unknown defect is
+# refused when it is built, as a command line or a settings file needs, not later when it is served.
+_defect_check: DefectCheck | None = None
+
+
+def install_defect_check(check: DefectCheck) -> None:
+    """Make every `MockConfig` with defects pass `check` (a ValueError says what is wrong)."""
+    global _defect_check
+    _defect_check = check
+
+
 def epoch_millis() -> int:
     """The real time as the API states it: integer milliseconds since the epoch."""
     return time.time_ns() // 1_000_000
@@ -102,7 +132,7 @@ def epoch_millis() -> int:
 
 @dataclass(frozen=True, slots=True)
 class TokenGrant:
-    """What a bearer token may do: capabilities (`domain.WORKFLOW_READ`, ...) on some projects."""
+    """What a bearer token may do: capabilities (`cdf.WORKFLOW_READ`, ...) on some projects."""
 
     capabilities: frozenset[str]
     projects: frozenset[str]
@@ -115,8 +145,11 @@ def _grants(project: str, write_token: str, readonly_token: str) -> dict[str, To
         raise ValueError("the write token and the read-only token must differ")
     projects = frozenset({project})
     return {
-        write_token: TokenGrant(frozenset({WORKFLOW_READ, WORKFLOW_WRITE, SESSIONS_CREATE}), projects),
-        readonly_token: TokenGrant(frozenset({WORKFLOW_READ, SESSIONS_CREATE}), projects),
+        write_token: TokenGrant(
+            frozenset({WORKFLOW_READ, WORKFLOW_WRITE, SESSIONS_CREATE, SESSIONS_LIST, SESSIONS_DELETE}),
+            projects,
+        ),
+        readonly_token: TokenGrant(frozenset({WORKFLOW_READ, SESSIONS_CREATE, SESSIONS_LIST}), projects),
     }
 
 
@@ -127,9 +160,29 @@ class MockConfig:
     `tokens` left empty means the two documented default tokens, granted on `project`.
     `clock` returns epoch milliseconds; tests replace it to expire nonces, time out tasks or start
     SCHEDULED ones without waiting. `defects` names deliberate server bugs to switch on
-    (`defects.CATALOGUE`), for checking that the suite catches them; empty means the faithful mock.
+    (`cdf_workflows_mock.defects.CATALOGUE`), for checking that a test suite catches them; empty means
+    the faithful mock.
     `profile` is the faithful shape of server to take (`Profile`, or its name); `schedule_delay_millis`,
     when given, replaces the profile's time that a new task attempt stays SCHEDULED (0: never).
+    `chaos` switches on latency and transient 429/503 answers in front of the mock (`chaos.py`);
+    off by default.
+
+    The mock's memory is bounded, so a long-running mock does not grow without end:
+    - A session is kept until its nonce expires (`nonce_ttl_seconds`), and at most `max_sessions`
+      sessions are kept; beyond that the oldest are forgotten. A nonce carries its issue time and is
+      sealed with the store's key, so a forgotten nonce is still refused exactly as before: an expired
+      one as expired, one of a session forgotten before it expired as already used (the answer of a
+      reused nonce, so a nonce is never accepted twice; an unused nonce that old is refused too).
+    - At most `max_finished_executions` finished executions (COMPLETED, FAILED, TIMED_OUT,
+      TERMINATED) are kept; beyond that the one that finished longest ago is forgotten, with its task
+      attempts, and then answers 404 like an execution that never existed (a retried execution
+      counts from when it finished last). RUNNING executions are never forgotten.
+    `read_timeout_seconds` and `idle_timeout_seconds` bound connections when the mock is served
+    (`EmbeddedMock`, `serve_forever`): a request must arrive in full, head and body, within
+    `read_timeout_seconds` of the connection opening or of its first byte (else 408 with the error
+    envelope, or a plain close when nothing arrived), and a kept-alive connection quiet for
+    `idle_timeout_seconds` (whole seconds, uvicorn's `timeout_keep_alive`) is closed
+    (`cdf_workflows_mock.limits`).
     """
 
     project: str = DEFAULT_PROJECT
@@ -139,6 +192,11 @@ class MockConfig:
     defects: frozenset[str] = frozenset()
     profile: Profile = Profile.CLASSIC
     schedule_delay_millis: int | None = None
+    chaos: ChaosConfig = field(default_factory=ChaosConfig)
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    max_finished_executions: int = DEFAULT_MAX_FINISHED_EXECUTIONS
+    read_timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS
+    idle_timeout_seconds: int = DEFAULT_IDLE_TIMEOUT_SECONDS
 
     def __post_init__(self) -> None:
         if not self.project:
@@ -157,11 +215,22 @@ class MockConfig:
             raise ValueError("schedule_delay_millis must be a non-negative integer (milliseconds) or None")
         if isinstance(self.defects, str):
             raise ValueError("defects must be a collection of defect names, not one string")
+        if not isinstance(self.chaos, ChaosConfig):
+            raise ValueError("chaos must be a ChaosConfig (see cdf_workflows_mock.chaos)")
+        for name in ("max_sessions", "max_finished_executions", "idle_timeout_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer")
+        timeout = self.read_timeout_seconds
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
+            raise ValueError("read_timeout_seconds must be a positive, finite number of seconds")
         object.__setattr__(self, "defects", frozenset(self.defects))
         if self.defects:
-            from retry_contract.mock.defects import check_combination  # it imports this module
-
-            check_combination(self.defects)
+            if _defect_check is None:
+                raise ValueError(
+                    "no defect catalogue is loaded to check defect names; import cdf_workflows_mock first"
+                )
+            _defect_check(self.defects)
 
     @classmethod
     def with_tokens(
@@ -175,8 +244,10 @@ class MockConfig:
         defects: Iterable[str] = (),
         profile: str = Profile.CLASSIC,
         schedule_delay_millis: int | None = None,
+        chaos: ChaosConfig | None = None,
     ) -> MockConfig:
-        """A write token (READ, WRITE, sessions CREATE) and a read-only one (READ, sessions CREATE).
+        """A write token (READ, WRITE; sessions CREATE, LIST, DELETE) and a read-only one (READ;
+        sessions CREATE, LIST).
 
         `profile` is a `Profile` or its name (a ValueError names the known ones).
         """
@@ -190,6 +261,7 @@ class MockConfig:
             defects=frozenset(defects),
             profile=Profile.parse(profile),
             schedule_delay_millis=schedule_delay_millis,
+            chaos=chaos if chaos is not None else ChaosConfig(),
         )
 
     @property

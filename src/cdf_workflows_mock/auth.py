@@ -10,9 +10,9 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from retry_contract.mock.config import TokenGrant
-from retry_contract.mock.errors import Forbidden, Unauthorized
-from retry_contract.mock.model import JSONObject
+from cdf_workflows_mock.config import TokenGrant
+from cdf_workflows_mock.errors import Forbidden, Unauthorized
+from cdf_workflows_mock.model import JSONObject
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from retry_contract.domain import (
+from cdf_workflows_mock.cdf import (
     COMPLETED_TASK_STATUSES,
     RETRYABLE_EXECUTION_STATUSES,
     RETRYABLE_TASK_STATUSES,
@@ -34,9 +34,9 @@ from retry_contract.domain import (
     TaskStatus,
     TaskType,
 )
-from retry_contract.mock.errors import Conflict, InvalidRequest
-from retry_contract.mock.model import Attempt, Execution, JSONObject, TaskDef
-from retry_contract.mock.validation import REFERENCE_RE, TaskUpdate, parse_dynamic_tasks, show
+from cdf_workflows_mock.errors import Conflict, InvalidRequest
+from cdf_workflows_mock.model import Attempt, Execution, JSONObject, TaskDef
+from cdf_workflows_mock.validation import REFERENCE_RE, TaskUpdate, parse_dynamic_tasks, show
 
 # An attempt ending in one of these has failed; whether for good depends on retries and type.
 _FAILURE_STATUSES = frozenset(

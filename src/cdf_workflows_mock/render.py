@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import copy
 
-from retry_contract.mock.config import ServerShape
-from retry_contract.mock.model import Attempt, Execution, JSONObject, VersionRecord, WorkflowRecord
+from cdf_workflows_mock.config import ServerShape
+from cdf_workflows_mock.model import Attempt, Execution, JSONObject, VersionRecord, WorkflowRecord
 
 
 def workflow_json(workflow: WorkflowRecord) -> JSONObject:
@@ -91,4 +91,12 @@ def attempt_json(attempt: Attempt, shape: ServerShape) -> JSONObject:
         out["endTime"] = attempt.end_time
     if attempt.reason is not None:
         out["reasonForIncompletion"] = attempt.reason
+    return out
+
+
+def list_json(items: list[JSONObject], next_cursor: str | None) -> JSONObject:
+    """The answer of a list endpoint: its page of items, and `nextCursor` only when more follow."""
+    out: JSONObject = {"items": items}
+    if next_cursor is not None:
+        out["nextCursor"] = next_cursor
     return out

@@ -16,7 +16,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from retry_contract.mock.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from cdf_workflows_mock.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 
 MAX_BODY_BYTES = 1024 * 1024
 # Deeper JSON than this is refused up front, so nothing later (copies, dumps) recurses too far.

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from retry_contract.domain import (
+from cdf_workflows_mock.cdf import (
     COMPLETED_TASK_STATUSES,
     CONTAINER_TASK_TYPES,
     PENDING_TASK_STATUSES,
@@ -20,7 +20,7 @@ from retry_contract.domain import (
     TaskStatus,
     TaskType,
 )
-from retry_contract.mock.config import ServerShape
+from cdf_workflows_mock.config import ServerShape
 
 JSONObject = dict[str, Any]
 

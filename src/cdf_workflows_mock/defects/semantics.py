@@ -1,0 +1,213 @@
+"""Defects of the task semantics of a retry: which tasks get a new attempt (targets, optional tasks,
+containers, nested tasks, tasks at their retries limit), whether the attempts start, and simultaneous
+retries that all succeed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import ClassVar
+
+from cdf_workflows_mock.cdf import (
+    COMPLETED_TASK_STATUSES,
+    RETRYABLE_TASK_STATUSES,
+    ExecutionStatus,
+    TaskStatus,
+)
+from cdf_workflows_mock.defects.base import Patch, SteppedStore
+from cdf_workflows_mock.engine import RetryPlan, TaskEngine
+from cdf_workflows_mock.model import Attempt, Execution, JSONObject, TaskDef
+from cdf_workflows_mock.render import execution_json
+
+
+class _StartsNothing(TaskEngine):
+    """The retry marks the execution RUNNING but never hands its tasks to the scheduler."""
+
+    def apply_retry(self, execution: Execution, plan: RetryPlan) -> None:
+        execution.status = ExecutionStatus.RUNNING
+        execution.end_time = None
+        execution.reason = None
+
+
+class _SecondRetryStartsNothing(TaskEngine):
+    """The retry queues its task starts under a deduplication key made of the execution id alone: the
+    first retry's starts run, every later retry's are dropped as duplicates of them, yet the record is
+    updated as usual (RUNNING, containers reopened). The engine moves an execution on only when one of
+    its tasks reports, and none will: the execution stays RUNNING with nothing running until cancelled."""
+
+    def __init__(self, clock: Callable[[], int]) -> None:
+        super().__init__(clock)
+        # The deduplication keys the task queue has seen: executions retried once already.
+        self._queued_keys: set[str] = set()
+        # Executions whose latest retry's starts were dropped: no task event will wake them.
+        self._stalled: set[str] = set()
+
+    def apply_retry(self, execution: Execution, plan: RetryPlan) -> None:
+        if execution.id not in self._queued_keys:
+            self._queued_keys.add(execution.id)
+            super().apply_retry(execution, plan)
+            return
+        super().apply_retry(execution, RetryPlan(containers=plan.containers))
+        self._stalled.add(execution.id)
+
+    def settle(self, execution: Execution) -> None:
+        if execution.id in self._stalled and execution.status is ExecutionStatus.RUNNING:
+            return
+        super().settle(execution)
+
+
+class _TargetWalk(TaskEngine):
+    """The faithful choice of retry targets, written with the knobs that the defects below turn."""
+
+    retried_statuses: ClassVar[frozenset[TaskStatus]] = RETRYABLE_TASK_STATUSES
+    retries_optional: ClassVar[bool] = False
+    enters_containers: ClassVar[bool] = True
+
+    def select_retry_targets(self, execution: Execution) -> RetryPlan:
+        plan = RetryPlan()
+        self._walk(execution, None, plan)
+        return plan
+
+    def _walk(self, execution: Execution, scope: str | None, plan: RetryPlan) -> None:
+        for task in execution.scope_tasks(scope):
+            latest = execution.latest(task.external_id)
+            if latest is None or (task.is_optional and not self.retries_optional):
+                continue
+            if execution.is_detached(task):
+                # The recorded shape: a container that COMPLETED on spawning; its nested tasks may be targets.
+                self._walk(execution, task.external_id, plan)
+                continue
+            if latest.status not in self.retried_statuses:
+                continue
+            if task.is_container:
+                if self.enters_containers:
+                    plan.containers.append(latest)
+                    self._walk(execution, task.external_id, plan)
+            elif self.is_target(execution, task, latest):
+                plan.tasks.append((task, scope))
+
+    def is_target(self, execution: Execution, task: TaskDef, latest: Attempt) -> bool:
+        return True
+
+
+class _IgnoresCanceled(_TargetWalk):
+    """CANCELED is missing from the statuses the retry restarts."""
+
+    retried_statuses = RETRYABLE_TASK_STATUSES - {TaskStatus.CANCELED}
+
+
+class _RetriesOptional(_TargetWalk):
+    """The retry does not look at `onFailure`."""
+
+    retries_optional = True
+
+
+class _RerunsCompleted(_TargetWalk):
+    """The retry restarts every task that has run, whatever its outcome."""
+
+    retried_statuses = RETRYABLE_TASK_STATUSES | COMPLETED_TASK_STATUSES
+
+
+class _SkipsNested(_TargetWalk):
+    """The retry looks only at the top level: containers are neither reopened nor searched."""
+
+    enters_containers = False
+
+
+class _SkipsTasksAtLimit(_TargetWalk):
+    """The retry applies the automatic-retry rule: a task that failed after all its attempts stays failed."""
+
+    def is_target(self, execution: Execution, task: TaskDef, latest: Attempt) -> bool:
+        return not (
+            latest.status is TaskStatus.FAILED
+            and execution.attempt_count(task.external_id) >= 1 + task.retries
+        )
+
+
+class _FirstTargetOnly(TaskEngine):
+    """The retry restarts the first failed task it finds and stops looking."""
+
+    def select_retry_targets(self, execution: Execution) -> RetryPlan:
+        plan = super().select_retry_targets(execution)
+        kept = plan.tasks[:1]
+        ancestors: set[str] = set()
+        for task, _ in kept:
+            parent = execution.parents.get(task.external_id)
+            while parent is not None:
+                ancestors.add(parent)
+                parent = execution.parents.get(parent)
+        return RetryPlan(tasks=kept, containers=[c for c in plan.containers if c.external_id in ancestors])
+
+
+class _RetriesContainers(TaskEngine):
+    """A container is restarted like any task, with a new attempt, besides its failed nested tasks."""
+
+    def apply_retry(self, execution: Execution, plan: RetryPlan) -> None:
+        for container in plan.containers:
+            self._start_attempt(execution, container.task, container.parent)
+        super().apply_retry(execution, RetryPlan(tasks=plan.tasks))
+
+
+class _ResetsLimit(TaskEngine):
+    """The retry resets each restarted task's attempt counter, so it gets its automatic retries again."""
+
+    def __init__(self, clock: Callable[[], int]) -> None:
+        super().__init__(clock)
+        # (execution id, task externalId) -> the attempts the task had when a retry restarted it.
+        self._counted_from: dict[tuple[str, str], int] = {}
+
+    def apply_retry(self, execution: Execution, plan: RetryPlan) -> None:
+        for task, _ in plan.tasks:
+            self._counted_from[execution.id, task.external_id] = execution.attempt_count(task.external_id)
+        super().apply_retry(execution, plan)
+
+    def _step_ended(self, execution: Execution, task: TaskDef, attempt: Attempt, scope: str | None) -> bool:
+        since = self._counted_from.get((execution.id, task.external_id), 0)
+        used = execution.attempt_count(task.external_id) - since
+        if attempt.status is TaskStatus.FAILED and not task.is_container and used < 1 + task.retries:
+            self._start_attempt(execution, task, scope)
+            return True
+        return super()._step_ended(execution, task, attempt, scope)
+
+
+class _RacyRetry(SteppedStore):
+    """Check and write are two transactions with a slow write in between, and nothing holds the
+    execution meanwhile: simultaneous retries all pass the check, and each starts its attempts."""
+
+    # How long the write takes to reach the database.
+    write_latency_seconds: ClassVar[float] = 0.05
+
+    def retry(self, project: str, execution_id: str, nonce: object) -> JSONObject:
+        with self._lock:
+            execution = self.retry_lookup(project, execution_id)
+            session = self.retry_session(project, nonce)
+            self.engine.check_retryable(execution)
+            plan = self.engine.select_retry_targets(execution)
+        time.sleep(self.write_latency_seconds)
+        with self._lock:
+            before = execution_json(execution)
+            self.engine.apply_retry(execution, plan)
+            self.retry_consume(session)
+            answer = self.retry_answer(execution, before)
+            self._settle(self._state(project), execution)
+            return answer
+
+
+# How each defect of this family is made (the catalogue says what each does and breaks).
+PATCHES: Mapping[str, Patch] = MappingProxyType(
+    {
+        "retry-starts-nothing": Patch(engine=_StartsNothing),
+        "second-retry-starts-nothing": Patch(engine=_SecondRetryStartsNothing),
+        "retry-ignores-canceled": Patch(engine=_IgnoresCanceled),
+        "retry-first-target-only": Patch(engine=_FirstTargetOnly),
+        "optional-retried": Patch(engine=_RetriesOptional),
+        "completed-rerun": Patch(engine=_RerunsCompleted),
+        "container-retried": Patch(engine=_RetriesContainers),
+        "nested-skipped": Patch(engine=_SkipsNested),
+        "limit-reset": Patch(engine=_ResetsLimit),
+        "limit-not-retried": Patch(engine=_SkipsTasksAtLimit),
+        "concurrent-double-retry": Patch(store=_RacyRetry),
+    }
+)
