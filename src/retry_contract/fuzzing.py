@@ -22,7 +22,7 @@ from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
 from retry_contract.checks.retry_effects import took_effect
 from retry_contract.checks.schemathesis_results import DISABLED_CHECKS
-from retry_contract.exchange import Exchange, Expectation
+from retry_contract.exchange import Exchange, Expectation, credential_of
 from retry_contract.polling import RETRY_SETTLE_SECONDS
 from retry_contract.provisioning import RetryablePool
 from retry_contract.resilience import FAULT_STATUSES
@@ -57,6 +57,10 @@ class FuzzStats:
     steered: int = 0
     successes: int = 0
     errors: list[str] = field(default_factory=list)
+    # Cases by Schemathesis's generation mode: valid requests (positive) and requests that break the
+    # schema on purpose (negative). A case without generation metadata counts in neither.
+    positive: int = 0
+    negative: int = 0
 
 
 def _expectation(case: Any, our_credentials: bool, steered: bool) -> Expectation:
@@ -344,6 +348,8 @@ class Fuzzer:
                 execution_id=str(case.path_parameters.get("executionId")) if case.path_parameters else None,
                 before=lease[1] if lease is not None else None,
                 after=self._settled(case_id),
+                request_form="schemathesis",
+                credential=credential_of(headers.get("authorization"), self._bearers),
             )
             if exchange.status is None or exchange.status in FAULT_STATUSES:
                 exchange = self._confirm(exchange)
@@ -355,6 +361,11 @@ class Fuzzer:
                     if check.failure_info is not None
                 ]
             self.stats.cases += 1
+            mode = case.meta.generation.mode.value if case.meta is not None else None
+            if mode == "positive":
+                self.stats.positive += 1
+            elif mode == "negative":
+                self.stats.negative += 1
             if exchange.status == 200:
                 self.stats.successes += 1
             yield exchange, failures

@@ -37,6 +37,10 @@ RUN_KEYS = frozenset(
         "rate",
         "no-fuzz",
         "fail-fast",
+        "format",
+        "quiet",
+        "require-all-must",
+        "concurrency",
     }
 )
 CREDENTIAL_KEYS = {"client-id": CLIENT_ID_ENV, "token-url": TOKEN_URL_ENV, "scopes": SCOPES_ENV}

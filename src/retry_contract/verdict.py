@@ -6,6 +6,7 @@ Checks emit observations; reporters read the ledger. Neither knows about the oth
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
@@ -46,6 +47,9 @@ class RequirementResult:
     # Why part of the requirement could not be judged (e.g. no read-only token). A requirement
     # judged only in part is not reported as passed, though a failure in the part judged counts.
     uncovered_reason: str = ""
+    # Response statuses of the exchanges judged for it (None: no response arrived), each exchange once
+    # per batch of judgements: the reader sees which answers the verdict rests on.
+    statuses: Counter[int | None] = field(default_factory=Counter)
 
     @property
     def outcome(self) -> Outcome:
@@ -75,16 +79,26 @@ class Ledger:
         # Things the run noticed that are neither judgements nor faults, for the reader of the report.
         self.notes: list[str] = []
         self.exchanges = 0
+        # Of the exchanges counted by `count_judged`: their response statuses (None: no response) and
+        # the forms their requests went out in (request_forms), for the report's "what was exercised".
+        self.statuses: Counter[int | None] = Counter()
+        self.request_forms: Counter[str] = Counter()
         # Executions a retry succeeded on, once per success: what the report says was exercised.
         self.retried_executions: list[str] = []
 
     def record(self, observations: Iterable[Observation]) -> None:
         with self._lock:
+            # Several judges may observe one requirement on one exchange: its status counts once.
+            counted: set[tuple[str, int]] = set()
             for observation in observations:
                 result = self.results[observation.requirement]
                 result.judged += 1
                 if not observation.passed:
                     result.failures.append(observation)
+                exchange = observation.exchange
+                if exchange is not None and (observation.requirement, id(exchange)) not in counted:
+                    counted.add((observation.requirement, id(exchange)))
+                    result.statuses[exchange.status] += 1
 
     def merge(self, other: Ledger) -> None:
         """Add what another ledger collected (a scenario's, run concurrently) after what this one has:
@@ -95,19 +109,25 @@ class Ledger:
                 mine.judged += result.judged
                 mine.failures += result.failures
                 mine.uncovered_reason = mine.uncovered_reason or result.uncovered_reason
+                mine.statuses.update(result.statuses)
             self.disagreements += other.disagreements
             self.faults += other.faults
             self.notes += other.notes
             self.exchanges += other.exchanges
+            self.statuses.update(other.statuses)
+            self.request_forms.update(other.request_forms)
             self.retried_executions += other.retried_executions
 
     def count_success(self, execution_id: str) -> None:
         with self._lock:
             self.retried_executions.append(execution_id)
 
-    def count_exchange(self, n: int = 1) -> None:
+    def count_judged(self, exchange: Exchange) -> None:
+        """Count one judged exchange, with its status and the form its request went out in."""
         with self._lock:
-            self.exchanges += n
+            self.exchanges += 1
+            self.statuses[exchange.status] += 1
+            self.request_forms[exchange.request_form] += 1
 
     def fault(self, exchange: Exchange) -> None:
         with self._lock:

@@ -51,7 +51,7 @@ class Judge:
             failures = list(schemathesis_failures)
             observations += schemathesis_results.observations(exchange, failures, self.openapi.index)
             self._compare_validators(exchange, failures, validated)
-        self.ledger.count_exchange()
+        self.ledger.count_judged(exchange)
         if exchange.method == "POST" and exchange.status == 200 and exchange.execution_id is not None:
             self.ledger.count_success(exchange.execution_id)
         self.ledger.record(observations)

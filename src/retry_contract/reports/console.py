@@ -17,7 +17,8 @@ def render(result: RunResult, console: Console, written: list[Path]) -> None:
     table = Table(title=f"retry-contract against {result.target} (project {result.options.project})")
     for column in ("Requirement", "Level", "Outcome", "Judged", "First failure / note"):
         table.add_column(column, overflow="fold")
-    for row in requirement_rows(result):
+    rows = requirement_rows(result)
+    for row in rows:
         outcome = "warning" if row["warning"] else row["outcome"]
         note = row["failures"][0]["message"] if row["failures"] else row["not_covered_reason"]
         style = "yellow" if row["warning"] else _STYLE[row["outcome"]]
@@ -40,6 +41,19 @@ def render(result: RunResult, console: Console, written: list[Path]) -> None:
         console.print(
             f"[yellow]infrastructure fault (not a contract failure): {fault.origin}: {fault.fault}[/yellow]"
         )
+    # The first failure in report order, with all it takes to see it again: whoever reads only the
+    # console must be able to reproduce something without opening the JSON report.
+    first = next((f for row in rows for f in row["failures"] if f.get("reproduce_steps")), None)
+    if first is not None:
+        console.print(
+            result.secrets.redact(
+                f"first failure (#{first['number']}, {first['requirement']}): {first['message'][:300]}"
+            ),
+            markup=False,
+        )
+        for step in first["reproduce_steps"]:
+            # soft_wrap: a curl command broken by the console's line wrapping could not be pasted.
+            console.print(f"  {result.secrets.redact(step)}", markup=False, soft_wrap=True)
     for note in result.ledger.notes:
         console.print(f"note: {result.secrets.redact(note)}")
     for problem in result.cleanup_problems:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from retry_contract.reports import exercised
 from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
 from retry_contract.reports.reproduction import curl
 from retry_contract.runner import RunResult
@@ -31,6 +32,7 @@ def build(result: RunResult) -> dict[str, Any]:
         "phases": result.timer.as_json(),
         "requests_sent": result.requests_sent,
         "stopped_early": result.stop_reason or None,
+        "incomplete": result.incomplete or None,
         "infrastructure_faults": [
             {"request": f"{e.method} {e.url}", "origin": e.origin, "fault": e.fault}
             for e in result.ledger.faults
@@ -42,6 +44,7 @@ def build(result: RunResult) -> dict[str, Any]:
             "successful_retries": result.fuzz.successes,
             "engine_errors": result.fuzz.errors,
         },
+        "exercised": exercised.build(result),
         "requirements": requirement_rows(result),
         "validator_disagreements": [
             {

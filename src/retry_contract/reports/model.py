@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from retry_contract.reports.reproduction import abbreviated, curl
+from retry_contract.reports.reproduction import RunFacts, abbreviated, reproduce, session_item_shown
 from retry_contract.requirements import Level
 from retry_contract.runner import RunResult
 from retry_contract.verdict import ExitCode, Observation, Outcome
@@ -16,7 +16,11 @@ _BODY_PREVIEW = 300
 def verdict_text(result: RunResult) -> str:
     code = result.exit_code
     if code is ExitCode.VIOLATIONS:
-        return "contract violations found"
+        return "contract violations found" + (
+            f" before the run could finish ({result.incomplete})" if result.incomplete else ""
+        )
+    if result.incomplete:
+        return f"inconclusive: the run could not finish ({result.incomplete}); what was judged is reported"
     if code is ExitCode.COULD_NOT_RUN and result.ledger.faults:
         return "inconclusive: infrastructure faults kept part of the run from judging"
     unjudged = result.unjudged_must
@@ -39,17 +43,61 @@ def is_warning(result: RunResult, level: Level, outcome: Outcome) -> bool:
     return outcome is Outcome.FAILED and level is Level.SHOULD and not result.options.strict
 
 
-def failure_data(result: RunResult, observation: Observation) -> dict[str, Any]:
+def run_facts(result: RunResult) -> RunFacts:
+    """What a reproduction needs to know of the run."""
+    options = result.options
+    credentials = options.credentials
+    session_item = credentials.session_request() if credentials is not None else {"tokenExchange": True}
+    return RunFacts(
+        project=options.project,
+        seed=options.seed,
+        embedded_mock=options.base_url is None and options.app is None,
+        app=options.app,
+        mock_defects=tuple(sorted(options.mock_defects)),
+        mock_profile=options.mock_profile,
+        fuzz=options.fuzz,
+        max_examples=options.max_examples if options.fuzz else None,
+        function_external_id=options.function_external_id,
+        # Only the item's shape is kept: its secret values become placeholders at once.
+        session_item=session_item_shown(session_item),
+        # Sessions of client credentials are created with the client secret (credentials.py).
+        client_credentials="clientSecret" in session_item,
+    )
+
+
+def failure_data(
+    result: RunResult, observation: Observation, number: int = 0, facts: RunFacts | None = None
+) -> dict[str, Any]:
+    """One failure as the reports show it; `number` is its place in the report (1-based), the one
+    `retry-contract replay --failure` takes."""
     exchange = observation.exchange
-    data: dict[str, Any] = {"message": observation.message, "judge": observation.judge}
+    data: dict[str, Any] = {
+        "number": number,
+        "requirement": observation.requirement,
+        "message": observation.message,
+        "judge": observation.judge,
+    }
     if exchange is not None:
+        reproduction = reproduce(
+            exchange,
+            observation.requirement,
+            number,
+            facts or run_facts(result),
+            result.secrets,
+            observation.judge,
+        )
         data.update(
             {
                 "origin": exchange.origin,
                 "request": f"{exchange.method} {abbreviated(exchange.url)}",
                 "status": exchange.status,
                 "response_body": exchange.response_body[:_BODY_PREVIEW].decode("utf-8", "replace"),
-                "reproduce": curl(exchange, result.secrets),
+                "credential": reproduction.record.credential,
+                "request_form": exchange.request_form,
+                "precondition": reproduction.precondition,
+                "reproduce": reproduction.curl,
+                "reproduce_steps": list(reproduction.steps),
+                "replay": reproduction.record.to_json(),
             }
         )
         if exchange.transport_error:
@@ -58,10 +106,18 @@ def failure_data(result: RunResult, observation: Observation) -> dict[str, Any]:
 
 
 def requirement_rows(result: RunResult) -> list[dict[str, Any]]:
-    rows = []
+    rows: list[dict[str, Any]] = []
+    facts = run_facts(result)
+    numbered = 0
     for requirement_result in result.ledger.results.values():
         requirement = requirement_result.requirement
         outcome = requirement_result.outcome
+        # Numbered across the whole report, in its order: `retry-contract replay --failure N`.
+        failures = [
+            failure_data(result, observation, numbered + index, facts)
+            for index, observation in enumerate(requirement_result.failures[:MAX_FAILURES_PER_REQUIREMENT], 1)
+        ]
+        numbered += len(failures)
         rows.append(
             {
                 "id": requirement.id,
@@ -72,10 +128,7 @@ def requirement_rows(result: RunResult) -> list[dict[str, Any]]:
                 "judged": requirement_result.judged,
                 "failed": len(requirement_result.failures),
                 "not_covered_reason": requirement_result.uncovered_reason,
-                "failures": [
-                    failure_data(result, o)
-                    for o in requirement_result.failures[:MAX_FAILURES_PER_REQUIREMENT]
-                ],
+                "failures": failures,
             }
         )
     return rows
