@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from conftest import CLI, PROJECT, serve_asgi
 
+from cdf_workflows_mock import MockConfig, create_app
 from retry_contract.exchange import Exchange
-from retry_contract.mock import MockConfig, create_app
 from retry_contract.reports.reproduction import curl
 from retry_contract.secrets_registry import SecretRegistry
 
@@ -110,6 +110,9 @@ def test_no_secret_in_any_output(tmp_path: Path) -> None:
 def test_curl_reproduction_uses_placeholders() -> None:
     registry = SecretRegistry()
     registry.add("tok-secret-value")
+    # A nonce a session issued is registered as it arrives; only such a nonce becomes $NONCE (a made-up
+    # one is no secret, and shown as it was: replacing it with a real one would change the request).
+    registry.add("n0nce-value-1")
     exchange = Exchange(
         "POST",
         "http://h/api/v1/projects/p/workflows/executions/x/retry",

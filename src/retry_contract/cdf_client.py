@@ -18,7 +18,7 @@ import httpx
 
 from retry_contract.budget import RequestBudget
 from retry_contract.credentials import Credentials, CredentialsError
-from retry_contract.exchange import Exchange, Expectation
+from retry_contract.exchange import Credential, Exchange, Expectation, nonce_in
 from retry_contract.polling import DEFAULT_TIMEOUT_SECONDS as DEFAULT_POLL_SECONDS
 from retry_contract.polling import poll
 from retry_contract.request_forms import PLAIN, RequestForm
@@ -29,7 +29,14 @@ from retry_contract.timing import PhaseTimer
 DEFAULT_TIMEOUT_SECONDS = 30.0
 # More than the threads a run ever has sending at once (workers, their helpers, the fuzzer's pool).
 DEFAULT_CONNECTIONS = 64
+# Bounds of `POST /workflows/executions/list` (Cognite's OpenAPI document): filters and items per page.
+MAX_WORKFLOW_FILTERS = 100
+MAX_LIST_LIMIT = 1000
 _UNSET: Any = object()
+# An id made from another (a character added, braces around it) is looked for among the executions
+# read only within these lengths: shorter ones are not ids, longer ones are the oversized probes.
+_SHORTEST_ID = 32
+_LONGEST_DERIVED_ID = 256
 
 
 class ClientError(Exception):
@@ -104,6 +111,33 @@ class CdfClient:
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False, limits=limits)
         self.requests_sent = 0
+        # Tokens other than the write one that requests may carry, by role (read-only, made-up ones).
+        self._roles: dict[str, Credential] = {}
+        # Every token the write credentials gave (client credentials refresh theirs): role "write".
+        self._write_tokens: set[str] = set()
+        # For reproductions: the latest detailed reading of each execution, and the nonces a request
+        # has already had accepted (a later request carrying one re-uses it).
+        self._readings: dict[str, dict[str, Any]] = {}
+        self._accepted_nonces: set[str] = set()
+
+    def name_credential(self, token: str, role: Credential) -> None:
+        """Let requests that carry `token` be tagged with `role` (and keep the token out of output)."""
+        self.secrets.add(token)
+        self._roles[token] = role
+
+    def credential_of(self, bearer: str | None, authorization: str | None) -> Credential:
+        """The role of a request sent with `bearer`, or with the literal `authorization` header."""
+        if bearer is not None:
+            # Every token the write credentials ever gave (refreshed ones too); none is fetched here.
+            return self._roles.get(bearer) or (
+                Credential.WRITE if bearer in self._write_tokens else Credential.OTHER
+            )
+        if authorization is None:
+            return Credential.NONE
+        scheme, _, presented = authorization.partition(" ")
+        if scheme.lower() == "bearer" and presented.strip():
+            return self.credential_of(presented.strip(), None)
+        return Credential.OTHER
 
     @property
     def token(self) -> str:
@@ -113,6 +147,7 @@ class CdfClient:
         except CredentialsError as error:
             raise CredentialsRefused(str(error)) from None
         self.secrets.add(token)
+        self._write_tokens.add(token)
         return token
 
     @contextmanager
@@ -158,6 +193,7 @@ class CdfClient:
         expectation: Expectation | None = None,
         execution_id: str | None = None,
         form: RequestForm = PLAIN,
+        retry_policy: RetryPolicy | None = None,
     ) -> Exchange:
         """Send one request, retrying faults; a transport failure becomes an Exchange without status.
 
@@ -173,6 +209,8 @@ class CdfClient:
         if bearer is not None:
             request_headers["authorization"] = f"Bearer {bearer}"
         request_headers.update({k.lower(): v for k, v in (headers or {}).items()})
+        # From the header the server sees: one given literally in `headers` replaces the token's.
+        role = self.credential_of(None, request_headers.get("authorization"))
         attempts = 0
         reached_server = False
 
@@ -184,6 +222,7 @@ class CdfClient:
                 method, url, body, request_headers, origin, expectation, execution_id, chunked=form.chunked
             )
             exchange.attempts = attempts
+            exchange.request_form, exchange.credential = form.name, role
             if reached_server:
                 # An earlier attempt may have taken effect before its answer was lost: what this one
                 # meets may be the consequence, so it is not held to the original expectation.
@@ -191,7 +230,7 @@ class CdfClient:
             reached_server = reached_server or exchange.connection_broken
             return exchange
 
-        exchange: Exchange = self.retry_policy.retrying()(attempt)
+        exchange: Exchange = (retry_policy or self.retry_policy).retrying()(attempt)
         exchange.fault = fault_of(exchange)
         if exchange.maybe_replayed:
             self.replayed.append(f"{method} {url}")
@@ -219,6 +258,10 @@ class CdfClient:
             expectation=expectation,
             execution_id=execution_id,
         )
+        nonce = nonce_in(exchange.request_json())
+        with self._count_lock:
+            exchange.reading = self._reading_for(execution_id) if execution_id is not None else None
+            exchange.nonce_spent = nonce in self._accepted_nonces
         self.budget.spend(exempt=self._exempt)
         started = time.perf_counter()
         with self._count_lock:
@@ -240,10 +283,22 @@ class CdfClient:
             exchange.response_headers = dict(response.headers)
             exchange.response_body = response.content
         exchange.elapsed_ms = (time.perf_counter() - started) * 1000
+        if nonce is not None and exchange.status is not None and 200 <= exchange.status < 300:
+            with self._count_lock:
+                self._accepted_nonces.add(nonce)
         self.timer.add(
             f"requests: {origin.split(' ', 1)[0].rstrip(':') or 'other'}", exchange.elapsed_ms / 1000
         )
         return exchange
+
+    def _reading_for(self, path_id: str) -> dict[str, Any] | None:
+        """The latest reading of the execution `path_id` names, or of the one it was made from (an id
+        with a character added, say): what a reproduction must recreate. Called under the lock."""
+        reading = self._readings.get(path_id)
+        if reading is None and len(path_id) <= _LONGEST_DERIVED_ID:
+            known = next((k for k in self._readings if len(k) >= _SHORTEST_ID and k in path_id), None)
+            reading = self._readings[known] if known is not None else None
+        return reading
 
     # -- the neighbouring endpoints, for provisioning ---------------------------------------------
 
@@ -256,7 +311,10 @@ class CdfClient:
         body_per_attempt: Callable[[], Any] | None = None,
         ok: tuple[int, ...] = (200, 201, 202),
         form: RequestForm = PLAIN,
+        absent: tuple[int, ...] = (),
     ) -> Any:
+        """The answer's JSON object; None when the status is one of `absent` (the server has no such
+        endpoint, for endpoints a CDF-compatible server may lack)."""
         exchange = self.send(
             method,
             self.project_url(path),
@@ -264,6 +322,7 @@ class CdfClient:
             json_per_attempt=body_per_attempt,
             origin=f"provisioning {path}",
             form=form,
+            retry_policy=self.retry_policy.patient(),
         )
         if exchange.fault is not None:
             raise InfrastructureError(f"{method} {self.project_url(path)}: {exchange.fault}")
@@ -276,6 +335,8 @@ class CdfClient:
                 f"{method} {path} answered {exchange.status}: the token in CDF_TOKEN was refused "
                 f"(it needs workflowOrchestrationACL:READ/WRITE and session creation in {self.project!r})"
             )
+        if exchange.status in absent:
+            return None
         payload = exchange.json()
         if exchange.status not in ok:
             message = payload.get("error", {}).get("message") if isinstance(payload, dict) else None
@@ -342,6 +403,8 @@ class CdfClient:
 
     def detailed(self, execution_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/workflows/executions/{quote(execution_id, safe='')}")
+        with self._count_lock:
+            self._readings[execution_id] = result
         return result
 
     def update_task(
@@ -350,12 +413,51 @@ class CdfClient:
         body: dict[str, Any] = {"status": status}
         if output is not None:
             body["output"] = dict(output)
-        result: dict[str, Any] = self._call(
-            "POST", f"/workflows/tasks/{quote(task_id, safe='')}/update", body
-        )
+        path = f"/workflows/tasks/{quote(task_id, safe='')}/update"
+        try:
+            result: dict[str, Any] = self._call("POST", path, body)
+        except UnexpectedAnswer:
+            # Re-sent after its answer was lost, the update meets the task its first attempt already
+            # ended: a refusal then confirms the update rather than contradicting it.
+            if f"POST {self.project_url(path)}" not in self.replayed:
+                raise
+            return {"id": task_id, "status": status}
         return result
 
     def delete_workflows(self, external_ids: list[str]) -> None:
         if external_ids:
             items = [{"externalId": x} for x in external_ids]
             self._call("POST", "/workflows/delete", {"items": items, "ignoreUnknownIds": True})
+
+    def list_executions(
+        self, workflow_external_ids: list[str], statuses: tuple[str, ...] = ()
+    ) -> list[dict[str, Any]] | None:
+        """The executions of these workflows (with one of `statuses`, when given), every page of them;
+        None when the server has no `POST /workflows/executions/list` (it answers 404 or 405)."""
+        path = "/workflows/executions/list"
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(workflow_external_ids), MAX_WORKFLOW_FILTERS):
+            chunk = workflow_external_ids[start : start + MAX_WORKFLOW_FILTERS]
+            query: dict[str, Any] = {"workflowFilters": [{"externalId": xid} for xid in chunk]}
+            if statuses:
+                query["status"] = list(statuses)
+            cursor: str | None = None
+            seen_cursors: set[str] = set()
+            while True:
+                body: dict[str, Any] = {"filter": query, "limit": MAX_LIST_LIMIT}
+                if cursor is not None:
+                    body["cursor"] = cursor
+                page = self._call("POST", path, body, ok=(200,), absent=(404, 405))
+                if page is None:
+                    return None
+                items, cursor = page.get("items"), page.get("nextCursor")
+                if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+                    raise UnexpectedAnswer(f"POST {path} answered without an 'items' array of objects")
+                found.extend(items)
+                if cursor is None:
+                    break
+                # A server handing back a cursor it gave before would keep the loop going for ever.
+                if not isinstance(cursor, str) or cursor in seen_cursors:
+                    raise UnexpectedAnswer(f"POST {path} answered a nextCursor that leads nowhere new")
+                seen_cursors.add(cursor)
+        return found

@@ -8,12 +8,39 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
 _NOT_JSON = object()
+
+
+class Credential(StrEnum):
+    """Which credential role authorised a request: what a person re-sending it has to use.
+
+    The role, never the secret, is what reports and replays carry; the secret comes back from the
+    environment (or, for the invalid ones, is made up again) when the request is re-sent.
+    """
+
+    # CDF_TOKEN or the client credentials: the main credentials of the run.
+    WRITE = "write"
+    # CDF_READONLY_TOKEN: valid, but without workflowOrchestrationACL:WRITE.
+    READONLY = "readonly"
+    # A well-formed bearer token no identity provider ever issued.
+    UNKNOWN_TOKEN = "unknown-token"
+    # No Authorization header at all.
+    NONE = "none"
+    # An Authorization header sent literally (another scheme, a bare "Bearer", a fuzzed value).
+    OTHER = "other"
+
+
+def credential_of(authorization: str | None, write_headers: Collection[str]) -> Credential:
+    """The role of a request that carried `authorization`, given the run's `Bearer <write token>` headers."""
+    if authorization is None:
+        return Credential.NONE
+    return Credential.WRITE if authorization in write_headers else Credential.OTHER
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +80,16 @@ class Exchange:
     maybe_replayed: bool = False
     # Set when the final answer is a fault of the network or infrastructure, not a judgeable response.
     fault: str | None = None
+    # The name of the RequestForm the body went out in (request_forms); fuzzed ones: "schemathesis".
+    request_form: str = "plain"
+    # Which credential role authorised the request: a `Credential` value (its secret is never kept).
+    credential: str = Credential.WRITE
+    # The latest detailed reading of the path's execution the client had taken when the request went
+    # out (None: it knew no execution by that id): the state a reproduction has to recreate.
+    reading: Mapping[str, Any] | None = None
+    # The body's nonce had already been accepted (2xx) by an earlier request: a reproduction must spend
+    # a fresh nonce once before sending this.
+    nonce_spent: bool = False
 
     def header(self, name: str) -> str | None:
         """A response header, looked up case-insensitively."""
@@ -105,3 +142,10 @@ class Exchange:
 
 def is_json(value: Any) -> bool:
     return value is not _NOT_JSON
+
+
+def nonce_in(body: Any) -> str | None:
+    """The nonce where the API reads it (`authentication.nonce`), when it is a non-empty string."""
+    authentication = body.get("authentication") if isinstance(body, dict) else None
+    nonce = authentication.get("nonce") if isinstance(authentication, dict) else None
+    return nonce if isinstance(nonce, str) and nonce else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 
-from retry_contract.exchange import Expectation
+from retry_contract.exchange import Credential, Expectation
 from retry_contract.scenarios.context import ScenarioContext
 
 UNAUTHORIZED = Expectation("AUTH-401", frozenset({401}))
@@ -15,7 +15,7 @@ FORBIDDEN = Expectation("AUTH-403", frozenset({403}))
 def unauthenticated_requests(ctx: ScenarioContext) -> None:
     execution_id = ctx.provisioner.failed_execution()
     unknown_token = "unknown-" + secrets.token_urlsafe(24)
-    ctx.client.secrets.add(unknown_token)
+    ctx.client.name_credential(unknown_token, Credential.UNKNOWN_TOKEN)
     variants = [
         ("no Authorization header", {}, None),
         ("Basic scheme", {"authorization": "Basic dXNlcjpwYXNzd29yZA=="}, None),
@@ -36,6 +36,7 @@ def readonly_token(ctx: ScenarioContext) -> None:
             "AUTH-403", "read-only case needs CDF_READONLY_TOKEN (other-project case judged below)"
         )
         return
+    ctx.client.name_credential(ctx.readonly_token, Credential.READONLY)
     execution_id = ctx.provisioner.failed_execution()
     before = ctx.client.detailed(execution_id)
     exchange = ctx.retry(
