@@ -3,17 +3,24 @@
 A defect is *caught* when the run fails at least one requirement, and caught *by its own check*
 when one of the requirements it breaks is among them. Runs go to a pool of processes, each with its
 own embedded mock, so the matrix scales with the cores.
+
+Past one machine's cores the matrix is sharded: `partition` deals its runs, in catalogue order, to N
+shards; each shard's JSON says which shard it is and which runs of which matrix it holds, and
+`merge_shards` puts the shards back together into the matrix an unsharded run writes, refusing any
+set of shards that is not exactly one whole matrix.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from retry_contract.requirements import Level
 from retry_contract.runner import MOCK_PROJECT, CouldNotRun, RunOptions, run
@@ -23,6 +30,10 @@ FAITHFUL = "(faithful mock)"
 FAITHFUL_PROFILES = ("classic", "recorded")
 MARKDOWN = "kill-matrix.md"
 JSON = "kill-matrix.json"
+# The key of a shard's JSON that says which shard it is; an unsharded or merged matrix has none.
+SHARD_KEY = "shard"
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -70,11 +81,83 @@ def faithful_label(profile: str) -> str:
 Target = tuple[str | None, str]
 
 
+def matrix_targets(defects: Sequence[str]) -> list[Target]:
+    """Every run of the matrix, in catalogue order: the faithful profiles first, then the defects."""
+    targets: list[Target] = [(None, profile) for profile in FAITHFUL_PROFILES]
+    return targets + [(defect, FAITHFUL_PROFILES[0]) for defect in defects]
+
+
+def target_name(target: Target) -> str:
+    """The name a run has in the reports (and in a shard's list of runs)."""
+    defect, profile = target
+    return defect or faithful_label(profile)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` (1-based) of `count`."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 1 <= self.index <= self.count:
+            raise ValueError(f"shard {self.index}/{self.count}: the index must be between 1 and the count")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+        if match is None:
+            raise ValueError(f"{text!r} is not a shard: give INDEX/COUNT, e.g. 2/4")
+        return cls(int(match[1]), int(match[2]))
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def partition(items: Sequence[_T], count: int) -> list[list[_T]]:
+    """Deal `items` to `count` shards by position: item i goes to shard i mod count.
+
+    Dealt rather than cut in blocks: the catalogue lists the defects family by family, and the costly
+    runs sit together (the SEM family waits on executions; its two defects that start nothing wait
+    a minute or more each), so dealing spreads any stretch of the catalogue over the shards, where
+    blocks would give one shard all of them; the faithful runs, first in the catalogue, go to
+    different shards (given two or more). Shard sizes differ by at most one.
+    """
+    if count < 1:
+        raise ValueError(f"cannot partition into {count} shards")
+    return [list(items[start::count]) for start in range(count)]
+
+
+def shard_of(items: Sequence[_T], shard: Shard) -> list[_T]:
+    return partition(items, shard.count)[shard.index - 1]
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """What a shard's JSON records: which shard it is, of which matrix (every run, in order)."""
+
+    shard: Shard
+    matrix: tuple[str, ...]
+
+    @property
+    def runs(self) -> list[str]:
+        return shard_of(self.matrix, self.shard)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "index": self.shard.index,
+            "count": self.shard.count,
+            "runs": self.runs,
+            "matrix": list(self.matrix),
+        }
+
+
 def run_one(
     defect: str | None, settings: MatrixSettings, profile: str = FAITHFUL_PROFILES[0]
 ) -> MutantOutcome:
     """One run of the suite against the embedded mock with at most one defect switched on."""
-    from retry_contract.mock.defects import BY_NAME
+    from cdf_workflows_mock.defects import BY_NAME
 
     known = BY_NAME.get(defect or "")
     outcome = MutantOutcome(
@@ -116,9 +199,12 @@ def run_matrix(
     settings: MatrixSettings,
     workers: int,
     on_outcome: Callable[[MutantOutcome], None] = lambda _: None,
+    shard: Shard | None = None,
 ) -> list[MutantOutcome]:
-    targets: list[Target] = [(None, profile) for profile in FAITHFUL_PROFILES]
-    targets += [(defect, FAITHFUL_PROFILES[0]) for defect in defects]
+    """Run the matrix of `defects` (the faithful profiles too), or only `shard` of its runs."""
+    targets = matrix_targets(defects)
+    if shard is not None:
+        targets = shard_of(targets, shard)
     outcomes: list[MutantOutcome] = []
     # spawn, not fork: a forked child would inherit the parent's threads' locks mid-use.
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -127,7 +213,7 @@ def run_matrix(
             outcome = future.result()
             outcomes.append(outcome)
             on_outcome(outcome)
-    order = {defect or faithful_label(profile): index for index, (defect, profile) in enumerate(targets)}
+    order = {target_name(target): index for index, target in enumerate(targets)}
     return sorted(outcomes, key=lambda o: order[o.defect])
 
 
@@ -140,9 +226,35 @@ def matrix_passes(outcomes: Sequence[MutantOutcome]) -> bool:
     )
 
 
+def matrix_problems(outcomes: Sequence[MutantOutcome]) -> list[str]:
+    """One line per run that is not as it should be: a run that could not run, a false alarm, a miss."""
+    problems = []
+    for outcome in outcomes:
+        if outcome.error:
+            problems.append(f"{outcome.defect}: could not run: {outcome.error}")
+        elif outcome.is_faithful and outcome.caught:
+            problems.append(f"{outcome.defect}: false alarm on {', '.join(outcome.failed)}")
+        elif not outcome.is_faithful and not outcome.caught:
+            problems.append(f"{outcome.defect}: missed")
+    return problems
+
+
+def matrix_tally(outcomes: Sequence[MutantOutcome]) -> str:
+    defects = [o for o in outcomes if not o.is_faithful]
+    return (
+        f"{sum(o.caught for o in defects)}/{len(defects)} defects caught "
+        f"({sum(o.caught_by_own_check for o in defects)} by their own requirement's check)"
+    )
+
+
 def write_reports(
-    outcomes: Sequence[MutantOutcome], directory: Path, settings: MatrixSettings, wall: float
+    outcomes: Sequence[MutantOutcome],
+    directory: Path,
+    settings: MatrixSettings,
+    wall: float,
+    plan: ShardPlan | None = None,
 ) -> list[Path]:
+    """Write kill-matrix.json and kill-matrix.md; a shard's (`plan`) also say which shard they are."""
     directory.mkdir(parents=True, exist_ok=True)
     defects = [o for o in outcomes if not o.is_faithful]
     summary = {
@@ -166,17 +278,30 @@ def write_reports(
         }
         for o in outcomes
     ]
+    document: dict[str, object] = {"summary": summary, "outcomes": rows}
+    if plan is not None:
+        document[SHARD_KEY] = plan.as_json()
     json_path = directory / JSON
-    json_path.write_text(json.dumps({"summary": summary, "outcomes": rows}, indent=2) + "\n")
+    json_path.write_text(json.dumps(document, indent=2) + "\n")
     md_path = directory / MARKDOWN
-    md_path.write_text(_markdown(outcomes, summary))
+    md_path.write_text(_markdown(outcomes, summary, plan))
     return [md_path, json_path]
 
 
-def _markdown(outcomes: Sequence[MutantOutcome], summary: dict[str, object]) -> str:
+def _markdown(
+    outcomes: Sequence[MutantOutcome], summary: dict[str, object], plan: ShardPlan | None = None
+) -> str:
+    heading = ["# Kill matrix", ""]
+    if plan is not None:
+        heading = [
+            f"# Kill matrix, shard {plan.shard.index} of {plan.shard.count}",
+            "",
+            f"{len(plan.runs)} of the matrix's {len(plan.matrix)} runs; `retry-contract mutants-merge` "
+            "puts the shards' kill-matrix.json together into the whole matrix.",
+            "",
+        ]
     lines = [
-        "# Kill matrix",
-        "",
+        *heading,
         f"{summary['caught']} of {summary['defects']} defects caught, "
         f"{summary['caught_by_own_check']} by the check of the requirement they break; "
         "false alarms on the faithful mock: "
@@ -201,3 +326,179 @@ def _markdown(outcomes: Sequence[MutantOutcome], summary: dict[str, object]) -> 
     lines += ["", "Descriptions:", ""]
     lines += [f"- `{o.defect}`: {o.description}" for o in outcomes if not o.is_faithful]
     return "\n".join(lines) + "\n"
+
+
+class MergeError(ValueError):
+    """The shards given are not exactly one whole matrix; the message is one line saying why."""
+
+
+@dataclass(frozen=True)
+class MergedMatrix:
+    outcomes: list[MutantOutcome]
+    settings: MatrixSettings
+    # The longest shard's wall clock: the matrix's own when the shards run side by side.
+    wall: float
+
+
+@dataclass(frozen=True)
+class _ParsedShard:
+    source: str
+    plan: ShardPlan
+    runs: list[str]
+    settings: MatrixSettings
+    wall: float
+    outcomes: list[MutantOutcome]
+
+
+def _field(mapping: Mapping[str, Any], key: str, kind: type[_T], where: str) -> _T:
+    value = mapping.get(key)
+    # bool is an int to isinstance; a flag where a count belongs (or the reverse) is a malformed file.
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise MergeError(f"{where}: {key!r} is missing or not a {kind.__name__}")
+    return value
+
+
+def _strings(mapping: Mapping[str, Any], key: str, where: str) -> list[str]:
+    values = _field(mapping, key, list, where)
+    if not all(isinstance(value, str) for value in values):
+        raise MergeError(f"{where}: {key!r} holds something other than names")
+    return [str(value) for value in values]
+
+
+def outcome_from_row(row: Mapping[str, Any], where: str) -> MutantOutcome:
+    """A row of kill-matrix.json's `outcomes` back into the outcome it was written from."""
+    failures = _field(row, "failures_by_requirement", dict, where)
+    if not all(isinstance(count, int) and not isinstance(count, bool) for count in failures.values()):
+        raise MergeError(f"{where}: 'failures_by_requirement' holds something other than counts")
+    error = row.get("error")
+    if error is not None and not isinstance(error, str):
+        raise MergeError(f"{where}: 'error' is not a string")
+    seconds = row.get("seconds")
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        raise MergeError(f"{where}: 'seconds' is missing or not a number")
+    return MutantOutcome(
+        defect=_field(row, "defect", str, where),
+        description=_field(row, "description", str, where),
+        breaks=tuple(_strings(row, "breaks", where)),
+        failed_must=_strings(row, "failed_must", where),
+        failed_should=_strings(row, "failed_should", where),
+        failures_by_requirement={str(name): count for name, count in failures.items()},
+        requests=_field(row, "requests", int, where),
+        seconds=float(seconds),
+        error=error,
+    )
+
+
+def _parse_shard(source: str, document: object) -> _ParsedShard:
+    if not isinstance(document, Mapping):
+        raise MergeError(f"{source} is not a kill matrix (not a JSON object)")
+    recorded = document.get(SHARD_KEY)
+    if recorded is None:
+        raise MergeError(
+            f"{source} is not a shard's kill matrix (no {SHARD_KEY!r} entry: written without --shard?)"
+        )
+    if not isinstance(recorded, Mapping):
+        raise MergeError(f"{source}: {SHARD_KEY!r} is not an object")
+    summary = _field(document, "summary", dict, source)
+    try:
+        shard = Shard(
+            _field(recorded, "index", int, source),
+            _field(recorded, "count", int, source),
+        )
+    except ValueError as error:
+        raise MergeError(f"{source}: {error}") from None
+    settings = MatrixSettings(
+        seed=_field(summary, "seed", int, source),
+        max_examples=_field(summary, "max_examples", int, source),
+        fail_fast=_field(summary, "fail_fast", bool, source),
+    )
+    wall = summary.get("wall_seconds")
+    if not isinstance(wall, int | float) or isinstance(wall, bool):
+        raise MergeError(f"{source}: 'wall_seconds' is missing or not a number")
+    rows = _field(document, "outcomes", list, source)
+    if not all(isinstance(row, Mapping) for row in rows):
+        raise MergeError(f"{source}: 'outcomes' holds something other than objects")
+    return _ParsedShard(
+        source=source,
+        plan=ShardPlan(shard, tuple(_strings(recorded, "matrix", source))),
+        runs=_strings(recorded, "runs", source),
+        settings=settings,
+        wall=float(wall),
+        outcomes=[outcome_from_row(row, f"{source}, outcome {i + 1}") for i, row in enumerate(rows)],
+    )
+
+
+def _listed(names: Sequence[str], limit: int = 4) -> str:
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
+def _first_difference(mine: Sequence[str], theirs: Sequence[str]) -> str:
+    for position, (a, b) in enumerate(zip(mine, theirs, strict=False)):
+        if a != b:
+            return f"run {position + 1} is {a} in one and {b} in the other"
+    return f"{len(mine)} runs in one, {len(theirs)} in the other"
+
+
+def merge_shards(documents: Sequence[tuple[str, object]]) -> MergedMatrix:
+    """The whole matrix from the JSON documents of its shards, each with the name of its source.
+
+    Refuses (MergeError) shards of different matrices (settings, shard count, runs), a shard given
+    twice, a missing shard, a shard whose runs are not those `partition` deals it or whose outcomes
+    are not its runs, and a union of runs that is not the matrix, faithful runs included.
+    """
+    if not documents:
+        raise MergeError("no shard given")
+    shards = [_parse_shard(source, document) for source, document in documents]
+    first = shards[0]
+    for other in shards[1:]:
+        disagreement = None
+        if other.settings != first.settings:
+            disagreement = f"settings {asdict(first.settings)} vs {asdict(other.settings)}"
+        elif other.plan.shard.count != first.plan.shard.count:
+            disagreement = f"{first.plan.shard.count} shards vs {other.plan.shard.count}"
+        elif other.plan.matrix != first.plan.matrix:
+            disagreement = f"other runs: {_first_difference(first.plan.matrix, other.plan.matrix)}"
+        if disagreement:
+            raise MergeError(
+                f"{first.source} and {other.source} are shards of different matrices ({disagreement})"
+            )
+    by_index: dict[int, _ParsedShard] = {}
+    for shard in shards:
+        seen = by_index.setdefault(shard.plan.shard.index, shard)
+        if seen is not shard:
+            raise MergeError(f"shard {shard.plan.shard} given twice: {seen.source} and {shard.source}")
+    count = first.plan.shard.count
+    missing = [f"{index}/{count}" for index in range(1, count + 1) if index not in by_index]
+    if missing:
+        raise MergeError(f"shard {', '.join(missing)} missing: the matrix needs every one of its shards")
+    matrix = first.plan.matrix
+    repeated = sorted({name for name in matrix if matrix.count(name) > 1})
+    if repeated:
+        raise MergeError(f"the shards' matrix names {_listed(repeated)} more than once")
+    faithful = [faithful_label(profile) for profile in FAITHFUL_PROFILES]
+    if absent := [label for label in faithful if label not in matrix]:
+        raise MergeError(f"the shards' matrix lacks the faithful run(s) {_listed(absent)}")
+    for shard in shards:
+        if shard.runs != shard.plan.runs:
+            raise MergeError(
+                f"{shard.source}: its runs are not those shard {shard.plan.shard} of its matrix is dealt"
+            )
+        held = [outcome.defect for outcome in shard.outcomes]
+        if sorted(held) != sorted(shard.runs):
+            lacking = [name for name in shard.runs if name not in held]
+            unexpected = [name for name in held if name not in shard.runs or held.count(name) > 1]
+            raise MergeError(
+                f"{shard.source}: its outcomes are not its runs (lacking: {_listed(lacking) or 'none'}; "
+                f"not its own or repeated: {_listed(unexpected) or 'none'})"
+            )
+    outcomes = {outcome.defect: outcome for shard in shards for outcome in shard.outcomes}
+    if uncovered := [name for name in matrix if name not in outcomes]:
+        raise MergeError(f"the shards do not cover the matrix: no outcome for {_listed(uncovered)}")
+    if beyond := sorted(set(outcomes) - set(matrix)):
+        raise MergeError(f"the shards hold runs outside their matrix: {_listed(beyond)}")
+    return MergedMatrix(
+        outcomes=[outcomes[name] for name in matrix],
+        settings=first.settings,
+        wall=max(shard.wall for shard in shards),
+    )
