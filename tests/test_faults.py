@@ -3,15 +3,18 @@ stays right, and faults that never clear are reported as such (exit 2), not as v
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from conftest import PROJECT
 
+from cdf_workflows_mock import EmbeddedMock, MockConfig
 from fault_proxy import Fault, fault_proxy
 from retry_contract.credentials import StaticToken
-from retry_contract.mock import EmbeddedMock, MockConfig
+from retry_contract.reports import json_report
 from retry_contract.resilience import RetryPolicy
 from retry_contract.runner import CouldNotRun, RunOptions, run
 from retry_contract.verdict import ExitCode
@@ -92,3 +95,29 @@ def test_a_gateway_that_never_recovers_is_an_infrastructure_error(mock: Embedded
     ):
         run(replace(_options(url), retry_policy=quick))
     assert "503" in str(raised.value) and "3 attempts" in str(raised.value)
+
+
+def _quick(url: str) -> RunOptions:
+    quick = RetryPolicy(attempts=4, initial_backoff=0.01, max_backoff=0.05)
+    return replace(_options(url), retry_policy=quick, fuzz=False, concurrency=1)
+
+
+def test_setup_requests_outlast_a_503_window_the_judged_ones_would_not(mock: EmbeddedMock) -> None:
+    # Six 503s in a row: more than a judged request's 4 attempts, fewer than a setup request's.
+    window = {n: Fault.UNAVAILABLE for n in range(40, 46)}
+    with fault_proxy(mock.base_url, window.get) as (url, proxy):
+        result = run(_quick(url))
+    assert proxy.injected[Fault.UNAVAILABLE] == 6
+    assert not result.incomplete
+    assert not [r.requirement.id for r in result.ledger.results.values() if r.failures]
+
+
+def test_a_run_that_cannot_finish_keeps_what_it_judged(mock: EmbeddedMock, tmp_path: Path) -> None:
+    with fault_proxy(mock.base_url, lambda n: Fault.UNAVAILABLE if n > 120 else None) as (url, _):
+        result = run(_quick(url))
+    assert result.incomplete.startswith("a request the suite needed kept failing")
+    assert result.exit_code is ExitCode.COULD_NOT_RUN
+    assert sum(r.judged for r in result.ledger.results.values()) > 0
+    report = json.loads(json_report.write(result, tmp_path).read_text())
+    assert report["incomplete"] == result.incomplete
+    assert report["verdict"].startswith("inconclusive: the run could not finish")

@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import click
@@ -74,6 +75,13 @@ _MAX_EXAMPLES = click.option(
     "--max-examples", type=click.IntRange(1, 10_000), default=None, help="Cases per fuzzing phase."
 )
 _FAIL_FAST = click.option("--fail-fast", is_flag=True, help="Stop at the first MUST failure.")
+
+
+def _report_formats() -> tuple[str, ...]:
+    # Only the registry's names: the reporters (and the runner under them) load when a run needs them.
+    from retry_contract.reports import FORMATS
+
+    return FORMATS
 
 
 @main.command()
@@ -162,6 +170,18 @@ _FAIL_FAST = click.option("--fail-fast", is_flag=True, help="Stop at the first M
     metavar="NAME",
     help="Faithful shape of the embedded mock: classic, or recorded (shaped like a real CDF recording).",
 )
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(_report_formats()),
+    help="A report to write (repeatable; default: all): console (the table on the terminal), junit "
+    "(retry-contract-junit.xml, for CI test views), json (retry-contract.json, for tools), html "
+    "(retry-contract.html, for people), markdown (retry-contract-summary.md, for pull requests). "
+    "With GITHUB_STEP_SUMMARY set, the Markdown summary is appended there whatever the choice.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but the verdict line, and errors on stderr.")
+@click.option("--no-color", is_flag=True, help="No colours or other escape sequences (as with NO_COLOR set).")
 def run(
     base_url: str | None,
     app: str | None,
@@ -182,6 +202,9 @@ def run(
     mock_defects: tuple[str, ...],
     concurrency: int | None,
     mock_profile: str,
+    formats: tuple[str, ...],
+    quiet: bool,
+    no_color: bool,
 ) -> None:
     """Run the conformance suite against a server, or the embedded mock without --base-url.
 
@@ -189,8 +212,8 @@ def run(
     session creation) and optionally CDF_READONLY_TOKEN (a valid token without WRITE, for AUTH-403).
     """
     from retry_contract import reports
-    from retry_contract.reports import console as console_report
-    from retry_contract.runner import MOCK_PROJECT, CouldNotRun, RunOptions
+    from retry_contract.reports import progress
+    from retry_contract.runner import MOCK_PROJECT, CouldNotRun, RunInterrupted, RunOptions
     from retry_contract.runner import run as run_suite
 
     if base_url and app:
@@ -230,7 +253,7 @@ def run(
         concurrency=concurrency or defaults.concurrency,
         require_all_must=require_all_must,
     )
-    console = Console(stderr=False, highlight=False)
+    console: Console = progress.make_console(no_color=no_color)
     if dry_run:
         from retry_contract.runner import dry_run as plan
 
@@ -239,10 +262,13 @@ def run(
     # CI cancels with SIGTERM: treat it like Ctrl-C so the run cleans up what it created.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with console.status("running the conformance suite") as status:
-            result = run_suite(options, progress=lambda message: status.update(message))
+        with progress.showing(console, registry, quiet=quiet) as show:
+            result = run_suite(options, progress=show)
     except CouldNotRun as error:
         _fail(str(error))
+    except RunInterrupted as interruption:
+        # What was judged before the interruption is worth a report; its verdict says it is incomplete.
+        result = interruption.result
     except KeyboardInterrupt:
         _fail("interrupted; what the run created was cleaned up")
     except Exception as error:
@@ -254,13 +280,8 @@ def run(
                 f"internal error ({type(error).__name__}: {error}); set {DEBUG_ENV}=1 for details"
             )
         )
-    try:
-        written = reports.write_all(result, report_dir)
-    except OSError as error:
-        written = []
-        console.print(f"[red]could not write reports to {report_dir}: {error.strerror}[/red]")
-    console_report.render(result, console, written)
-    sys.exit(int(result.exit_code) if written else ExitCode.COULD_NOT_RUN)
+    published = reports.publish(result, report_dir, formats or reports.FORMATS, console, quiet=quiet)
+    sys.exit(int(result.exit_code) if published else ExitCode.COULD_NOT_RUN)
 
 
 @main.command()
@@ -274,6 +295,14 @@ def run(
 @_FAIL_FAST
 @_SEED
 @_MAX_EXAMPLES
+@click.option(
+    "--shard",
+    "shard_text",
+    metavar="I/N",
+    default=None,
+    help="Run only shard I of N (1-based) of the matrix's runs, dealt by position in catalogue order; "
+    "its kill-matrix.json says which runs it holds. `retry-contract mutants-merge` puts the shards together.",
+)
 def mutants(
     report_dir: Path,
     selected: tuple[str, ...],
@@ -281,54 +310,143 @@ def mutants(
     fail_fast: bool,
     seed: int | None,
     max_examples: int | None,
+    shard_text: str | None,
 ) -> None:
     """Run the suite against the faithful mock and each defect; write the kill matrix.
 
-    Exit 0 only when the faithful mock passes and every defect is caught.
+    Exit 0 only when the faithful mock passes and every defect is caught (with --shard: every run
+    of the shard is as it should be).
     """
     from rich.progress import Progress
 
-    from retry_contract.mock.defects import BY_NAME, CATALOGUE
-    from retry_contract.mutants import MatrixSettings, matrix_passes, run_matrix, write_reports
+    from cdf_workflows_mock.defects import BY_NAME, CATALOGUE
+    from retry_contract.mutants import (
+        MatrixSettings,
+        Shard,
+        ShardPlan,
+        matrix_passes,
+        matrix_problems,
+        matrix_tally,
+        matrix_targets,
+        run_matrix,
+        shard_of,
+        target_name,
+        write_reports,
+    )
     from retry_contract.runner import DEFAULT_MAX_EXAMPLES, DEFAULT_SEED
 
     unknown = sorted(set(selected) - set(BY_NAME))
     if unknown:
         raise click.BadParameter(f"unknown defect(s) {', '.join(unknown)}; see `retry-contract defects`")
-    names = list(selected) or [d.name for d in CATALOGUE]
+    # A defect named twice is one run: a matrix names each run once, so its shards can be told apart.
+    names = list(dict.fromkeys(selected)) or [d.name for d in CATALOGUE]
+    matrix = [target_name(target) for target in matrix_targets(names)]
+    plan = None
+    if shard_text is not None:
+        try:
+            plan = ShardPlan(Shard.parse(shard_text), tuple(matrix))
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--shard") from None
+        if plan.shard.count > len(matrix):
+            raise click.BadParameter(
+                f"{plan.shard.count} shards for {len(matrix)} runs would leave shards empty",
+                param_hint="--shard",
+            )
     settings = MatrixSettings(
         seed=DEFAULT_SEED if seed is None else seed,
         max_examples=max_examples or DEFAULT_MAX_EXAMPLES,
         fail_fast=fail_fast,
     )
+    runs = matrix if plan is None else shard_of(matrix, plan.shard)
     started = time.perf_counter()
     with Progress(transient=True) as progress:
-        task = progress.add_task("kill matrix", total=len(names) + 1)
+        task = progress.add_task("kill matrix" if plan is None else f"kill matrix, shard {plan.shard}")
+        progress.update(task, total=len(runs))
         outcomes = run_matrix(
-            names, settings, workers or os.cpu_count() or 1, on_outcome=lambda _: progress.advance(task)
+            names,
+            settings,
+            workers or os.cpu_count() or 1,
+            on_outcome=lambda _: progress.advance(task),
+            shard=None if plan is None else plan.shard,
         )
     wall = time.perf_counter() - started
-    written = write_reports(outcomes, report_dir, settings, wall)
-    for outcome in outcomes:
-        if outcome.error:
-            click.echo(f"{outcome.defect}: could not run: {outcome.error}", err=True)
-        elif outcome.is_faithful and outcome.caught:
-            click.echo(f"{outcome.defect}: false alarm on {', '.join(outcome.failed)}", err=True)
-        elif not outcome.is_faithful and not outcome.caught:
-            click.echo(f"{outcome.defect}: missed", err=True)
-    defects = [o for o in outcomes if not o.is_faithful]
-    click.echo(
-        f"{sum(o.caught for o in defects)}/{len(defects)} defects caught "
-        f"({sum(o.caught_by_own_check for o in defects)} by their own requirement's check) in {wall:.0f} s; "
-        f"reports: {', '.join(str(p) for p in written)}"
+    written = write_reports(outcomes, report_dir, settings, wall, plan)
+    _conclude_matrix(
+        matrix_problems(outcomes),
+        f"{matrix_tally(outcomes)} in {wall:.0f} s",
+        matrix_passes(outcomes),
+        written,
     )
-    sys.exit(ExitCode.CONFORMANT if matrix_passes(outcomes) else ExitCode.VIOLATIONS)
+
+
+def _conclude_matrix(problems: list[str], tally: str, passes: bool, written: list[Path]) -> NoReturn:
+    """Say what went wrong run by run, then the tally, and exit as `mutants` does."""
+    for problem in problems:
+        click.echo(problem, err=True)
+    click.echo(f"{tally}; reports: {', '.join(str(p) for p in written)}")
+    sys.exit(ExitCode.CONFORMANT if passes else ExitCode.VIOLATIONS)
+
+
+@main.command("mutants-merge")
+@click.argument(
+    "shard_files",
+    nargs=-1,
+    required=True,
+    metavar="SHARD_JSON...",
+    type=click.Path(dir_okay=False, path_type=Path),
+)
+@_REPORT_DIR
+def mutants_merge(shard_files: tuple[Path, ...], report_dir: Path) -> None:
+    """Put the kill-matrix.json of every shard of `mutants --shard I/N` together into one kill matrix.
+
+    Writes kill-matrix.json and kill-matrix.md as an unsharded `mutants` does, and exits as it does:
+    0 only when the faithful mock passes and every defect is caught, 1 otherwise. Exit 2, with one
+    line saying why, when the files are not exactly the N shards of one matrix: a shard missing or
+    given twice, shards of different seeds or settings, runs that do not cover the matrix.
+    """
+    import json
+
+    from retry_contract.mutants import (
+        MergeError,
+        matrix_passes,
+        matrix_problems,
+        matrix_tally,
+        merge_shards,
+        write_reports,
+    )
+
+    def refuse(reason: str) -> NoReturn:
+        click.echo(f"retry-contract: cannot merge the kill matrix: {reason}", err=True)
+        sys.exit(ExitCode.COULD_NOT_RUN)
+
+    documents: list[tuple[str, object]] = []
+    for path in shard_files:
+        try:
+            documents.append((str(path), json.loads(path.read_text(encoding="utf-8"))))
+        except OSError as error:
+            refuse(f"{path}: {error.strerror or error}")
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            refuse(f"{path} is not JSON ({error})")
+    try:
+        merged = merge_shards(documents)
+    except MergeError as error:
+        refuse(str(error))
+    try:
+        written = write_reports(merged.outcomes, report_dir, merged.settings, merged.wall)
+    except OSError as error:
+        refuse(f"cannot write to {report_dir}: {error.strerror or error}")
+    _conclude_matrix(
+        matrix_problems(merged.outcomes),
+        f"{matrix_tally(merged.outcomes)} in {len(documents)} shards, the longest {merged.wall:.0f} s",
+        matrix_passes(merged.outcomes),
+        written,
+    )
 
 
 @main.command()
 def defects() -> None:
     """List the defects the mock can switch on, with the requirements each breaks."""
-    from retry_contract.mock.defects import CATALOGUE
+    from cdf_workflows_mock.defects import CATALOGUE
 
     for defect in CATALOGUE:
         click.echo(f"{defect.name:34} {', '.join(defect.breaks):36} {defect.description}")
@@ -354,14 +472,63 @@ def defects() -> None:
     metavar="NAME",
     help="Faithful shape: classic, or recorded (shaped like an execution recorded from a real CDF).",
 )
-def mock(host: str, port: int, project: str, defect_names: tuple[str, ...], profile: str) -> None:
+@click.option(
+    "--state-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Start with the workflows and executions of this YAML file (README: Initial state from a file).",
+)
+@click.option(
+    "--latency",
+    default=None,
+    metavar="SECONDS|MIN-MAX",
+    help="Chaos: every answer waits this long, or a delay drawn from the range (at most 30 s).",
+)
+@click.option(
+    "--error-rate",
+    type=click.FloatRange(0, 1),
+    default=None,
+    metavar="FRACTION",
+    help="Chaos: answer this share of requests 429 or 503 (with Retry-After); they change nothing.",
+)
+@click.option(
+    "--chaos-seed",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Seed of the chaos draws (default 0): the same seed, the same faults for the same requests.",
+)
+def mock(
+    host: str,
+    port: int,
+    project: str,
+    defect_names: tuple[str, ...],
+    profile: str,
+    state_file: Path | None,
+    latency: str | None,
+    error_rate: float | None,
+    chaos_seed: int | None,
+) -> None:
     """Serve the mock of the workflow API until interrupted.
 
     Tokens: MOCK_WRITE_TOKEN and MOCK_READONLY_TOKEN from the environment, else the documented
     defaults `mock-write-token` and `mock-readonly-token`.
     """
-    from retry_contract.mock import DEFAULT_READONLY_TOKEN, DEFAULT_WRITE_TOKEN, MockConfig, serve_forever
+    from cdf_workflows_mock import (
+        DEFAULT_READONLY_TOKEN,
+        DEFAULT_WRITE_TOKEN,
+        ChaosConfig,
+        MockConfig,
+        StateFileError,
+        load_state_file,
+        serve_forever,
+    )
 
+    try:
+        chaos = ChaosConfig.from_options(latency, error_rate, chaos_seed)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--latency/--error-rate") from None
     try:
         config = MockConfig.with_tokens(
             project,
@@ -369,14 +536,30 @@ def mock(host: str, port: int, project: str, defect_names: tuple[str, ...], prof
             os.environ.get("MOCK_READONLY_TOKEN") or DEFAULT_READONLY_TOKEN,
             defects=frozenset(defect_names),
             profile=profile,
+            chaos=chaos,
         )
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--defect/--profile") from None
+    state = None
+    if state_file is not None:
+        try:
+            state = load_state_file(state_file)
+        except StateFileError as error:
+            _fail(str(error))
     click.echo(
         f"mock of the CDF workflow API on http://{host}:{port}/api/v1/projects/{project} (Ctrl-C stops)"
     )
+    if state is not None:
+        click.echo(
+            f"initial state from {state_file}: {len(state.workflows)} workflow(s), "
+            f"{len(state.versions)} version(s), {len(state.executions)} execution(s)"
+        )
+    if chaos.enabled:
+        click.echo(f"chaos: {chaos.describe()}; a refused request changes nothing")
     try:
-        serve_forever(config, host, port)
+        serve_forever(config, host, port, state=state)
+    except StateFileError as error:
+        _fail(str(error))
     except OSError as error:
         _fail(f"cannot listen on {host}:{port}: {error.strerror}")
     except KeyboardInterrupt:
@@ -420,6 +603,113 @@ def spec_drift(file: Path) -> None:
         )
     sys.exit(ExitCode.VIOLATIONS if report.changes else ExitCode.CONFORMANT)
 
+
+@main.command()
+@click.argument("report", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--failure",
+    "number",
+    type=int,
+    required=True,
+    metavar="N",
+    help="Which failure: 1-based, in report order.",
+)
+@click.option(
+    "--base-url",
+    callback=_base_url,
+    metavar="URL",
+    help="Server to replay on (credentials from the environment, as for run). Without it: an embedded mock.",
+)
+@click.option("--project", metavar="NAME", help="CDF project (default: the report's).")
+@click.option(
+    "--mock-defect",
+    "mock_defects",
+    multiple=True,
+    metavar="NAME",
+    help="Switch on a defect in the embedded mock (see `retry-contract defects`). Repeatable.",
+)
+@click.option(
+    "--function-external-id",
+    metavar="XID",
+    default=None,
+    help="Function the recreated execution's tasks call (default: the report's run's).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 600),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for each response.",
+)
+def replay(
+    report: Path,
+    number: int,
+    base_url: str | None,
+    project: str | None,
+    mock_defects: tuple[str, ...],
+    function_external_id: str | None,
+    timeout: float,
+) -> None:
+    """Send failure N of a JSON report again, on a fresh execution in the state it needed.
+
+    Recreates the precondition through the real endpoints, takes a fresh nonce from a new session,
+    sends the recorded request with a credential of the recorded role, judges the answer, and cleans
+    up. Exit 0 when the requirement holds now, 1 when it still fails, 2 when it could not replay.
+    """
+    from retry_contract import replay as replaying
+
+    if base_url and mock_defects:
+        raise click.UsageError("--mock-defect applies to the embedded mock only")
+    registry = SecretRegistry()
+
+    def could_not(message: str) -> NoReturn:
+        click.echo(f"retry-contract: could not replay: {registry.redact(message)}", err=True)
+        sys.exit(ExitCode.COULD_NOT_RUN)
+
+    # CI cancels with SIGTERM: treat it like Ctrl-C so the replay cleans up what it created.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        record = replaying.pick(replaying.load_failures(report), number, report)
+        # As for run: a real target's credentials come from the environment; the mock has its own.
+        credentials = from_environment(os.environ, registry, timeout=timeout) if base_url else None
+        readonly = (os.environ.get(READONLY_TOKEN_ENV) or None) if base_url else None
+        registry.add(readonly)
+        options = replaying.ReplayOptions(
+            base_url=base_url,
+            project=project,
+            credentials=credentials,
+            readonly_token=readonly,
+            mock_defects=frozenset(mock_defects),
+            function_external_id=function_external_id,
+            timeout=timeout,
+            secrets=registry,
+        )
+        outcome = replaying.replay(record, options)
+    except (replaying.ReplayError, CredentialsError) as error:
+        could_not(str(error))
+    except KeyboardInterrupt:
+        could_not("interrupted; what the replay created was cleaned up")
+    except Exception as error:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        could_not(f"internal error ({type(error).__name__}: {error}); set {DEBUG_ENV}=1 for details")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    target = "the embedded mock" + (f" with {', '.join(mock_defects)}" if mock_defects else " (faithful)")
+    click.echo(
+        registry.redact(
+            f"failure {number} replayed on {base_url or target}: {outcome.request} answered "
+            f"{outcome.status}; precondition: {outcome.precondition}"
+        )
+    )
+    for problem in outcome.cleanup_problems:
+        click.echo(registry.redact(f"cleanup: {problem}"), err=True)
+    click.echo(registry.redact(outcome.verdict))
+    sys.exit(ExitCode.CONFORMANT if outcome.holds else ExitCode.VIOLATIONS)
+
+
+# Issue 11 calls it `reproduce`: the same command under that name.
+main.add_command(replay, "reproduce")
 
 if __name__ == "__main__":
     main()

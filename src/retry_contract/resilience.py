@@ -12,7 +12,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, stop_after_delay
@@ -53,6 +53,12 @@ class RetryPolicy:
             reraise=True,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
+
+    def patient(self) -> RetryPolicy:
+        """For the suite's own setup requests (sessions, runs, task updates, readings): no answer of them
+        is judged, and one that fails ends the run, so they outlast a gateway's outage window far longer
+        than the requests under test, still bounded."""
+        return replace(self, attempts=self.attempts * 2 + 2, max_seconds=self.max_seconds * 2)
 
 
 DEFAULT_RETRY_POLICY = RetryPolicy()

@@ -1,7 +1,8 @@
 """The flow of one run: reach the target, provision, run the scenarios, fuzz, clean up, conclude.
 
 The runner wires the layers together and returns a :class:`RunResult`; it prints nothing itself
-(progress goes to a callback) so the CLI, the tests and the pytest plugin can all drive it.
+(progress goes to a callback, as :class:`ProgressEvent`s) so the CLI, the tests and the pytest plugin
+can all drive it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 
-from retry_contract import contract
+from retry_contract import contract, credential_check
 from retry_contract.budget import BudgetExhausted, RequestBudget
 from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
@@ -47,10 +48,21 @@ DEFAULT_CONCURRENCY = 8
 Task = Callable[[], None]
 MOCK_PROJECT = "contract-test"
 TOOLS = ("retry-contract", "schemathesis", "hypothesis", "openapi-core", "httpx")
+# Between phase changes, the run tells its progress listener where it is this often.
+PROGRESS_INTERVAL_SECONDS = 1.0
 
 
 class CouldNotRun(Exception):
     """The run could not judge the target: bad arguments, unreachable target, refused credentials."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM ended the run early; what it created was cleaned up, and `result` holds what
+    was judged until then (marked incomplete) so that it can still be reported."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__(result.incomplete)
+        self.result = result
 
 
 @dataclass(frozen=True)
@@ -80,12 +92,106 @@ class RunOptions:
     named_executions: tuple[str, ...] = ()
     # `package.module:attribute` of an ASGI/WSGI app to test in-process, instead of base_url.
     app: str | None = None
-    # Defects to switch on in the embedded mock (see `retry_contract.mock.defects`).
+    # Defects to switch on in the embedded mock (see `cdf_workflows_mock.defects`).
     mock_defects: frozenset[str] = frozenset()
     # A run that leaves any MUST requirement unjudged is inconclusive (exit 2), not conformant.
     require_all_must: bool = False
-    # The faithful shape of the embedded mock (`retry_contract.mock.config.Profile`).
+    # The faithful shape of the embedded mock (`cdf_workflows_mock.Profile`).
     mock_profile: str = "classic"
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    """Where a run is: emitted at each phase change and every PROGRESS_INTERVAL_SECONDS between."""
+
+    # One of the run's phases: preflight, scenarios and fuzzing, late scenarios, cleanup, finished.
+    phase: str
+    # Requests sent to the target so far, fuzzed ones and cleanup's included.
+    requests_sent: int
+    # Failed judgements so far of requirements whose failure fails the run (MUST; SHOULD when strict).
+    failures: int
+    # Seconds since the run started.
+    elapsed: float
+
+
+ProgressListener = Callable[[ProgressEvent], None]
+
+
+class _ProgressFeed:
+    """Tells a listener where the run is: at each phase change, and from a ticker thread between.
+
+    Events are built and delivered under one lock, so a listener sees them in order (a tick never
+    arrives with the phase before the one it was last told of) and is never called twice at once.
+    A listener that raises is told nothing more, and its error is raised once the run has ended: a
+    broken display (a closed pipe) must not keep the run from cleaning up what it created.
+    """
+
+    def __init__(
+        self, listener: ProgressListener, started: float, requests_sent: Callable[[], int], strict: bool
+    ) -> None:
+        self._listener = listener
+        self._started = started
+        self._requests_sent = requests_sent
+        self._strict = strict
+        self._lock = threading.Lock()
+        self._phase = "starting"
+        # The ledgers of the scenarios and the fuzzer, as they are created; they are merged into the
+        # run's ledger only at the end, and stay whole after that.
+        self._ledgers: list[Ledger] = []
+        self._stopped = threading.Event()
+        self._error: Exception | None = None
+
+    def phase(self, name: str) -> None:
+        with self._lock:
+            self._phase = name
+            self._emit()
+
+    def watch(self, ledgers: list[Ledger]) -> None:
+        self._ledgers = ledgers
+
+    @contextmanager
+    def ticking(self, interval: float = PROGRESS_INTERVAL_SECONDS) -> Iterator[None]:
+        ticker = threading.Thread(
+            target=self._tick, args=(interval,), name="retry-contract-progress", daemon=True
+        )
+        ticker.start()
+        try:
+            yield
+        finally:
+            self._stopped.set()
+            ticker.join()
+        if self._error is not None:
+            raise self._error
+
+    def _tick(self, interval: float) -> None:
+        while not self._stopped.wait(interval):
+            with self._lock:
+                self._emit()
+
+    def _emit(self) -> None:
+        if self._error is not None:
+            return
+        event = ProgressEvent(
+            phase=self._phase,
+            requests_sent=self._requests_sent(),
+            failures=self._failures(),
+            elapsed=time.perf_counter() - self._started,
+        )
+        try:
+            self._listener(event)
+        except Exception as error:
+            self._error = error
+
+    def _failures(self) -> int:
+        # Read without the ledgers' locks (private to verdict.py): a ledger's requirements are fixed
+        # when it is created and a list's length is read atomically, so the count is at worst a moment
+        # old.
+        return sum(
+            len(result.failures)
+            for ledger in list(self._ledgers)
+            for result in list(ledger.results.values())
+            if result.requirement.level is Level.MUST or self._strict
+        )
 
 
 @dataclass
@@ -100,6 +206,9 @@ class RunResult:
     cleanup_problems: list[str] = field(default_factory=list)
     # Why the run ended before judging everything (fail-fast, request budget); empty when it did not.
     stop_reason: str = ""
+    # Why the run could not finish (a setup request that kept failing, an interruption): what was judged
+    # until then is reported, but a verdict of "conformant" cannot rest on it. Empty when it finished.
+    incomplete: str = ""
     created_workflows: list[str] = field(default_factory=list)
     created_executions: int = 0
     spec_sha256: str = field(default_factory=contract.spec_sha256)
@@ -121,7 +230,9 @@ class RunResult:
     @property
     def exit_code(self) -> ExitCode:
         code = self.ledger.exit_code(strict=self.options.strict)
-        if code is ExitCode.CONFORMANT and self.options.require_all_must and self.unjudged_must:
+        if code is ExitCode.CONFORMANT and (
+            self.incomplete or (self.options.require_all_must and self.unjudged_must)
+        ):
             return ExitCode.COULD_NOT_RUN
         return code
 
@@ -137,7 +248,7 @@ def tool_versions() -> dict[str, str]:
 
 
 @contextmanager
-def _target(options: RunOptions) -> Iterator[tuple[str, RunOptions]]:
+def reach_target(options: RunOptions) -> Iterator[tuple[str, RunOptions]]:
     """The base URL to test: the given server, an application served in-process, or an embedded
     mock with throwaway tokens."""
     if (options.base_url is not None or options.app is not None) and options.credentials is None:
@@ -156,7 +267,7 @@ def _target(options: RunOptions) -> Iterator[tuple[str, RunOptions]]:
         with InProcessServer(app, name=options.app) as server:
             yield server.base_url, options
         return
-    from retry_contract.mock import EmbeddedMock, MockConfig
+    from cdf_workflows_mock import EmbeddedMock, MockConfig
 
     write, readonly = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     try:
@@ -169,10 +280,10 @@ def _target(options: RunOptions) -> Iterator[tuple[str, RunOptions]]:
         yield mock.base_url, replace(options, credentials=StaticToken(write), readonly_token=readonly)
 
 
-def run(options: RunOptions, progress: Callable[[str], None] = lambda _: None) -> RunResult:
+def run(options: RunOptions, progress: ProgressListener = lambda _: None) -> RunResult:
     registry = options.secrets or SecretRegistry()
     started = time.perf_counter()
-    with _target(options) as (base_url, effective):
+    with reach_target(options) as (base_url, effective):
         assert effective.credentials is not None
         registry.add(effective.readonly_token)
         ledger = Ledger()
@@ -190,32 +301,42 @@ def run(options: RunOptions, progress: Callable[[str], None] = lambda _: None) -
             timer=result.timer,
         )
         provisioner = Provisioner(client, effective.function_external_id)
-        try:
-            with result.timer.phase("preflight"):
-                _preflight(client, base_url)
-            _judge_everything(effective, base_url, client, provisioner, result, progress)
-        except BudgetExhausted as error:
-            result.stop_reason = str(error)
-        except ClientError as error:
-            raise CouldNotRun(str(error)) from None
-        finally:
-            progress("cleaning up what the run created")
-            with signals_deferred(), result.timer.phase("cleanup"):
-                result.cleanup_problems = provisioner.cleanup(effective.concurrency) + [
-                    f"{request} was re-sent after its answer was lost; if the first attempt created "
-                    "something, cleanup cannot know of it"
-                    for request in client.replayed
-                    if request.startswith("POST") and request.endswith("/run")
-                ]
-            result.created_workflows = list(provisioner.created_workflows)
-            result.created_executions = len(provisioner.created_executions)
-            result.fixture_shapes_retried = Counter(
-                provisioner.shapes_of.get(execution_id, "not created by the suite")
-                for execution_id in result.ledger.retried_executions
-            )
-            result.requests_sent = client.requests_sent + result.fuzz.cases
-            client.close()
+        # Every request, fuzzed ones included, spends from the budget: its count is what was sent.
+        feed = _ProgressFeed(progress, started, lambda: client.budget.spent, effective.strict)
+        interrupted = judging = False
+        with feed.ticking():
+            try:
+                feed.phase("preflight")
+                with result.timer.phase("preflight"):
+                    preflight(client, base_url, effective.readonly_token)
+                judging = True
+                _judge_everything(effective, base_url, client, provisioner, result, feed)
+            except BudgetExhausted as error:
+                result.stop_reason = str(error)
+            except ClientError as error:
+                if not judging:
+                    raise CouldNotRun(str(error)) from None
+                result.incomplete = f"a request the suite needed kept failing: {error}"
+            except KeyboardInterrupt:
+                interrupted = True
+                result.incomplete = "interrupted (Ctrl-C or SIGTERM) before the end"
+            finally:
+                feed.phase("cleanup")
+                with signals_deferred(), result.timer.phase("cleanup"):
+                    # Run requests re-sent after a lost answer are looked for there, or warned of.
+                    result.cleanup_problems = provisioner.cleanup(effective.concurrency)
+                result.created_workflows = list(provisioner.created_workflows)
+                result.created_executions = len(provisioner.created_executions)
+                result.fixture_shapes_retried = Counter(
+                    provisioner.shapes_of.get(execution_id, "not created by the suite")
+                    for execution_id in result.ledger.retried_executions
+                )
+                result.requests_sent = client.requests_sent + result.fuzz.cases
+                client.close()
+            feed.phase("finished")
     result.seconds = time.perf_counter() - started
+    if interrupted:
+        raise RunInterrupted(result)
     return result
 
 
@@ -225,7 +346,7 @@ def _judge_everything(
     client: CdfClient,
     provisioner: Provisioner,
     result: RunResult,
-    progress: Callable[[str], None],
+    feed: _ProgressFeed,
 ) -> None:
     """Scenarios and fuzzing at once over a bounded pool of threads, then what must wait on the server.
 
@@ -235,6 +356,7 @@ def _judge_everything(
     judge = Judge(base_url, result.ledger)
     halt = threading.Event()
     ledgers: list[Ledger] = []
+    feed.watch(ledgers)
 
     def stop() -> bool:
         return halt.is_set() or (options.fail_fast and any(ledger.has_must_failure() for ledger in ledgers))
@@ -251,7 +373,6 @@ def _judge_everything(
 
         def run_scenario() -> None:
             if not stop():
-                progress(f"scenario {scenario.__name__}")
                 with result.timer.phase(f"scenario {scenario.__name__}"):
                     scenario(ctx)
 
@@ -266,7 +387,6 @@ def _judge_everything(
         fuzz_judge = judge.with_ledger(ledgers[-1])
 
         def fuzz() -> None:
-            progress(f"fuzzing (seed {options.seed}, {options.max_examples} examples per phase)")
             fuzzer = Fuzzer(
                 base_url=base_url,
                 client=client,
@@ -287,10 +407,12 @@ def _judge_everything(
         tasks.insert(0 if options.concurrency > 1 else len(tasks), fuzz)
     try:
         provisioner.start_timing_out()
+        feed.phase("scenarios and fuzzing")
         with result.timer.phase("scenarios and fuzzing"):
             _run_all(tasks, options.concurrency, halt, client)
         if not stop():
             late = [scenario_task(scenario) for scenario in LATE_SCENARIOS]
+            feed.phase("late scenarios")
             with result.timer.phase("late scenarios"):
                 _run_all(late, 1, halt, client)
     finally:
@@ -325,8 +447,9 @@ def _run_all(tasks: list[Task], workers: int, halt: threading.Event, client: Cdf
         raise next((e for e in errors if isinstance(e, ClientError)), errors[0])
 
 
-def _preflight(client: CdfClient, base_url: str) -> None:
-    """Fail fast, with a reason, when the target cannot be reached or refuses the credentials."""
+def preflight(client: CdfClient, base_url: str, readonly_token: str | None = None) -> None:
+    """Fail fast, with a reason, when the target cannot be reached or a credential cannot serve the run
+    (a misconfigured credential is not a contract violation)."""
     exchange = client.send(
         "POST",
         client.project_url("/sessions"),
@@ -348,6 +471,10 @@ def _preflight(client: CdfClient, base_url: str) -> None:
     for item in body.get("items", []):
         if isinstance(item, dict):
             client.secrets.add(str(item.get("nonce", "")))
+    try:
+        credential_check.check(client, readonly_token)
+    except credential_check.CredentialProblem as problem:
+        raise CouldNotRun(str(problem)) from None
 
 
 def dry_run(options: RunOptions) -> str:
