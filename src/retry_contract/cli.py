@@ -1,4 +1,5 @@
-"""The command line: `retry-contract run`, `mock`, `defects`, `mutants` and `spec-drift`.
+"""The command line: `retry-contract run`, `mock`, `defects`, `mutants`, `mutants-merge`, `spec-drift` and
+`replay` (alias `reproduce`).
 
 Exit status of `run`: 0 conformant, 1 contract violations, 2 could not run. Every failure the user
 can cause ends in one line saying what went wrong and what to do, never a traceback.

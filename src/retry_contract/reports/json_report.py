@@ -12,11 +12,16 @@ from retry_contract.reports.reproduction import curl
 from retry_contract.runner import RunResult
 
 FILENAME = "retry-contract.json"
+# Raised when a field is removed or changes its meaning or type; adding a field keeps it.
+SCHEMA_VERSION = "1"
+# The published JSON Schema of this report (also in the wheel): a self-test checks reports against it.
+SCHEMA = Path(__file__).parent / "schema" / "retry-contract-report.schema.json"
 
 
 def build(result: RunResult) -> dict[str, Any]:
     options = result.options
     return {
+        "schema_version": SCHEMA_VERSION,
         "verdict": verdict_text(result),
         "must_requirements_judged": coverage_text(result),
         "exit_code": int(result.exit_code),
