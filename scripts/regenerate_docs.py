@@ -46,9 +46,7 @@ def _run(command: list[str]) -> None:
 def kill_matrix(scratch: Path) -> None:
     _run([str(BIN / "retry-contract"), "mutants", "--report-dir", str(scratch)])
     text = (scratch / "kill-matrix.md").read_text(encoding="utf-8")
-    (DOCS / "kill-matrix.md").write_text(
-        _header(".venv/bin/retry-contract mutants") + text, encoding="utf-8"
-    )
+    (DOCS / "kill-matrix.md").write_text(_header(".venv/bin/retry-contract mutants") + text, encoding="utf-8")
 
 
 def comparison(scratch: Path) -> None:

@@ -360,11 +360,47 @@ class Provisioner:
     def _cleanup(self, concurrency: int) -> list[str]:
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             problems = [p for p in pool.map(self._cancel_if_running, self.created_executions) if p]
+            # Before the workflows go: a server may stop listing the executions of a deleted workflow.
+            problems += self._cancel_lost_runs(pool)
         try:
             self.client.delete_workflows(self.created_workflows)
         except Exception as error:
             problems.append(f"delete workflows: {error}")
         return problems
+
+    def _cancel_lost_runs(self, pool: ThreadPoolExecutor) -> list[str]:
+        """Cancel the executions that run requests re-sent after a lost answer may have left running.
+
+        The first attempt of such a request may have created an execution whose id never arrived; the
+        running executions of the workflows this run created, listed, show it. A server without the
+        list endpoint leaves only a warning. Nothing is listed when no run request was re-sent."""
+        lost = [r for r in self.client.replayed if r.startswith("POST ") and r.endswith("/run")]
+        if not lost:
+            return []
+        try:
+            listed = self.client.list_executions(
+                list(self.created_workflows), statuses=(ExecutionStatus.RUNNING.value,)
+            )
+        except Exception as error:  # cleanup must try everything even when one step fails
+            listed, failure = None, f"list executions: {error}; "
+        else:
+            failure = "the server does not list executions (POST /workflows/executions/list); "
+        if listed is None:
+            return [
+                f"{request} was re-sent after its answer was lost; {failure}if the first attempt "
+                "created something, cleanup cannot know of it"
+                for request in lost
+            ]
+        with self._lock:
+            ids = [item.get("id") for item in listed]
+            found = [
+                execution_id
+                for execution_id in dict.fromkeys(ids)
+                if isinstance(execution_id, str) and execution_id not in self.created_executions
+            ]
+            # Created by this run after all: the report counts them.
+            self.created_executions.extend(found)
+        return [p for p in pool.map(self._cancel_if_running, found) if p]
 
 
 # What making a used execution retryable again answers: its id, its reading (None when it could not be
