@@ -75,6 +75,19 @@ _SEED = click.option("--seed", type=int, default=None, help="Seed of the generat
 _MAX_EXAMPLES = click.option(
     "--max-examples", type=click.IntRange(1, 10_000), default=None, help="Cases per fuzzing phase."
 )
+_FUNCTION_EXTERNAL_ID = click.option(
+    "--function-external-id",
+    metavar="XID",
+    default=None,
+    help="Function the provisioned async tasks call (on a real project: an existing function).",
+)
+_TIMEOUT = click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 600),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for each response.",
+)
 _FAIL_FAST = click.option("--fail-fast", is_flag=True, help="Stop at the first MUST failure.")
 
 
@@ -110,19 +123,8 @@ def _report_formats() -> tuple[str, ...]:
 @_SEED
 @_MAX_EXAMPLES
 @click.option("--strict", is_flag=True, help="Fail the run on SHOULD violations too.")
-@click.option(
-    "--function-external-id",
-    metavar="XID",
-    default=None,
-    help="Function the provisioned async tasks call (on a real project: an existing function).",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(0.1, 600),
-    default=30.0,
-    show_default=True,
-    help="Seconds to wait for each response.",
-)
+@_FUNCTION_EXTERNAL_ID
+@_TIMEOUT
 @click.option("--no-fuzz", is_flag=True, help="Run only the scenario checks.")
 @_FAIL_FAST
 @click.option(
@@ -629,19 +631,8 @@ def spec_drift(file: Path) -> None:
     metavar="NAME",
     help="Switch on a defect in the embedded mock (see `retry-contract defects`). Repeatable.",
 )
-@click.option(
-    "--function-external-id",
-    metavar="XID",
-    default=None,
-    help="Function the recreated execution's tasks call (default: the report's run's).",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(0.1, 600),
-    default=30.0,
-    show_default=True,
-    help="Seconds to wait for each response.",
-)
+@_FUNCTION_EXTERNAL_ID
+@_TIMEOUT
 def replay(
     report: Path,
     number: int,

@@ -94,6 +94,17 @@ def new_attempts(before: Detailed, after: Detailed) -> Counter[str]:
     return Counter({name: len(found) for name, found in added_attempts(before, after).items()})
 
 
+def changes(before: Detailed, after: Detailed) -> list[str]:
+    """What changed between two readings that a refused request must not change: status and attempts."""
+    problems = []
+    if after.get("status") != before.get("status"):
+        problems.append(f"status changed {before.get('status')} -> {after.get('status')}")
+    gained = new_attempts(before, after)
+    if gained:
+        problems.append(f"new task attempts {dict(gained)}")
+    return problems
+
+
 def _nested_definitions(task: Mapping[str, Any]) -> Any:
     parameters = task.get("parameters")
     if not isinstance(parameters, Mapping):

@@ -330,13 +330,7 @@ class _Replayer:
         expectation = exchange.expectation
         if expectation is None or not expectation.statuses or min(expectation.statuses) < 400:
             return []
-        after = self.client.detailed(execution_id)
-        problems = []
-        if after.get("status") != before.get("status"):
-            problems.append(f"status changed {before.get('status')} -> {after.get('status')}")
-        gained = execution_view.new_attempts(before, after)
-        if gained:
-            problems.append(f"new task attempts {dict(gained)}")
+        problems = execution_view.changes(before, self.client.detailed(execution_id))
         return [Observation(expectation.requirement, not problems, "; ".join(problems), exchange, JUDGE)]
 
 

@@ -82,11 +82,5 @@ class ScenarioContext:
         self, requirement: str, execution_id: str, before: Mapping[str, Any], exchange: Exchange
     ) -> None:
         """A refused retry must leave the execution exactly as it was: status and attempts."""
-        after = self.client.detailed(execution_id)
-        problems = []
-        if after.get("status") != before.get("status"):
-            problems.append(f"status changed {before.get('status')} -> {after.get('status')}")
-        gained = execution_view.new_attempts(before, after)
-        if gained:
-            problems.append(f"new task attempts {dict(gained)}")
+        problems = execution_view.changes(before, self.client.detailed(execution_id))
         self.observe(requirement, "; ".join(problems) or None, exchange)
