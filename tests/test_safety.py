@@ -3,6 +3,7 @@ interruption, and executions the run did not create are never retried."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -158,7 +159,10 @@ def test_dry_run_sends_nothing_to_the_target(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_interrupting_a_run_cleans_up_what_it_created(tmp_path: Path) -> None:
+@pytest.mark.parametrize("interruption", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupting_a_run_cleans_up_what_it_created_and_reports_what_it_judged(
+    tmp_path: Path, interruption: signal.Signals
+) -> None:
     started = threading.Event()
 
     def interrupt_when_provisioning(app: Any) -> Any:
@@ -190,10 +194,13 @@ def test_interrupting_a_run_cleans_up_what_it_created(tmp_path: Path) -> None:
             env={**os.environ, "CDF_TOKEN": WRITE},
         )
         assert started.wait(timeout=120), "the run never started provisioning"
-        process.send_signal(signal.SIGINT)
+        process.send_signal(interruption)
         _, stderr = process.communicate(timeout=120)
         state = app.state.store._projects[PROJECT]
         assert process.returncode == 2
         assert "interrupted" in stderr and "Traceback" not in stderr
         assert not state.workflows, f"left behind: {list(state.workflows)}"
         assert all(e.status is not ExecutionStatus.RUNNING for e in state.executions.values())
+        report = json.loads((tmp_path / "retry-contract.json").read_text())
+        assert report["incomplete"].startswith("interrupted")
+        assert report["verdict"].startswith("inconclusive: the run could not finish")

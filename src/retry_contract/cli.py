@@ -271,6 +271,11 @@ def run(
         _fail(str(error))
     except RunInterrupted as interruption:
         # What was judged before the interruption is worth a report; its verdict says it is incomplete.
+        click.echo(
+            "retry-contract: interrupted; what the run created was cleaned up, and the reports hold what "
+            "was judged until then",
+            err=True,
+        )
         result = interruption.result
     except KeyboardInterrupt:
         _fail("interrupted; what the run created was cleaned up")
