@@ -419,9 +419,9 @@ def apply_state(
 ) -> LoadedState:
     """Create `state` in `store` (whose clock is `clock`), every execution ending now.
 
-    Each execution is rehearsed first in a scratch store on a clock that starts at 0: that checks the
-    whole file before the real store is touched, and measures how long each execution takes to reach
-    its status (its task's timeout, for one that TIMED_OUT), which is how far back it then starts.
+    Each execution is rehearsed first in a scratch store, from now on the loader's clock: that checks
+    the whole file before the real store is touched, and measures how long each execution takes to
+    reach its status (its task's timeout, for one that TIMED_OUT), which is how far back it then starts.
     """
     fail = _Failer(state.source)
     now = clock.base()
