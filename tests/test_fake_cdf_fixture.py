@@ -69,7 +69,7 @@ def test_the_readme_example_passes_through_chaos_on_the_sdks_retries(client_proj
 def test_settings_come_from_options_and_the_marker_wins(pytester: pytest.Pytester) -> None:
     (pytester.path / "state.yaml").write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
     pytester.makepyfile(
-        test_settings="""
+        test_fake_cdf_options="""
         import pytest
 
         def test_options(fake_cdf):
