@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from cdf_workflows_mock import EmbeddedMock, MockConfig
+from cdf_workflows_mock.errors import Conflict
 from mock_helpers import JSON, MockApi, attempts, function_task, latest
 
 EXECUTION_STATUSES = {"RUNNING", "COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED"}
@@ -307,3 +308,34 @@ def test_retries_cancels_and_updates_of_one_execution_stay_consistent(
         for outcome in outcomes:
             if outcome.kind == "read":
                 assert_consistent(outcome.body)
+
+
+def test_the_store_keeps_simultaneous_retries_apart_when_threads_call_it(
+    mock: EmbeddedMock, api: MockApi
+) -> None:
+    """The HTTP handlers call the store on the event loop, so over HTTP its lock is never contended;
+    a server built on the store with worker threads must still get exactly one retry through."""
+    store = mock.app.state.store
+    execution_id = failed_execution(api)
+    nonces = [api.nonce() for _ in range(16)]
+    barrier = threading.Barrier(len(nonces))
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def retry(nonce: str) -> None:
+        barrier.wait(timeout=ROUND_TIMEOUT)
+        try:
+            store.retry(api.project, execution_id, nonce)
+            outcome = "retried"
+        except Conflict:
+            outcome = "conflict"
+        with lock:
+            outcomes[outcome] += 1
+
+    threads = [threading.Thread(target=retry, args=(nonce,)) for nonce in nonces]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(ROUND_TIMEOUT)
+    assert outcomes == Counter({"retried": 1, "conflict": len(nonces) - 1})
+    assert_consistent(api.detail(execution_id))

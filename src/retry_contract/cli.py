@@ -507,6 +507,7 @@ def defects() -> None:
     metavar="N",
     help="Seed of the chaos draws (default 0): the same seed, the same faults for the same requests.",
 )
+@click.option("--access-log", is_flag=True, help="Log a line per request (off: it slows the mock).")
 def mock(
     host: str,
     port: int,
@@ -517,6 +518,7 @@ def mock(
     latency: str | None,
     error_rate: float | None,
     chaos_seed: int | None,
+    access_log: bool,
 ) -> None:
     """Serve the mock of the workflow API until interrupted.
 
@@ -565,7 +567,7 @@ def mock(
     if chaos.enabled:
         click.echo(f"chaos: {chaos.describe()}; a refused request changes nothing")
     try:
-        serve_forever(config, host, port, state=state)
+        serve_forever(config, host, port, state=state, access_log=access_log)
     except StateFileError as error:
         _fail(str(error))
     except OSError as error:
