@@ -26,6 +26,8 @@ class Fault(Enum):
     GATEWAY_TIMEOUT = 504
     DELAY = "delay"
     TRUNCATE = "truncate"
+    # Forwarded at once, answered late: the server acts on it before the client gives up waiting.
+    SLOW_ANSWER = "slow answer"
 
 
 Plan = Callable[[int], Fault | None]
@@ -101,6 +103,8 @@ class FaultProxy:
                 if fault is Fault.DELAY:
                     await asyncio.sleep(self._delay)
                 head, body = await self._forward(*message)
+                if fault is Fault.SLOW_ANSWER:
+                    await asyncio.sleep(self._delay)
                 if fault is Fault.TRUNCATE:
                     writer.write(head + body[: len(body) // 2])
                     await writer.drain()

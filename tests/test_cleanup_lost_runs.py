@@ -97,6 +97,25 @@ def test_a_run_whose_answer_was_lost_leaves_nothing_running(mock: InProcessServe
     assert provisioner.created_executions == [known, lost]
 
 
+def test_a_run_whose_answer_came_too_late_leaves_nothing_running(mock: InProcessServer) -> None:
+    # The proxy forwards the run at once and answers after 0.3 s; the client waits 0.1 s.
+    with (
+        fault_proxy(mock.base_url, {4: Fault.SLOW_ANSWER}.get) as (url, proxy),
+        CdfClient(
+            url, DEFAULT_PROJECT, StaticToken(WRITE), SecretRegistry(), retry_policy=QUICK, timeout=0.1
+        ) as client,
+    ):
+        provisioner = Provisioner(client)
+        known = provisioner.running_execution()
+        assert proxy.injected[Fault.SLOW_ANSWER] == 1
+        assert [r.rsplit("/", 1)[-1] for r in client.replayed] == ["run"], client.replayed
+        problems = provisioner.cleanup()
+    after = executions_by_status(mock.base_url)
+    assert problems == []
+    assert sorted(after.values()) == ["TERMINATED", "TERMINATED"]
+    assert known in after
+
+
 def test_without_the_list_endpoint_the_lost_run_is_only_warned_of() -> None:
     app = create_app(MockConfig.with_tokens(DEFAULT_PROJECT, WRITE, READONLY))
     # One app served twice: the suite meets it without the list, the test reads its state through it.

@@ -227,7 +227,7 @@ class CdfClient:
                 # An earlier attempt may have taken effect before its answer was lost: what this one
                 # meets may be the consequence, so it is not held to the original expectation.
                 exchange.expectation, exchange.before, exchange.maybe_replayed = None, None, True
-            reached_server = reached_server or exchange.connection_broken
+            reached_server = reached_server or exchange.connection_broken or exchange.answer_timed_out
             return exchange
 
         exchange: Exchange = (retry_policy or self.retry_policy).retrying()(attempt)
@@ -275,6 +275,7 @@ class CdfClient:
             _send_with_stdlib(exchange, self._http.timeout.read)
         except FAULT_ERRORS as error:
             exchange.transport_error = f"{type(error).__name__}: {error or 'no detail'}"
+            exchange.answer_timed_out = isinstance(error, httpx.ReadTimeout)
         except httpx.TransportError as error:
             exchange.transport_error = f"{type(error).__name__}: {error or 'connection broken'}"
             exchange.connection_broken = True

@@ -76,6 +76,9 @@ class Exchange:
     attempts: int = 1
     # The connection broke after the request was sent (the server's doing when it persists).
     connection_broken: bool = False
+    # The request went out in full and no answer came in time (a read timeout): a fault, but the server
+    # may have acted on it, so a re-sent request is not held to the original expectation either.
+    answer_timed_out: bool = False
     # Re-sent after a broken connection: the first attempt may have taken effect on the server.
     maybe_replayed: bool = False
     # Set when the final answer is a fault of the network or infrastructure, not a judgeable response.
