@@ -75,6 +75,13 @@ _SEED = click.option("--seed", type=int, default=None, help="Seed of the generat
 _MAX_EXAMPLES = click.option(
     "--max-examples", type=click.IntRange(1, 10_000), default=None, help="Cases per fuzzing phase."
 )
+_MOCK_DEFECT = click.option(
+    "--mock-defect",
+    "mock_defects",
+    multiple=True,
+    metavar="NAME",
+    help="Switch on a defect in the embedded mock (see `retry-contract defects`). Repeatable.",
+)
 _FUNCTION_EXTERNAL_ID = click.option(
     "--function-external-id",
     metavar="XID",
@@ -153,13 +160,7 @@ def _report_formats() -> tuple[str, ...]:
     is_flag=True,
     help="Exit 2 (inconclusive) unless every MUST requirement was judged, e.g. under --max-requests.",
 )
-@click.option(
-    "--mock-defect",
-    "mock_defects",
-    multiple=True,
-    metavar="NAME",
-    help="Switch on a defect in the embedded mock (see `retry-contract defects`). Repeatable.",
-)
+@_MOCK_DEFECT
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 64),
@@ -631,13 +632,7 @@ def spec_drift(file: Path) -> None:
     help="Server to replay on (credentials from the environment, as for run). Without it: an embedded mock.",
 )
 @click.option("--project", metavar="NAME", help="CDF project (default: the report's).")
-@click.option(
-    "--mock-defect",
-    "mock_defects",
-    multiple=True,
-    metavar="NAME",
-    help="Switch on a defect in the embedded mock (see `retry-contract defects`). Repeatable.",
-)
+@_MOCK_DEFECT
 @_FUNCTION_EXTERNAL_ID
 @_TIMEOUT
 def replay(

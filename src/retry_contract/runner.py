@@ -447,7 +447,7 @@ def _run_all(tasks: list[Task], workers: int, halt: threading.Event, client: Cdf
         raise next((e for e in errors if isinstance(e, ClientError)), errors[0])
 
 
-def preflight(client: CdfClient, base_url: str, readonly_token: str | None = None) -> None:
+def preflight(client: CdfClient, base_url: str, readonly_token: str | None) -> None:
     """Fail fast, with a reason, when the target cannot be reached or a credential cannot serve the run
     (a misconfigured credential is not a contract violation)."""
     exchange = client.send(
