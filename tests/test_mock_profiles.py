@@ -90,7 +90,7 @@ def spawn(api: MockApi, clock: ManualClock, nested: list[JSON], after: bool = Tr
 
 
 def test_profiles_are_a_small_registry_with_classic_the_default() -> None:
-    assert [profile.value for profile in Profile] == ["classic", "recorded"]
+    assert [profile.value for profile in Profile] == ["classic", "recorded", "proxied"]
     assert MockConfig().profile is Profile.CLASSIC and MockConfig().shape == ServerShape()
     assert MockConfig(profile="recorded").profile is Profile.RECORDED  # type: ignore[arg-type]
     config = MockConfig.with_tokens("p", "w", "r", profile="recorded")
@@ -101,7 +101,7 @@ def test_profiles_are_a_small_registry_with_classic_the_default() -> None:
 
 
 def test_unknown_profile_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown mock profile 'replayed'.*classic, recorded"):
+    with pytest.raises(ValueError, match=r"unknown mock profile 'replayed'.*classic, recorded, proxied"):
         MockConfig.with_tokens(profile="replayed")
     with pytest.raises(ValueError, match="classic, recorded"):
         MockConfig(profile="Recorded")  # type: ignore[arg-type]

@@ -63,5 +63,6 @@ def test_the_schema_enumerates_what_the_code_defines() -> None:
     definitions = SCHEMA["$defs"]
     assert definitions["failure"]["properties"]["credential"]["enum"] == [c.value for c in Credential]
     assert definitions["requirement"]["properties"]["level"]["enum"] == [level.value for level in Level]
+    assert definitions["failure"]["properties"]["level"]["enum"] == [level.value for level in Level]
     assert definitions["requirement"]["properties"]["outcome"]["enum"] == [o.value for o in Outcome]
     assert SCHEMA["properties"]["schema_version"]["const"] == json_report.SCHEMA_VERSION

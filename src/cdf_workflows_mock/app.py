@@ -38,6 +38,7 @@ from cdf_workflows_mock.cdf import (
 from cdf_workflows_mock.chaos import ChaosMiddleware, chaos_injector
 from cdf_workflows_mock.config import MockConfig
 from cdf_workflows_mock.errors import InvalidRequest, MockError, NotFound, error_body
+from cdf_workflows_mock.front_end import FrontEndMiddleware
 from cdf_workflows_mock.paging import DEFAULT_LIMIT, SESSIONS_DEFAULT_LIMIT, PageRequest
 from cdf_workflows_mock.routing import Endpoint, Router, path_segments
 from cdf_workflows_mock.store import MockStore
@@ -338,10 +339,13 @@ def assemble_app(
     }
     injector = chaos_injector(config.chaos)
     chaos = [Middleware(ChaosMiddleware, injector=injector)] if injector is not None else []
+    front_end = config.shape.front_end
+    proxy = [Middleware(FrontEndMiddleware, limits=front_end)] if front_end is not None else []
     app = Starlette(
         routes=[Route("/{path:path}", endpoint=dispatcher)],
-        # Chaos first of all: a request it refuses never reaches a defect or the model.
-        middleware=[*chaos, *outer, Middleware(RequestIdMiddleware)],
+        # The front end first, as it stands before the API's gateway; then chaos: a request either
+        # refuses never reaches a defect or the model.
+        middleware=[*proxy, *chaos, *outer, Middleware(RequestIdMiddleware)],
         exception_handlers=handlers,
     )
     app.state.config = config

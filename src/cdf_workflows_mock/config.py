@@ -22,6 +22,7 @@ from cdf_workflows_mock.cdf import (
     WORKFLOW_WRITE,
 )
 from cdf_workflows_mock.chaos import ChaosConfig
+from cdf_workflows_mock.front_end import FrontEndLimits
 
 DEFAULT_PROJECT = "contract-test"
 # Documented tokens of the standalone mock (`serve_forever`, `retry-contract mock`): anyone on the
@@ -56,10 +57,14 @@ class Profile(StrEnum):
       tasks a new attempt, the container none; nested attempts carry no `parentTaskExternalId`;
       `executedTasks` lists the top-level attempts first, then the nested ones. Subworkflow
       containers keep the classic shape.
+    - `proxied`: the classic server behind a front-end proxy (`front_end.FrontEndLimits`) that
+      refuses oversized requests itself with 413/414/431 and an HTML page of its own, without the
+      error envelope or `X-Request-ID`, as deployments commonly have one.
     """
 
     CLASSIC = "classic"
     RECORDED = "recorded"
+    PROXIED = "proxied"
 
     @classmethod
     def parse(cls, name: str) -> Profile:
@@ -88,6 +93,8 @@ class ServerShape:
     names_parent: bool = True
     # `executedTasks` lists top-level attempts before nested ones (each group in start order).
     top_level_first: bool = False
+    # A front-end proxy answers oversized requests before the API sees them; None: no front end.
+    front_end: FrontEndLimits | None = None
 
 
 # The recorded execution's startTime is 86 ms before its createdTime.
@@ -105,6 +112,7 @@ _SHAPES: Mapping[Profile, ServerShape] = MappingProxyType(
             names_parent=False,
             top_level_first=True,
         ),
+        Profile.PROXIED: ServerShape(front_end=FrontEndLimits()),
     }
 )
 

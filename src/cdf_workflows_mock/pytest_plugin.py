@@ -58,7 +58,7 @@ _SETTINGS = {
 _HELP = {
     "project": f"project of the fake CDF (default {DEFAULT_PROJECT})",
     "state": "YAML file with the fake CDF's initial workflows and executions",
-    "profile": "faithful shape of the fake CDF: classic (default) or recorded",
+    "profile": "faithful shape of the fake CDF: classic (default), recorded or proxied",
     "latency": "delay of every fake CDF answer: SECONDS or MIN-MAX",
     "error_rate": "share of requests the fake CDF answers 429/503 with Retry-After (0-1)",
     "chaos_seed": "seed of the fake CDF's latency and error draws (default 0)",

@@ -172,7 +172,8 @@ def _report_formats() -> tuple[str, ...]:
     default="classic",
     show_default=True,
     metavar="NAME",
-    help="Faithful shape of the embedded mock: classic, or recorded (shaped like a real CDF recording).",
+    help="Faithful shape of the embedded mock: classic, recorded (shaped like a real CDF recording) or "
+    "proxied (classic behind a front-end proxy that answers 413/414/431 with HTML pages).",
 )
 @click.option(
     "--format",
@@ -479,7 +480,8 @@ def defects() -> None:
     default="classic",
     show_default=True,
     metavar="NAME",
-    help="Faithful shape: classic, or recorded (shaped like an execution recorded from a real CDF).",
+    help="Faithful shape: classic, recorded (shaped like an execution recorded from a real CDF) or proxied "
+    "(behind a front-end proxy that answers 413/414/431 with HTML pages).",
 )
 @click.option(
     "--state-file",

@@ -25,6 +25,7 @@ from retry_contract.checks.schemathesis_results import DISABLED_CHECKS
 from retry_contract.exchange import Exchange, Expectation, credential_of
 from retry_contract.polling import RETRY_SETTLE_SECONDS
 from retry_contract.provisioning import RetryablePool
+from retry_contract.requirements import OPEN_METHODS
 from retry_contract.resilience import FAULT_STATUSES
 
 # Recomputed by the client when a request is re-sent.
@@ -63,8 +64,11 @@ class FuzzStats:
     negative: int = 0
 
 
-def _expectation(case: Any, our_credentials: bool, steered: bool) -> Expectation:
-    """Which requirement governs the status of a generated case, from how it was generated."""
+def _expectation(case: Any, our_credentials: bool, steered: bool) -> Expectation | None:
+    """Which requirement governs the status of a generated case, from how it was generated; None
+    where the contract leaves the status open (OPTIONS and HEAD on the retry path)."""
+    if case.method.upper() in OPEN_METHODS:
+        return None
     if case.method.upper() != "POST":
         return Expectation("METHOD", frozenset({404, 405}), "undeclared method on the retry path")
     if not our_credentials:

@@ -183,7 +183,7 @@ def run_one(
     else:
         for requirement_result in result.ledger.results.values():
             if requirement_result.failures:
-                level = requirement_result.requirement.level
+                level = requirement_result.failing_level
                 target = outcome.failed_must if level is Level.MUST else outcome.failed_should
                 target.append(requirement_result.requirement.id)
                 outcome.failures_by_requirement[requirement_result.requirement.id] = len(

@@ -38,7 +38,10 @@ CATALOGUE: tuple[Requirement, ...] = (
     Requirement("BODY-NONCE", _M, "A nonce the server never issued: 400/401/403 and nothing is retried"),
     Requirement("NONCE-REUSE", _S, "A used or expired nonce is rejected the same way"),
     Requirement(
-        "METHOD", _M, "Other methods on the retry path: 404 or 405 (with Allow: POST), never 2xx/5xx"
+        "METHOD",
+        _M,
+        "GET/PUT/PATCH/DELETE on the retry path: 404 or 405 (with Allow: POST), never 2xx/5xx, nothing "
+        "retried; OPTIONS open, HEAD open but never retries",
     ),
     Requirement(
         "STATE-404",
@@ -53,7 +56,8 @@ CATALOGUE: tuple[Requirement, ...] = (
     Requirement(
         "ROBUST",
         _M,
-        "No input produces a 5xx, a dropped connection or a non-JSON error body (413/414/431 allowed)",
+        "No input produces a 5xx, a dropped connection or a non-JSON error body (413/414/431 allowed; "
+        "their body is a SHOULD: front-end proxies answer them)",
     ),
     Requirement("RESP-200", _M, "A successful retry answers 200, application/json, a WorkflowExecution"),
     Requirement("RESP-ID", _M, "id: 36-char UUIDv4 equal to the path executionId"),
@@ -67,7 +71,11 @@ CATALOGUE: tuple[Requirement, ...] = (
     Requirement(
         "RESP-UNCHANGED", _M, "id, workflowExternalId, version, createdTime, metadata unchanged by the retry"
     ),
-    Requirement("ERR-ENVELOPE", _M, 'Every 4xx/5xx body is {"error": {"code": int, "message": str}} as JSON'),
+    Requirement(
+        "ERR-ENVELOPE",
+        _M,
+        'Every 4xx/5xx body is {"error": {"code": int, "message": str}} as JSON (for 413/414/431 a SHOULD)',
+    ),
     Requirement("ERR-CODE", _S, "error.code equals the HTTP status"),
     Requirement("HDR-REQUEST-ID", _S, "Every response carries X-Request-ID"),
     Requirement(
@@ -89,6 +97,10 @@ CATALOGUE: tuple[Requirement, ...] = (
 RETIRED: dict[str, str] = {
     "RESP-TIME-ORDER": "a real recorded execution has startTime 86 ms before createdTime",
 }
+
+# Methods whose answer on the retry path the catalogue leaves open (METHOD): OPTIONS (a server that
+# serves browsers answers CORS preflights with 2xx) and HEAD (open, save that it never retries).
+OPEN_METHODS = frozenset({"OPTIONS", "HEAD"})
 
 BY_ID: dict[str, Requirement] = {requirement.id: requirement for requirement in CATALOGUE}
 

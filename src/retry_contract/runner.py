@@ -38,7 +38,7 @@ from retry_contract.scenarios import (
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.serving import AppLoadError, InProcessServer, load_app
 from retry_contract.timing import PhaseTimer
-from retry_contract.verdict import ExitCode, Ledger, Outcome
+from retry_contract.verdict import ExitCode, Ledger, Outcome, finding_level
 
 DEFAULT_SEED = 20230101
 DEFAULT_MAX_EXAMPLES = 40
@@ -187,10 +187,11 @@ class _ProgressFeed:
         # when it is created and a list's length is read atomically, so the count is at worst a moment
         # old.
         return sum(
-            len(result.failures)
+            1
             for ledger in list(self._ledgers)
             for result in list(ledger.results.values())
-            if result.requirement.level is Level.MUST or self._strict
+            for failure in list(result.failures)
+            if self._strict or finding_level(failure) is Level.MUST
         )
 
 

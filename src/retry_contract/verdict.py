@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
 from retry_contract.exchange import Exchange
-from retry_contract.requirements import CATALOGUE, Level, Requirement
+from retry_contract.requirements import BY_ID, CATALOGUE, Level, Requirement
 
 
 class Outcome(StrEnum):
@@ -37,6 +37,15 @@ class Observation:
     exchange: Exchange | None = None
     # Which judge made it: a custom check, openapi-core, a Schemathesis check, a scenario.
     judge: str = ""
+    # A finding weaker than its requirement's level (SHOULD for a MUST), where the contract says so:
+    # a 413/414/431 that a front-end proxy answered with a page of its own. None: the requirement's.
+    level: Level | None = None
+
+
+def finding_level(observation: Observation) -> Level:
+    """The level a failed observation counts at: its requirement's, or the weaker one it carries."""
+    own = BY_ID[observation.requirement].level
+    return Level.SHOULD if Level.SHOULD in (own, observation.level) else Level.MUST
 
 
 @dataclass(slots=True)
@@ -50,6 +59,15 @@ class RequirementResult:
     # Response statuses of the exchanges judged for it (None: no response arrived), each exchange once
     # per batch of judgements: the reader sees which answers the verdict rests on.
     statuses: Counter[int | None] = field(default_factory=Counter)
+
+    @property
+    def failing_level(self) -> Level | None:
+        """The level the failures count at: MUST when any of them does, SHOULD when all are weaker
+        (a MUST requirement broken only where the contract asks for a SHOULD); None without failures."""
+        if not self.failures:
+            return None
+        levels = {finding_level(failure) for failure in self.failures}
+        return Level.MUST if Level.MUST in levels else Level.SHOULD
 
     @property
     def outcome(self) -> Outcome:
@@ -143,10 +161,11 @@ class Ledger:
 
     def has_must_failure(self) -> bool:
         with self._lock:
-            return any(r.failures for r in self.results.values() if r.requirement.level is Level.MUST)
+            return any(r.failing_level is Level.MUST for r in self.results.values())
 
     def failed(self, level: Level) -> list[RequirementResult]:
-        return [r for r in self.results.values() if r.requirement.level is level and r.failures]
+        """The requirements whose failures count at `level` (see `RequirementResult.failing_level`)."""
+        return [r for r in self.results.values() if r.failing_level is level]
 
     def exit_code(self, *, strict: bool) -> ExitCode:
         """Violations found are real even when faults kept part of the run from judging."""

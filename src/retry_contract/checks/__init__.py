@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from retry_contract.checks import schemathesis_results
@@ -51,11 +52,24 @@ class Judge:
             failures = list(schemathesis_failures)
             observations += schemathesis_results.observations(exchange, failures, self.openapi.index)
             self._compare_validators(exchange, failures, validated)
+        observations = self._at_declared_level(exchange, observations)
         self.ledger.count_judged(exchange)
         if exchange.method == "POST" and exchange.status == 200 and exchange.execution_id is not None:
             self.ledger.count_success(exchange.execution_id)
         self.ledger.record(observations)
         return observations
+
+    def _at_declared_level(self, exchange: Exchange, observations: list[Observation]) -> list[Observation]:
+        """Findings about an answer the spec judges at a weaker level (a 413/414/431, which a front-end
+        proxy may answer with a page of its own) count at that level, whichever judge made them."""
+        level = self.openapi.index.declared_level(exchange.status) if exchange.status is not None else None
+        if level is None or exchange.status is None:
+            return observations
+        about_answer = self.openapi.index.answer_requirements(exchange.status)
+        return [
+            replace(o, level=level) if not o.passed and o.requirement in about_answer else o
+            for o in observations
+        ]
 
     def _compare_validators(
         self, exchange: Exchange, failures: list[tuple[str, Any]], validated: list[Observation]

@@ -14,13 +14,18 @@ def _observe(requirement: str, problem: str | None, exchange: Exchange) -> Obser
     return Observation(requirement, problem is None, problem or "", exchange, JUDGE)
 
 
+def _has_body(exchange: Exchange) -> bool:
+    """Whether the answer can carry a body at all: an answer to HEAD never does (RFC 9110 9.3.2)."""
+    return exchange.method.upper() != "HEAD"
+
+
 def robust(exchange: Exchange) -> list[Observation]:
     """ROBUST: no 5xx, no dropped connection, no non-JSON error body."""
     if exchange.status is None:
         problem: str | None = f"no response: {exchange.transport_error or 'connection dropped'}"
     elif exchange.status >= 500:
         problem = f"server error {exchange.status}"
-    elif exchange.status >= 400 and not is_json(exchange.json()):
+    elif exchange.status >= 400 and _has_body(exchange) and not is_json(exchange.json()):
         problem = f"{exchange.status} error body is not JSON: {exchange.response_body[:80]!r}"
     else:
         problem = None
@@ -47,7 +52,7 @@ def _envelope_problem(exchange: Exchange, body: Any) -> str | None:
 
 def error_envelope(exchange: Exchange) -> list[Observation]:
     """ERR-ENVELOPE and ERR-CODE, for 4xx and 5xx responses."""
-    if exchange.status is None or exchange.status < 400:
+    if exchange.status is None or exchange.status < 400 or not _has_body(exchange):
         return []
     body = exchange.json()
     problem = _envelope_problem(exchange, body)

@@ -24,6 +24,7 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from retry_contract import contract
 from retry_contract.exchange import Exchange
+from retry_contract.requirements import Level
 from retry_contract.verdict import Observation
 
 JUDGE = "openapi-core"
@@ -99,6 +100,21 @@ class SpecIndex:
                 break
             found = _requirements_of(node)[:1] or found
         return found[0]
+
+    def declared_level(self, status: int) -> Level | None:
+        """The level the spec gives findings about an answer of this status (`x-requirement-level`):
+        SHOULD where a front-end proxy may answer in the API's stead; None: each requirement's own."""
+        declared = (self.response(status) or {}).get("x-requirement-level")
+        return Level(declared) if declared is not None else None
+
+    def answer_requirements(self, status: int) -> frozenset[str]:
+        """The requirements an answer of this status is judged on by its body and headers: the
+        response's own, its schema's and its headers'."""
+        response = self.response(status) or {}
+        headers = [self.resolve(header) for header in response.get("headers", {}).values()]
+        return self.requirements_in(status).union(
+            _requirements_of(response), *(_requirements_of(header) for header in headers)
+        )
 
     def requirements_in(self, status: int) -> frozenset[str]:
         """Every requirement a body of this status is judged on by schema validation."""

@@ -7,7 +7,7 @@ from typing import Any
 from retry_contract.reports.reproduction import RunFacts, abbreviated, reproduce, session_item_shown
 from retry_contract.requirements import Level
 from retry_contract.runner import RunResult
-from retry_contract.verdict import ExitCode, Observation, Outcome
+from retry_contract.verdict import ExitCode, Observation, Outcome, finding_level
 
 MAX_FAILURES_PER_REQUIREMENT = 5
 _BODY_PREVIEW = 300
@@ -38,8 +38,8 @@ def coverage_text(result: RunResult) -> str:
     return f"{len(must) - len(result.unjudged_must)} of {len(must)} MUST requirements judged"
 
 
-def is_warning(result: RunResult, level: Level, outcome: Outcome) -> bool:
-    """A SHOULD failure is a warning unless the run is strict."""
+def is_warning(result: RunResult, level: Level | None, outcome: Outcome) -> bool:
+    """A failure at SHOULD level is a warning unless the run is strict."""
     return outcome is Outcome.FAILED and level is Level.SHOULD and not result.options.strict
 
 
@@ -76,6 +76,8 @@ def failure_data(
         "requirement": observation.requirement,
         "message": observation.message,
         "judge": observation.judge,
+        # The level the finding counts at: its requirement's, or SHOULD where the contract relaxes it.
+        "level": finding_level(observation).value,
     }
     if exchange is not None:
         reproduction = reproduce(
@@ -124,7 +126,7 @@ def requirement_rows(result: RunResult) -> list[dict[str, Any]]:
                 "level": requirement.level.value,
                 "summary": requirement.summary,
                 "outcome": outcome.value,
-                "warning": is_warning(result, requirement.level, outcome),
+                "warning": is_warning(result, requirement_result.failing_level, outcome),
                 "judged": requirement_result.judged,
                 "failed": len(requirement_result.failures),
                 "not_covered_reason": requirement_result.uncovered_reason,

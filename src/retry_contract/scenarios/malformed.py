@@ -75,6 +75,11 @@ def other_methods(ctx: ScenarioContext) -> None:
         before = ctx.client.detailed(execution_id)
         exchange = ctx.retry(execution_id, expect=OTHER_METHOD, origin=f"METHOD {method}", method=method)
         ctx.check_unchanged("METHOD", execution_id, before, exchange)
+    # HEAD's status is open (a server may answer it as it would GET), but it never retries. OPTIONS is
+    # open altogether (CORS preflights get 2xx), so it is not sent.
+    before = ctx.client.detailed(execution_id)
+    exchange = ctx.retry(execution_id, expect=None, origin="METHOD HEAD (status open)", method="HEAD")
+    ctx.check_unchanged("METHOD", execution_id, before, exchange)
 
 
 SCENARIOS = (malformed_ids, malformed_bodies, other_methods)
