@@ -4,6 +4,7 @@ internal error of the suite itself."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -19,16 +20,18 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import CLI, PROJECT
+from rich.console import Console
 
 from cdf_workflows_mock import EmbeddedMock, MockConfig
 from fault_proxy import Fault, fault_proxy
-from retry_contract import checks
+from retry_contract import checks, reports
 from retry_contract.cli import main
 from retry_contract.credentials import StaticToken
 from retry_contract.exchange import Exchange
 from retry_contract.reports import json_report
-from retry_contract.runner import WORKER_GRACE_SECONDS, RunOptions, run
-from retry_contract.verdict import ExitCode, Observation
+from retry_contract.runner import WORKER_GRACE_SECONDS, RunOptions, RunResult, run
+from retry_contract.secrets_registry import SecretRegistry
+from retry_contract.verdict import ExitCode, Ledger, Observation
 
 WRITE, READONLY = "ends-write-token-0001", "ends-readonly-token-0001"
 # Retries answered before the server starts stalling them: enough for some judgements to be made.
@@ -232,3 +235,29 @@ def test_an_internal_error_still_writes_every_report_marked_incomplete(
     for text in [outcome.stdout, outcome.stderr, *((tmp_path / name).read_text() for name in REPORT_FILES)]:
         shown = re.findall(r"odd input from Bearer (.{10})", text)
         assert all(token == "[REDACTED]" for token in shown), shown
+
+
+def test_a_report_that_fails_to_write_loses_no_other(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secrets = SecretRegistry()
+    secrets.add("reporter-secret-0001")
+    result = RunResult(
+        options=RunOptions(base_url=None, project=PROJECT, credentials=None),
+        target="http://127.0.0.1:1",
+        ledger=Ledger(),
+        secrets=secrets,
+    )
+
+    def failing_write(result: RunResult, directory: Path) -> Path:
+        raise ValueError("odd input near reporter-secret-0001")
+
+    monkeypatch.setattr("retry_contract.reports.html.write", failing_write)
+    shown = io.StringIO()
+    published = reports.publish(result, tmp_path, reports.FORMATS, Console(file=shown), environ={})
+    assert not published
+    written = sorted(path.name for path in tmp_path.iterdir())
+    assert written == sorted(name for name in REPORT_FILES if name != "retry-contract.html")
+    stderr = capsys.readouterr().err
+    assert "could not write the html report: internal error (ValueError: odd input near [REDACTED])" in stderr
+    assert "verdict: " in shown.getvalue()
