@@ -9,7 +9,6 @@ never a traceback.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 import traceback
@@ -36,10 +35,6 @@ def _base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise click.BadParameter(f"{value!r} is not an http(s) URL, e.g. https://api.cognitedata.com")
     return value
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _settings(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
@@ -239,8 +234,8 @@ def run(
     Exit status:
       0  conformant
       1  contract violations found (also when the run then stopped early)
-      2  could not run, or incomplete: --max-duration reached, a request the suite needed kept
-         failing, an internal error, or Ctrl-C/SIGTERM (1 if a violation was found before)
+      2  could not run; or incomplete: --max-duration reached, a request the suite needed kept
+         failing, or Ctrl-C/SIGTERM (1 if a violation was found before); or an internal error
     The first Ctrl-C/SIGTERM stops sending, cleans up (within --cleanup-timeout) and writes the
     reports; a second one stops waiting for cleanup and exits once the reports are written.
     """
@@ -717,6 +712,7 @@ def replay(
     up. Exit 0 when the requirement holds now, 1 when it still fails, 2 when it could not replay.
     """
     from retry_contract import replay as replaying
+    from retry_contract.interrupts import Background, StopSignals, Wake
 
     if base_url and mock_defects:
         raise click.UsageError("--mock-defect applies to the embedded mock only")
@@ -726,35 +722,54 @@ def replay(
         click.echo(f"retry-contract: could not replay: {registry.redact(message)}", err=True)
         sys.exit(ExitCode.COULD_NOT_RUN)
 
-    # CI cancels with SIGTERM: treat it like Ctrl-C so the replay cleans up what it created.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        record = replaying.pick(replaying.load_failures(report), number, report)
-        # As for run: a real target's credentials come from the environment; the mock has its own.
-        credentials = from_environment(os.environ, registry, timeout=timeout) if base_url else None
-        readonly = (os.environ.get(READONLY_TOKEN_ENV) or None) if base_url else None
-        registry.add(readonly)
-        options = replaying.ReplayOptions(
-            base_url=base_url,
-            project=project,
-            credentials=credentials,
-            readonly_token=readonly,
-            mock_defects=frozenset(mock_defects),
-            function_external_id=function_external_id,
-            timeout=timeout,
-            secrets=registry,
+    # Ctrl-C and CI's SIGTERM are counted while the replay goes on a thread of its own: the first lets
+    # it finish and clean up what it created (a handful of requests), a second one ends the process.
+    with StopSignals() as signals:
+        try:
+            record = replaying.pick(replaying.load_failures(report), number, report)
+            # As for run: a real target's credentials come from the environment; the mock has its own.
+            credentials = from_environment(os.environ, registry, timeout=timeout) if base_url else None
+            readonly = (os.environ.get(READONLY_TOKEN_ENV) or None) if base_url else None
+            registry.add(readonly)
+            options = replaying.ReplayOptions(
+                base_url=base_url,
+                project=project,
+                credentials=credentials,
+                readonly_token=readonly,
+                mock_defects=frozenset(mock_defects),
+                function_external_id=function_external_id,
+                timeout=timeout,
+                secrets=registry,
+            )
+        except (replaying.ReplayError, CredentialsError) as error:
+            could_not(str(error))
+        replaying_thread = Background(
+            "retry-contract-replay", lambda: replaying.replay(record, options), signals.wake
         )
-        outcome = replaying.replay(record, options)
-    except (replaying.ReplayError, CredentialsError) as error:
-        could_not(str(error))
-    except KeyboardInterrupt:
-        could_not("interrupted; what the replay created was cleaned up")
-    except Exception as error:
+        if signals.wait_until(replaying_thread.finished.is_set, deadline=None, signals_seen=0) is Wake.SIGNAL:
+            click.echo(
+                "retry-contract: interrupted; cleaning up what the replay created (again: at once)", err=True
+            )
+            if (
+                signals.wait_until(replaying_thread.finished.is_set, deadline=None, signals_seen=1)
+                is Wake.SIGNAL
+            ):
+                click.echo(
+                    "retry-contract: could not replay: interrupted twice; cleanup was cut short, and "
+                    "workflows named retry-contract-<run id>-<purpose> may be left behind",
+                    err=True,
+                )
+                _exit(ExitCode.COULD_NOT_RUN, abandoned=True)
+            could_not("interrupted; what the replay created was cleaned up")
+    failure = replaying_thread.error
+    if isinstance(failure, (replaying.ReplayError, CredentialsError)):
+        could_not(str(failure))
+    if failure is not None:
         if os.environ.get(DEBUG_ENV):
-            raise
-        could_not(f"internal error ({type(error).__name__}: {error}); set {DEBUG_ENV}=1 for details")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+            raise failure
+        could_not(f"internal error ({type(failure).__name__}: {failure}); set {DEBUG_ENV}=1 for details")
+    outcome = replaying_thread.value
+    assert outcome is not None
     target = "the embedded mock" + (f" with {', '.join(mock_defects)}" if mock_defects else " (faithful)")
     click.echo(
         registry.redact(
