@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import threading
@@ -24,12 +25,13 @@ from rich.console import Console
 
 from cdf_workflows_mock import EmbeddedMock, MockConfig
 from fault_proxy import Fault, fault_proxy
-from retry_contract import checks, reports
+from retry_contract import checks, reports, runner
 from retry_contract.cli import main
 from retry_contract.credentials import StaticToken
 from retry_contract.exchange import Exchange
 from retry_contract.reports import json_report
 from retry_contract.runner import WORKER_GRACE_SECONDS, RunOptions, RunResult, run
+from retry_contract.scenarios import states
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.verdict import ExitCode, Ledger, Observation
 
@@ -261,3 +263,42 @@ def test_a_report_that_fails_to_write_loses_no_other(
     stderr = capsys.readouterr().err
     assert "could not write the html report: internal error (ValueError: odd input near [REDACTED])" in stderr
     assert "verdict: " in shown.getvalue()
+
+
+def test_a_second_sigterm_ends_a_stalled_replay_at_once(mock: EmbeddedMock, tmp_path: Path) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        # One scenario, which the defect breaks: a report with a failure to replay, in seconds.
+        patch.setattr(runner, "ALL_SCENARIOS", (states.non_retryable_states,))
+        patch.setattr(runner, "LONGEST_FIRST", ())
+        patch.setattr(runner, "LATE_SCENARIOS", ())
+        result = run(
+            RunOptions(
+                base_url=None,
+                project=PROJECT,
+                credentials=None,
+                fuzz=False,
+                mock_defects=frozenset({"retry-running"}),
+            )
+        )
+    report = json_report.write(result, tmp_path)
+    server = HostileServer(stall_retries=True, retries_answered=0)
+    with fault_proxy(mock.base_url, lambda _: None, choose=server.choose) as (url, _):
+        process = subprocess.Popen(
+            [*CLI, "replay", str(report), "--failure", "1", "--base-url", url, "--timeout", "600"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "CDF_TOKEN": WRITE, "CDF_READONLY_TOKEN": READONLY},
+        )
+        assert server.stalling.wait(timeout=60), "the replay never sent its retry"
+        process.send_signal(signal.SIGTERM)
+        assert process.stderr is not None
+        # The first signal is taken (its line written) before the second is sent: two pending
+        # signals of one kind would be delivered as one.
+        assert select.select([process.stderr], [], [], 30)[0], "the first signal was not acknowledged"
+        assert "interrupted" in process.stderr.readline()
+        process.send_signal(signal.SIGTERM)
+        _, stderr, took = _ended(process, 10)
+    assert process.returncode == ExitCode.COULD_NOT_RUN
+    assert "interrupted twice" in stderr and "Traceback" not in stderr
+    assert took < 10
