@@ -304,9 +304,9 @@ def run(
             click.echo(
                 "retry-contract: interrupted; "
                 + (
-                    "cleanup was cut short (the reports list what may be left)"
-                    if result.abandoned
-                    else "what the run created was cleaned up"
+                    "what the run created was cleaned up"
+                    if result.cleaned_up
+                    else "cleanup was cut short (the reports list what may be left)"
                 )
                 + ", and the reports hold what was judged until then",
                 err=True,

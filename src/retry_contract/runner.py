@@ -246,6 +246,8 @@ class RunResult:
     # Work the run stopped waiting for (a request that did not end, cleanup past its deadline): its
     # threads may still be alive, so whoever owns the process should end it rather than wait.
     abandoned: list[str] = field(default_factory=list)
+    # Cleanup ran to its end (its problems, if any, in `cleanup_problems`): not skipped, not abandoned.
+    cleaned_up: bool = False
 
     @property
     def unjudged_must(self) -> list[str]:
@@ -513,6 +515,7 @@ def _clean_up(cleaner: Provisioner, options: RunOptions, stop: StopSignals, resu
         signals_seen=max(1, stop.received),
     )
     if woken is Wake.DONE:
+        result.cleaned_up = True
         if thread.error is not None:
             result.cleanup_problems.append(f"cleanup failed: {type(thread.error).__name__}: {thread.error}")
         else:
