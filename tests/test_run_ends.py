@@ -29,6 +29,7 @@ from retry_contract import checks, reports, runner
 from retry_contract.cli import main
 from retry_contract.credentials import StaticToken
 from retry_contract.exchange import Exchange
+from retry_contract.interrupts import Background, StopSignals, Wake
 from retry_contract.reports import json_report
 from retry_contract.runner import WORKER_GRACE_SECONDS, RunOptions, RunResult, run
 from retry_contract.scenarios import states
@@ -302,3 +303,22 @@ def test_a_second_sigterm_ends_a_stalled_replay_at_once(mock: EmbeddedMock, tmp_
     assert process.returncode == ExitCode.COULD_NOT_RUN
     assert "interrupted twice" in stderr and "Traceback" not in stderr
     assert took < 10
+
+
+def test_a_wait_ends_at_the_work_at_a_signal_or_at_the_deadline_whichever_first() -> None:
+    release = threading.Event()
+    before = signal.getsignal(signal.SIGTERM)
+    with StopSignals() as signals:
+        work = Background("test-work", release.wait, signals.wake)
+        started = time.monotonic()
+        assert (
+            signals.wait_until(work.finished.is_set, deadline=started + 0.2, signals_seen=0) is Wake.DEADLINE
+        )
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert signals.wait_until(work.finished.is_set, deadline=None, signals_seen=0) is Wake.SIGNAL
+        assert signals.received == 1
+        release.set()
+        assert signals.wait_until(work.finished.is_set, deadline=None, signals_seen=1) is Wake.DONE
+        assert work.value is True
+    # The handlers are gone with the block: SIGTERM is back to what it was.
+    assert signal.getsignal(signal.SIGTERM) == before
