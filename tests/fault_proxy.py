@@ -1,8 +1,9 @@
 """A fault-injecting HTTP/1.1 proxy on loopback, for tests of the suite's resilience.
 
-Each request gets a number; `plan(number)` says which fault, if any, it meets: the connection
-dropped before forwarding, a 429/502/503/504 answered by the proxy (the server never sees the
-request), a delay, or the server's answer cut short. Everything is bounded by the plan.
+Each request gets a number; `plan(number)` (or `choose(request line)`, first) says which fault, if
+any, it meets: the connection dropped before forwarding, a 429/502/503/504 answered by the proxy (the
+server never sees the request), a delay, the server's answer cut short, a request never answered or
+an answer that drips for ever (both until the proxy stops). Everything is bounded by the plan.
 """
 
 from __future__ import annotations
@@ -28,9 +29,16 @@ class Fault(Enum):
     TRUNCATE = "truncate"
     # Forwarded at once, answered late: the server acts on it before the client gives up waiting.
     SLOW_ANSWER = "slow answer"
+    # Never forwarded, never answered: the connection is held until the proxy stops.
+    STALL = "stall"
+    # Never forwarded; answered with a head at once and a body that never ends, a byte of whitespace
+    # every delay, so a read timeout between bytes never fires.
+    DRIP = "drip"
 
 
 Plan = Callable[[int], Fault | None]
+# A fault chosen from a request's line (b"POST /api/v1/... HTTP/1.1"), before the plan is asked.
+Choice = Callable[[bytes], Fault | None]
 # The suite sends a request line of 1 MB (an oversized executionId): the proxy must pass it on.
 STREAM_LIMIT = 4 * 1024 * 1024
 _REASONS = {429: "Too Many Requests", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
@@ -70,10 +78,13 @@ def _close_connection(head: bytes) -> bytes:
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, plan: Plan, delay_seconds: float = 0.3) -> None:
+    def __init__(
+        self, upstream: str, plan: Plan, delay_seconds: float = 0.3, choose: Choice | None = None
+    ) -> None:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self._plan = plan
+        self._choose = choose
         self._delay = delay_seconds
         self._numbers = itertools.count(1)
         self.injected: Counter[Fault] = Counter()
@@ -84,7 +95,8 @@ class FaultProxy:
             while (message := await _read_message(reader)) is not None:
                 number = next(self._numbers)
                 self.requests = number
-                fault = self._plan(number)
+                line = message[0].split(b"\r\n", 1)[0]
+                fault = (self._choose(line) if self._choose is not None else None) or self._plan(number)
                 if fault is not None:
                     self.injected[fault] += 1
                 if fault is Fault.DROP:
@@ -100,6 +112,15 @@ class FaultProxy:
                     )
                     await writer.drain()
                     continue
+                if fault is Fault.STALL:
+                    await asyncio.Event().wait()
+                if fault is Fault.DRIP:
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+                    writer.write(b"Content-Length: 1000000\r\n\r\n")
+                    while True:
+                        writer.write(b" ")
+                        await writer.drain()
+                        await asyncio.sleep(self._delay)
                 if fault is Fault.DELAY:
                     await asyncio.sleep(self._delay)
                 head, body = await self._forward(*message)
@@ -113,6 +134,8 @@ class FaultProxy:
                 await writer.drain()
                 if b"content-length:" not in head.lower() and b"chunked" not in head.lower():
                     return  # the body ended with the connection, so must this one
+        except asyncio.CancelledError:
+            pass  # the proxy is stopping (a stalled or dripping connection ends here); nothing to report
         finally:
             writer.close()
 
@@ -128,8 +151,10 @@ class FaultProxy:
 
 
 @contextmanager
-def fault_proxy(upstream: str, plan: Plan) -> Iterator[tuple[str, FaultProxy]]:
-    proxy = FaultProxy(upstream, plan)
+def fault_proxy(
+    upstream: str, plan: Plan, *, choose: Choice | None = None
+) -> Iterator[tuple[str, FaultProxy]]:
+    proxy = FaultProxy(upstream, plan, choose=choose)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

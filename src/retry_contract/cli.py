@@ -1,16 +1,17 @@
 """The command line: `retry-contract run`, `mock`, `defects`, `mutants`, `mutants-merge`, `spec-drift` and
 `replay` (alias `reproduce`).
 
-Exit status of `run`: 0 conformant, 1 contract violations, 2 could not run. Every failure the user
-can cause ends in one line saying what went wrong and what to do, never a traceback.
+Exit status of `run`: 0 conformant, 1 contract violations, 2 could not run or incomplete (see `run
+--help`). Every failure the user can cause ends in one line saying what went wrong and what to do,
+never a traceback.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
@@ -34,10 +35,6 @@ def _base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise click.BadParameter(f"{value!r} is not an http(s) URL, e.g. https://api.cognitedata.com")
     return value
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _settings(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
@@ -187,6 +184,22 @@ def _report_formats() -> tuple[str, ...]:
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but the verdict line, and errors on stderr.")
 @click.option("--no-color", is_flag=True, help="No colours or other escape sequences (as with NO_COLOR set).")
+@click.option(
+    "--max-duration",
+    type=click.FloatRange(0.1, clamp=False),
+    default=None,
+    metavar="SECONDS",
+    help="Stop sending after this long, clean up and report what was judged, marked incomplete "
+    "(default: no bound).",
+)
+@click.option(
+    "--cleanup-timeout",
+    type=click.FloatRange(0.1),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Abandon cleanup after this long; the reports list the workflows it may have left.",
+)
 def run(
     base_url: str | None,
     app: str | None,
@@ -210,15 +223,27 @@ def run(
     formats: tuple[str, ...],
     quiet: bool,
     no_color: bool,
+    max_duration: float | None,
+    cleanup_timeout: float,
 ) -> None:
     """Run the conformance suite against a server, or the embedded mock without --base-url.
 
     Credentials come from the environment: CDF_TOKEN (needs workflowOrchestrationACL:WRITE and
     session creation) and optionally CDF_READONLY_TOKEN (a valid token without WRITE, for AUTH-403).
+
+    \b
+    Exit status:
+      0  conformant
+      1  contract violations found (also when the run then stopped early)
+      2  could not run; or incomplete: --max-duration reached, a request the suite needed kept
+         failing, or Ctrl-C/SIGTERM (1 if a violation was found before); or an internal error
+    The first Ctrl-C/SIGTERM stops sending, cleans up (within --cleanup-timeout) and writes the
+    reports; a second one stops waiting for cleanup and exits once the reports are written.
     """
     from retry_contract import reports
+    from retry_contract.interrupts import StopSignals
     from retry_contract.reports import progress
-    from retry_contract.runner import MOCK_PROJECT, CouldNotRun, RunInterrupted, RunOptions
+    from retry_contract.runner import MOCK_PROJECT, CouldNotRun, RunBroken, RunInterrupted, RunOptions
     from retry_contract.runner import run as run_suite
 
     if base_url and app:
@@ -257,6 +282,8 @@ def run(
         mock_profile=mock_profile,
         concurrency=concurrency or defaults.concurrency,
         require_all_must=require_all_must,
+        max_duration=max_duration,
+        cleanup_timeout=cleanup_timeout,
     )
     console: Console = progress.make_console(no_color=no_color)
     if dry_run:
@@ -264,34 +291,68 @@ def run(
 
         console.print(plan(options))
         return
-    # CI cancels with SIGTERM: treat it like Ctrl-C so the run cleans up what it created.
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        with progress.showing(console, registry, quiet=quiet) as show:
-            result = run_suite(options, progress=show)
-    except CouldNotRun as error:
-        _fail(str(error))
-    except RunInterrupted as interruption:
-        # What was judged before the interruption is worth a report; its verdict says it is incomplete.
-        click.echo(
-            "retry-contract: interrupted; what the run created was cleaned up, and the reports hold what "
-            "was judged until then",
-            err=True,
-        )
-        result = interruption.result
-    except KeyboardInterrupt:
-        _fail("interrupted; what the run created was cleaned up")
-    except Exception as error:
-        if os.environ.get(DEBUG_ENV):
-            raise
-        registry.add(options.readonly_token)
-        _fail(
-            registry.redact(
-                f"internal error ({type(error).__name__}: {error}); set {DEBUG_ENV}=1 for details"
+    # Ctrl-C and CI's SIGTERM are counted from here to the end, reports included: the first stops the
+    # run, which still cleans up and reports; a second one cuts cleanup short (runner.run).
+    with StopSignals() as signals:
+        try:
+            with progress.showing(console, registry, quiet=quiet) as show:
+                result = run_suite(options, progress=show, signals=signals)
+        except CouldNotRun as error:
+            _fail(str(error))
+        except RunInterrupted as interruption:
+            result = interruption.result
+            # What was judged before the interruption is worth a report; its verdict says it is incomplete.
+            click.echo(
+                "retry-contract: interrupted; "
+                + (
+                    "what the run created was cleaned up"
+                    if result.cleaned_up
+                    else "cleanup was cut short (the reports list what may be left)"
+                )
+                + ", and the reports hold what was judged until then",
+                err=True,
             )
-        )
-    published = reports.publish(result, report_dir, formats or reports.FORMATS, console, quiet=quiet)
-    sys.exit(int(result.exit_code) if published else ExitCode.COULD_NOT_RUN)
+        except RunBroken as broken:
+            result = broken.result
+            _report_internal_error(broken.__cause__ or broken, registry)
+        except Exception as error:
+            # Before the run had anything to report (reaching the target): nothing was judged.
+            if os.environ.get(DEBUG_ENV):
+                raise
+            registry.add(options.readonly_token)
+            _fail(
+                registry.redact(
+                    f"internal error ({type(error).__name__}: {error}); set {DEBUG_ENV}=1 for details"
+                )
+            )
+        published = reports.publish(result, report_dir, formats or reports.FORMATS, console, quiet=quiet)
+    _exit(int(result.exit_code) if published else ExitCode.COULD_NOT_RUN, abandoned=bool(result.abandoned))
+
+
+def _report_internal_error(error: BaseException, registry: SecretRegistry) -> None:
+    """One line on stderr (the traceback too with RETRY_CONTRACT_DEBUG=1), redacted either way."""
+    if os.environ.get(DEBUG_ENV):
+        text = "".join(traceback.format_exception(error))
+        click.echo(registry.redact(text.rstrip()), err=True)
+    click.echo(
+        registry.redact(
+            f"retry-contract: internal error ({type(error).__name__}: {error}); the reports hold what was "
+            f"judged until then" + ("" if os.environ.get(DEBUG_ENV) else f"; set {DEBUG_ENV}=1 for details")
+        ),
+        err=True,
+    )
+
+
+def _exit(code: int, *, abandoned: bool) -> NoReturn:
+    """Exit with `code`. After abandoned work, at once: a thread of a concurrent.futures pool (the
+    fuzzer's, cleanup's) stuck in a request would otherwise be joined at interpreter exit, for as long
+    as the server keeps it. The reports are written and closed by then; only the standard streams
+    need flushing, since os._exit skips it."""
+    if abandoned:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 @main.command()
@@ -653,6 +714,7 @@ def replay(
     up. Exit 0 when the requirement holds now, 1 when it still fails, 2 when it could not replay.
     """
     from retry_contract import replay as replaying
+    from retry_contract.interrupts import Background, StopSignals, Wake
 
     if base_url and mock_defects:
         raise click.UsageError("--mock-defect applies to the embedded mock only")
@@ -662,35 +724,54 @@ def replay(
         click.echo(f"retry-contract: could not replay: {registry.redact(message)}", err=True)
         sys.exit(ExitCode.COULD_NOT_RUN)
 
-    # CI cancels with SIGTERM: treat it like Ctrl-C so the replay cleans up what it created.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        record = replaying.pick(replaying.load_failures(report), number, report)
-        # As for run: a real target's credentials come from the environment; the mock has its own.
-        credentials = from_environment(os.environ, registry, timeout=timeout) if base_url else None
-        readonly = (os.environ.get(READONLY_TOKEN_ENV) or None) if base_url else None
-        registry.add(readonly)
-        options = replaying.ReplayOptions(
-            base_url=base_url,
-            project=project,
-            credentials=credentials,
-            readonly_token=readonly,
-            mock_defects=frozenset(mock_defects),
-            function_external_id=function_external_id,
-            timeout=timeout,
-            secrets=registry,
+    # Ctrl-C and CI's SIGTERM are counted while the replay goes on a thread of its own: the first lets
+    # it finish and clean up what it created (a handful of requests), a second one ends the process.
+    with StopSignals() as signals:
+        try:
+            record = replaying.pick(replaying.load_failures(report), number, report)
+            # As for run: a real target's credentials come from the environment; the mock has its own.
+            credentials = from_environment(os.environ, registry, timeout=timeout) if base_url else None
+            readonly = (os.environ.get(READONLY_TOKEN_ENV) or None) if base_url else None
+            registry.add(readonly)
+            options = replaying.ReplayOptions(
+                base_url=base_url,
+                project=project,
+                credentials=credentials,
+                readonly_token=readonly,
+                mock_defects=frozenset(mock_defects),
+                function_external_id=function_external_id,
+                timeout=timeout,
+                secrets=registry,
+            )
+        except (replaying.ReplayError, CredentialsError) as error:
+            could_not(str(error))
+        replaying_thread = Background(
+            "retry-contract-replay", lambda: replaying.replay(record, options), signals.wake
         )
-        outcome = replaying.replay(record, options)
-    except (replaying.ReplayError, CredentialsError) as error:
-        could_not(str(error))
-    except KeyboardInterrupt:
-        could_not("interrupted; what the replay created was cleaned up")
-    except Exception as error:
+        if signals.wait_until(replaying_thread.finished.is_set, deadline=None, signals_seen=0) is Wake.SIGNAL:
+            click.echo(
+                "retry-contract: interrupted; cleaning up what the replay created (again: at once)", err=True
+            )
+            if (
+                signals.wait_until(replaying_thread.finished.is_set, deadline=None, signals_seen=1)
+                is Wake.SIGNAL
+            ):
+                click.echo(
+                    "retry-contract: could not replay: interrupted twice; cleanup was cut short, and "
+                    "workflows named retry-contract-<run id>-<purpose> may be left behind",
+                    err=True,
+                )
+                _exit(ExitCode.COULD_NOT_RUN, abandoned=True)
+            could_not("interrupted; what the replay created was cleaned up")
+    failure = replaying_thread.error
+    if isinstance(failure, (replaying.ReplayError, CredentialsError)):
+        could_not(str(failure))
+    if failure is not None:
         if os.environ.get(DEBUG_ENV):
-            raise
-        could_not(f"internal error ({type(error).__name__}: {error}); set {DEBUG_ENV}=1 for details")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+            raise failure
+        could_not(f"internal error ({type(failure).__name__}: {failure}); set {DEBUG_ENV}=1 for details")
+    outcome = replaying_thread.value
+    assert outcome is not None
     target = "the embedded mock" + (f" with {', '.join(mock_defects)}" if mock_defects else " (faithful)")
     click.echo(
         registry.redact(

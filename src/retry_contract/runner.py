@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 
@@ -24,7 +24,7 @@ from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
 from retry_contract.credentials import Credentials, StaticToken
 from retry_contract.fuzzing import DEFAULT_POOL_SIZE, Fuzzer, FuzzSettings, FuzzStats
-from retry_contract.interrupts import signals_deferred
+from retry_contract.interrupts import Background, StopSignals, Wake
 from retry_contract.provisioning import DEFAULT_FUNCTION_EXTERNAL_ID, Provisioner, RetryablePool
 from retry_contract.requirements import Level
 from retry_contract.resilience import DEFAULT_RETRY_POLICY, RetryPolicy
@@ -50,6 +50,13 @@ MOCK_PROJECT = "contract-test"
 TOOLS = ("retry-contract", "schemathesis", "hypothesis", "openapi-core", "httpx")
 # Between phase changes, the run tells its progress listener where it is this often.
 PROGRESS_INTERVAL_SECONDS = 1.0
+# Cleanup gets this long (RunOptions.cleanup_timeout) before it is abandoned and what it may have left
+# is listed: enough for a few hundred cancels and one delete on a slow server, short enough for CI.
+DEFAULT_CLEANUP_TIMEOUT_SECONDS = 60.0
+# Once the run stops (a signal, --max-duration), its tasks stop at their next request; one still in a
+# request after this long is abandoned, not waited for.
+WORKER_GRACE_SECONDS = 2.0
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before the end"
 
 
 class CouldNotRun(Exception):
@@ -57,8 +64,19 @@ class CouldNotRun(Exception):
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM ended the run early; what it created was cleaned up, and `result` holds what
-    was judged until then (marked incomplete) so that it can still be reported."""
+    """Ctrl-C or SIGTERM ended the run early; what it created was cleaned up (within the cleanup
+    deadline, and not at all after a second signal: `result.cleanup_problems` lists what may be left),
+    and `result` holds what was judged until then (marked incomplete) so that it can still be reported."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__(result.incomplete)
+        self.result = result
+
+
+class RunBroken(Exception):
+    """An internal error (a bug, a judge failing on odd input) ended the run: what it created was
+    cleaned up and `result` holds what was judged until then, marked incomplete with the error.
+    The error itself is the exception's cause."""
 
     def __init__(self, result: RunResult) -> None:
         super().__init__(result.incomplete)
@@ -98,6 +116,12 @@ class RunOptions:
     require_all_must: bool = False
     # The faithful shape of the embedded mock (`cdf_workflows_mock.Profile`).
     mock_profile: str = "classic"
+    # Seconds after which the run stops sending, cleans up and reports what it judged, marked
+    # incomplete. None: no bound but the requests' own (a run's length grows with --rate and
+    # --max-examples, and CI jobs have their own timeouts, which end in a signal the run handles).
+    max_duration: float | None = None
+    # Seconds cleanup may take before it is abandoned (what it may have left is reported).
+    cleanup_timeout: float = DEFAULT_CLEANUP_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +242,13 @@ class RunResult:
     # Where the time went: wall seconds per phase, and time spent in requests and in waits.
     timer: PhaseTimer = field(default_factory=PhaseTimer)
     tool_versions: dict[str, str] = field(default_factory=dict)
+    # The internal error that ended the run early, if one did (its text is in `incomplete`).
+    error: BaseException | None = field(default=None, repr=False)
+    # Work the run stopped waiting for (a request that did not end, cleanup past its deadline): its
+    # threads may still be alive, so whoever owns the process should end it rather than wait.
+    abandoned: list[str] = field(default_factory=list)
+    # Cleanup ran to its end (its problems, if any, in `cleanup_problems`): not skipped, not abandoned.
+    cleaned_up: bool = False
 
     @property
     def unjudged_must(self) -> list[str]:
@@ -231,6 +262,9 @@ class RunResult:
     @property
     def exit_code(self) -> ExitCode:
         code = self.ledger.exit_code(strict=self.options.strict)
+        if self.error is not None:
+            # The suite's own failure: no verdict of it can be trusted, a violation found included.
+            return ExitCode.COULD_NOT_RUN
         if code is ExitCode.CONFORMANT and (
             self.incomplete or (self.options.require_all_must and self.unjudged_must)
         ):
@@ -281,10 +315,29 @@ def reach_target(options: RunOptions) -> Iterator[tuple[str, RunOptions]]:
         yield mock.base_url, replace(options, credentials=StaticToken(write), readonly_token=readonly)
 
 
-def run(options: RunOptions, progress: ProgressListener = lambda _: None) -> RunResult:
+def run(
+    options: RunOptions,
+    progress: ProgressListener = lambda _: None,
+    signals: StopSignals | None = None,
+) -> RunResult:
+    """One run, from reaching the target to cleanup; the result to report.
+
+    Raises CouldNotRun when nothing could be judged, RunInterrupted after Ctrl-C/SIGTERM and RunBroken
+    after an internal error, each of the last two with the result of what was judged. `signals` counts
+    the stop signals (its owner, the CLI, keeps counting while it writes the reports); without it the
+    run counts them itself while it goes, when it runs on the main thread.
+
+    The main thread only waits: the judging and the cleanup run on threads it can stop waiting for, so
+    the run ends within --max-duration (if given), WORKER_GRACE_SECONDS and --cleanup-timeout, whatever
+    the server does. The first stop signal stops the sending; a second one skips what is left of the
+    cleanup. Either way what was judged is returned, and what cleanup may have left is listed.
+    """
     registry = options.secrets or SecretRegistry()
     started = time.perf_counter()
-    with reach_target(options) as (base_url, effective):
+    deadline = None if options.max_duration is None else time.monotonic() + options.max_duration
+    with ExitStack() as stack:
+        stop = signals if signals is not None else stack.enter_context(StopSignals())
+        base_url, effective = stack.enter_context(reach_target(options))
         assert effective.credentials is not None
         registry.add(effective.readonly_token)
         ledger = Ledger()
@@ -301,44 +354,193 @@ def run(options: RunOptions, progress: ProgressListener = lambda _: None) -> Run
             retry_policy=effective.retry_policy,
             timer=result.timer,
         )
+        cleanup_client = _cleanup_client(client, effective)
         provisioner = Provisioner(client, effective.function_external_id)
-        # Every request, fuzzed ones included, spends from the budget: its count is what was sent.
-        feed = _ProgressFeed(progress, started, lambda: client.budget.spent, effective.strict)
-        interrupted = judging = False
+        # Every request, fuzzed ones included, spends from a budget: their count is what was sent.
+        feed = _ProgressFeed(
+            progress,
+            started,
+            lambda: client.budget.spent + cleanup_client.budget.spent,
+            effective.strict,
+        )
+        judging = _Judging()
         with feed.ticking():
-            try:
-                feed.phase("preflight")
-                with result.timer.phase("preflight"):
-                    preflight(client, base_url, effective.readonly_token)
-                judging = True
-                _judge_everything(effective, base_url, client, provisioner, result, feed)
-            except BudgetExhausted as error:
-                result.stop_reason = str(error)
-            except ClientError as error:
-                if not judging:
-                    raise CouldNotRun(str(error)) from None
-                result.incomplete = f"a request the suite needed kept failing: {error}"
-            except KeyboardInterrupt:
-                interrupted = True
-                result.incomplete = "interrupted (Ctrl-C or SIGTERM) before the end"
-            finally:
-                feed.phase("cleanup")
-                with signals_deferred(), result.timer.phase("cleanup"):
-                    # Run requests re-sent after a lost answer are looked for there, or warned of.
-                    result.cleanup_problems = provisioner.cleanup(effective.concurrency)
-                result.created_workflows = list(provisioner.created_workflows)
-                result.created_executions = len(provisioner.created_executions)
-                result.fixture_shapes_retried = Counter(
-                    provisioner.shapes_of.get(execution_id, "not created by the suite")
-                    for execution_id in result.ledger.retried_executions
-                )
-                result.requests_sent = client.requests_sent + result.fuzz.cases
+            error = _judge_until_stopped(
+                judging,
+                stop,
+                deadline,
+                lambda: _judge_everything(effective, base_url, client, provisioner, result, feed, judging),
+                client,
+                result,
+                feed,
+            )
+            feed.phase("cleanup")
+            with result.timer.phase("cleanup"):
+                _clean_up(replace(provisioner, client=cleanup_client), effective, stop, result)
+            if stop.received and not result.incomplete:
+                # Judged in full, but asked to stop: the exit status says so as for any interruption.
+                result.incomplete = "interrupted (Ctrl-C or SIGTERM) during cleanup"
+            result.created_workflows = list(provisioner.created_workflows)
+            result.created_executions = len(provisioner.created_executions)
+            result.fixture_shapes_retried = Counter(
+                provisioner.shapes_of.get(execution_id, "not created by the suite")
+                for execution_id in result.ledger.retried_executions
+            )
+            result.requests_sent = client.requests_sent + cleanup_client.requests_sent + result.fuzz.cases
+            if not result.abandoned:
+                # A client still in use by an abandoned thread is left as it is: the process is ending.
                 client.close()
+                cleanup_client.close()
             feed.phase("finished")
     result.seconds = time.perf_counter() - started
-    if interrupted:
+    if isinstance(error, CouldNotRun):
+        raise error
+    if result.error is not None:
+        raise RunBroken(result) from result.error
+    if stop.received:
         raise RunInterrupted(result)
     return result
+
+
+def _cleanup_client(client: CdfClient, options: RunOptions) -> CdfClient:
+    """A client of its own for cleanup, with an unbounded budget (the rate still holds) and its own
+    connections: the run's client stays closed to every request once the run stops, so a task that
+    wakes up late in an abandoned request cannot send more while cleanup goes on, and cleanup does
+    not queue behind connections stuck in such requests. It knows the run requests re-sent after a
+    lost answer, which it looks for."""
+    cleanup = CdfClient(
+        client.base_url,
+        client.project,
+        client.credentials,
+        client.secrets,
+        timeout=options.request_timeout,
+        budget=RequestBudget(None, options.rate),
+        retry_policy=client.retry_policy,
+        timer=client.timer,
+    )
+    cleanup.replayed = client.replayed
+    return cleanup
+
+
+@dataclass
+class _Judging:
+    """What the judging thread shares with the main thread, which may stop waiting for it: the halt that
+    stops every task at its next request, and the tasks' ledgers, merged into the run's once, by
+    whichever thread gets there first (an abandoned task may still write to its own ledger later)."""
+
+    halt: threading.Event = field(default_factory=threading.Event)
+    ledgers: list[Ledger] = field(default_factory=list)
+    # Past preflight: a request that keeps failing from here on leaves the run incomplete, not unrun.
+    past_preflight: bool = False
+    _merged: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def merge_into(self, ledger: Ledger) -> None:
+        with self._lock:
+            if not self._merged:
+                self._merged = True
+                for each in list(self.ledgers):
+                    ledger.merge(each)
+
+
+def _judge_until_stopped(
+    judging: _Judging,
+    stop: StopSignals,
+    deadline: float | None,
+    judge_everything: Callable[[], None],
+    client: CdfClient,
+    result: RunResult,
+    feed: _ProgressFeed,
+) -> BaseException | None:
+    """Preflight and judging on a thread of their own, until they end, `deadline` passes or a stop
+    signal comes; then they are told to stop and given WORKER_GRACE_SECONDS. What was judged is merged
+    into the result either way. Returns the error that ended the judging, if any (also recorded)."""
+
+    def work() -> None:
+        feed.phase("preflight")
+        with result.timer.phase("preflight"):
+            preflight(client, result.target, result.options.readonly_token)
+        judging.past_preflight = True
+        judge_everything()
+
+    thread = Background("retry-contract-judging", work, stop.wake)
+    woken = stop.wait_until(thread.finished.is_set, deadline=deadline, signals_seen=0)
+    if woken is not Wake.DONE:
+        result.incomplete = (
+            INTERRUPTED
+            if woken is Wake.SIGNAL
+            else f"stopped at the maximum duration of {result.options.max_duration:g} s (--max-duration)"
+        )
+        # Every task stops at its next request: nothing may still be creating executions at cleanup.
+        judging.halt.set()
+        client.budget.close(result.incomplete)
+        stop.wait_until(
+            thread.finished.is_set,
+            deadline=time.monotonic() + WORKER_GRACE_SECONDS,
+            signals_seen=max(1, stop.received),
+        )
+    judging.merge_into(result.ledger)
+    if not thread.finished.is_set():
+        result.abandoned.append("scenarios and fuzzing")
+        result.ledger.notes.append(
+            f"requests still unanswered {WORKER_GRACE_SECONDS:g} s after the run stopped were abandoned; "
+            "what they would have judged is missing"
+        )
+        return None
+    error = thread.error
+    if isinstance(error, BudgetExhausted):
+        # A budget the run closed itself, on stopping, is no reason of its own.
+        result.stop_reason = "" if result.incomplete else str(error)
+    elif isinstance(error, ClientError):
+        if not judging.past_preflight:
+            return CouldNotRun(str(error))
+        result.incomplete = result.incomplete or f"a request the suite needed kept failing: {error}"
+    elif isinstance(error, CouldNotRun):
+        return error
+    elif error is not None:
+        result.error = error
+        result.incomplete = result.secrets.redact(f"internal error ({type(error).__name__}: {error})")
+    return error
+
+
+def _clean_up(cleaner: Provisioner, options: RunOptions, stop: StopSignals, result: RunResult) -> None:
+    """Cleanup on a thread of its own, within options.cleanup_timeout. Past it, or after a second stop
+    signal, it is abandoned, and the report lists the workflows it may have left."""
+    if stop.received > 1:
+        _left_behind("a second stop signal came before cleanup, which was skipped", cleaner, result)
+        return
+    thread = Background("retry-contract-cleanup", lambda: cleaner.cleanup(options.concurrency), stop.wake)
+    woken = stop.wait_until(
+        thread.finished.is_set,
+        deadline=time.monotonic() + options.cleanup_timeout,
+        signals_seen=max(1, stop.received),
+    )
+    if woken is Wake.DONE:
+        result.cleaned_up = True
+        if thread.error is not None:
+            result.cleanup_problems.append(f"cleanup failed: {type(thread.error).__name__}: {thread.error}")
+        else:
+            result.cleanup_problems = list(thread.value or [])
+        return
+    result.abandoned.append("cleanup")
+    _left_behind(
+        f"cleanup did not finish within {options.cleanup_timeout:g} s (--cleanup-timeout) and was abandoned"
+        if woken is Wake.DEADLINE
+        else "a second stop signal cut cleanup short",
+        cleaner,
+        result,
+    )
+
+
+def _left_behind(reason: str, cleaner: Provisioner, result: RunResult) -> None:
+    workflows = list(cleaner.created_workflows)
+    if workflows:
+        result.cleanup_problems.append(
+            f"{reason}; these workflows it created may be left behind, with their executions "
+            f"(delete them by external id): {', '.join(workflows)}"
+        )
+    else:
+        result.cleanup_problems.append(f"{reason}; the run had created no workflow")
 
 
 def _judge_everything(
@@ -348,6 +550,7 @@ def _judge_everything(
     provisioner: Provisioner,
     result: RunResult,
     feed: _ProgressFeed,
+    judging: _Judging,
 ) -> None:
     """Scenarios and fuzzing at once over a bounded pool of threads, then what must wait on the server.
 
@@ -355,8 +558,7 @@ def _judge_everything(
     are merged in a fixed order, so the verdict and the reports do not depend on how threads interleave.
     """
     judge = Judge(base_url, result.ledger)
-    halt = threading.Event()
-    ledgers: list[Ledger] = []
+    halt, ledgers = judging.halt, judging.ledgers
     feed.watch(ledgers)
 
     def stop() -> bool:
@@ -418,8 +620,7 @@ def _judge_everything(
                 _run_all(late, 1, halt, client)
     finally:
         # What was judged before a stop (budget, error, interruption) is reported all the same.
-        for ledger in ledgers:
-            result.ledger.merge(ledger)
+        judging.merge_into(result.ledger)
     if options.fail_fast and result.ledger.has_must_failure():
         result.stop_reason = "fail-fast: a MUST requirement failed"
 

@@ -41,6 +41,8 @@ RUN_KEYS = frozenset(
         "quiet",
         "require-all-must",
         "concurrency",
+        "max-duration",
+        "cleanup-timeout",
     }
 )
 CREDENTIAL_KEYS = {"client-id": CLIENT_ID_ENV, "token-url": TOKEN_URL_ENV, "scopes": SCOPES_ENV}

@@ -55,14 +55,55 @@ def write_all(
     """Write the file reports among `formats` into `directory`, and GitHub's step summary when
     `environ` names one (GITHUB_STEP_SUMMARY): CI shows it whichever files were chosen.
 
-    Returns the paths written, in FILE_FORMATS' order; raises OSError when one cannot be written.
+    Returns the paths written, in FILE_FORMATS' order; raises the first error met (an OSError when a
+    file cannot be written) once every other report has been written.
     """
-    from retry_contract.reports.markdown import append_step_summary
+    written, failures = write_each(result, directory, formats, environ)
+    if failures:
+        raise failures[0][1]
+    return written
 
-    directory.mkdir(parents=True, exist_ok=True)
-    written = [reporter(name).write(result, directory) for name in FILE_FORMATS if name in formats]
-    summary = append_step_summary(result, environ)
-    return written if summary is None else [*written, summary]
+
+def write_each(
+    result: RunResult,
+    directory: Path,
+    formats: Collection[str] = FORMATS,
+    environ: Mapping[str, str] = os.environ,
+) -> tuple[list[Path], list[tuple[str, Exception]]]:
+    """Every report among `formats` that can be written, and for each that cannot, its name and
+    why: one report failing (a full disk, a reporter's bug on odd input) loses no other."""
+    from retry_contract.reports.markdown import STEP_SUMMARY_ENV, append_step_summary
+
+    written: list[Path] = []
+    failures: list[tuple[str, Exception]] = []
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        failures.append((str(directory), error))
+    else:
+        for name in FILE_FORMATS:
+            if name in formats:
+                try:
+                    written.append(reporter(name).write(result, directory))
+                except Exception as error:  # the other reports are still written
+                    failures.append((name, error))
+    try:
+        summary = append_step_summary(result, environ)
+    except Exception as error:
+        failures.append((environ.get(STEP_SUMMARY_ENV, STEP_SUMMARY_ENV), error))
+    else:
+        if summary is not None:
+            written.append(summary)
+    return written, failures
+
+
+def failure_line(name: str, error: Exception) -> str:
+    """One line saying why the report `name` (a format, or a path) could not be written."""
+    if isinstance(error, OSError):
+        return f"retry-contract: could not write {error.filename or name}: {error.strerror or error}"
+    return (
+        f"retry-contract: could not write the {name} report: internal error ({type(error).__name__}: {error})"
+    )
 
 
 def publish(
@@ -76,22 +117,21 @@ def publish(
 ) -> bool:
     """Write the file reports among `formats`, then show how the run ended on `console`: the console
     report when chosen (and not quiet), else the verdict line. False when a report could not be
-    written, which is said on stderr."""
+    written, which is said on stderr, one line each (every other report is written all the same)."""
     from retry_contract.reports import console as console_report
     from retry_contract.reports import progress
 
-    try:
-        written, published = write_all(result, directory, formats, environ), True
-    except OSError as error:
-        written, published = [], False
-        errors = progress.make_console(no_color=console.no_color, stderr=True)
-        where = error.filename or directory
-        errors.print(
-            Text(result.secrets.redact(f"retry-contract: could not write {where}: {error.strerror}")),
-            soft_wrap=True,
-        )
+    written, failures = write_each(result, directory, formats, environ)
+    errors = progress.make_console(no_color=console.no_color, stderr=True)
+    for name, error in failures:
+        errors.print(Text(result.secrets.redact(failure_line(name, error))), soft_wrap=True)
     if CONSOLE in formats and not quiet:
-        console_report.render(result, console, written)
+        try:
+            console_report.render(result, console, written)
+        except Exception as error:  # the verdict line still ends the output
+            failures.append((CONSOLE, error))
+            errors.print(Text(result.secrets.redact(failure_line(CONSOLE, error))), soft_wrap=True)
+            progress.print_brief(result, console, written, quiet=quiet)
     else:
         progress.print_brief(result, console, written, quiet=quiet)
-    return published
+    return not failures
