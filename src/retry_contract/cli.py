@@ -36,6 +36,19 @@ def _base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return value
 
 
+def _project(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A CDF project URL name, checked before anything else is done, let alone sent."""
+    from retry_contract import contract
+
+    if value is None:
+        return None
+    try:
+        return contract.check_project_name(value)
+    except contract.InvalidProjectName as error:
+        click.echo(f"retry-contract: --project: {error}", err=True)
+        ctx.exit(ExitCode.COULD_NOT_RUN)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -125,7 +138,12 @@ def _report_formats() -> tuple[str, ...]:
     metavar="MODULE:ATTR",
     help="An ASGI or WSGI app to test in-process (e.g. mypkg.mock:app), instead of --base-url.",
 )
-@click.option("--project", metavar="NAME", help="CDF project (URL name). Required with --base-url and --app.")
+@click.option(
+    "--project",
+    callback=_project,
+    metavar="NAME",
+    help="CDF project (URL name). Required with --base-url and --app.",
+)
 @_REPORT_DIR
 @_SEED
 @_MAX_EXAMPLES
@@ -631,7 +649,7 @@ def spec_drift(file: Path) -> None:
     metavar="URL",
     help="Server to replay on (credentials from the environment, as for run). Without it: an embedded mock.",
 )
-@click.option("--project", metavar="NAME", help="CDF project (default: the report's).")
+@click.option("--project", callback=_project, metavar="NAME", help="CDF project (default: the report's).")
 @_MOCK_DEFECT
 @_FUNCTION_EXTERNAL_ID
 @_TIMEOUT
@@ -651,6 +669,7 @@ def replay(
     up. Exit 0 when the requirement holds now, 1 when it still fails, 2 when it could not replay.
     """
     from retry_contract import replay as replaying
+    from retry_contract.runner import CouldNotRun
 
     if base_url and mock_defects:
         raise click.UsageError("--mock-defect applies to the embedded mock only")
@@ -679,7 +698,7 @@ def replay(
             secrets=registry,
         )
         outcome = replaying.replay(record, options)
-    except (replaying.ReplayError, CredentialsError) as error:
+    except (replaying.ReplayError, CredentialsError, CouldNotRun) as error:
         could_not(str(error))
     except KeyboardInterrupt:
         could_not("interrupted; what the replay created was cleaned up")

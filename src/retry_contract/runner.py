@@ -99,6 +99,14 @@ class RunOptions:
     # The faithful shape of the embedded mock (`cdf_workflows_mock.Profile`).
     mock_profile: str = "classic"
 
+    def __post_init__(self) -> None:
+        # Before anything is sent: a name that is no project's (`a/b`) would put requests on other
+        # paths, and every answer to them would be judged as the endpoint's.
+        try:
+            contract.check_project_name(self.project)
+        except contract.InvalidProjectName as error:
+            raise CouldNotRun(str(error)) from None
+
 
 @dataclass(frozen=True, slots=True)
 class ProgressEvent:
