@@ -63,7 +63,8 @@ class EngineWarnings:
             )
 
 
-_lock = threading.Lock()
+# Re-entrant: a warning raised while the lock is held on its thread comes back to `_show`.
+_lock = threading.RLock()
 _isolated: list[EngineWarnings] = []
 # The hook `_show` was put in front of: what every other warning goes to.
 _shown_before: ShowWarning = warnings.showwarning
@@ -87,9 +88,16 @@ def _enter(collected: EngineWarnings) -> None:
     global _storage, _home_before
     with _lock:
         if not _isolated:
-            _home_before = configuration.storage_directory(intent_to_write=False).home_directory
-            _storage = tempfile.TemporaryDirectory(prefix="retry-contract-hypothesis-")
-            configuration.set_hypothesis_home_dir(_storage.name)
+            try:
+                _storage = tempfile.TemporaryDirectory(
+                    prefix="retry-contract-hypothesis-", ignore_cleanup_errors=True
+                )
+            except OSError:
+                # No temporary directory to be had: Hypothesis keeps its storage, the run goes on.
+                _storage = None
+            else:
+                _home_before = configuration.storage_directory(intent_to_write=False).home_directory
+                configuration.set_hypothesis_home_dir(_storage.name)
         _isolated.append(collected)
         _route_warnings()
 
