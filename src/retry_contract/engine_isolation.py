@@ -3,8 +3,10 @@
 Hypothesis caches what it computes (Unicode tables, the constants of local modules) under
 `.hypothesis/` in the working directory, whatever the example database is set to; and it prints its
 warnings on stderr, one of which (a draw that seemed to use `random`) shows the strategy it drew
-from. While a fuzzer runs, :func:`isolated` points Hypothesis's storage at a temporary directory,
-deleted afterwards, and hands Hypothesis's warnings to the run as text instead of the terminal.
+from. (Schemathesis records and drops the warnings of its own test functions, but not of the draws it
+makes outside them, for the examples and coverage phases.) While a fuzzer runs, :func:`isolated`
+points Hypothesis's storage at a temporary directory, deleted afterwards, and hands Hypothesis's
+warnings to the run as text instead of the terminal.
 
 Both are process-wide. `warnings.catch_warnings` saves all of the warnings state and puts it back on
 exit, losing whatever other threads (the scenarios, a user's code) changed meanwhile; so this adds a
