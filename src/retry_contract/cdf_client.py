@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from retry_contract import contract
 from retry_contract.budget import RequestBudget
 from retry_contract.credentials import Credentials, CredentialsError
 from retry_contract.exchange import Credential, Exchange, Expectation, nonce_in
@@ -174,7 +175,7 @@ class CdfClient:
     # -- raw access, used by scenarios to send deliberately odd requests ------------------------
 
     def project_url(self, path: str, project: str | None = None) -> str:
-        return f"{self.base_url}/api/v1/projects/{quote(project or self.project, safe='')}{path}"
+        return contract.project_base_url(self.base_url, project or self.project) + path
 
     def retry_url(self, execution_id: str, project: str | None = None) -> str:
         return self.project_url(f"/workflows/executions/{quote(execution_id, safe='')}/retry", project)

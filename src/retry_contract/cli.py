@@ -37,6 +37,19 @@ def _base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return value
 
 
+def _project(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A CDF project URL name, checked before anything else is done, let alone sent."""
+    from retry_contract import contract
+
+    if value is None:
+        return None
+    try:
+        return contract.check_project_name(value)
+    except contract.InvalidProjectName as error:
+        click.echo(f"retry-contract: --project: {error}", err=True)
+        ctx.exit(ExitCode.COULD_NOT_RUN)
+
+
 def _settings(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     """Load the settings file before the other options, as their defaults."""
     path = value or (Path(DEFAULT_FILENAME) if Path(DEFAULT_FILENAME).is_file() else None)
@@ -122,7 +135,12 @@ def _report_formats() -> tuple[str, ...]:
     metavar="MODULE:ATTR",
     help="An ASGI or WSGI app to test in-process (e.g. mypkg.mock:app), instead of --base-url.",
 )
-@click.option("--project", metavar="NAME", help="CDF project (URL name). Required with --base-url and --app.")
+@click.option(
+    "--project",
+    callback=_project,
+    metavar="NAME",
+    help="CDF project (URL name). Required with --base-url and --app.",
+)
 @_REPORT_DIR
 @_SEED
 @_MAX_EXAMPLES
@@ -694,7 +712,7 @@ def spec_drift(file: Path) -> None:
     metavar="URL",
     help="Server to replay on (credentials from the environment, as for run). Without it: an embedded mock.",
 )
-@click.option("--project", metavar="NAME", help="CDF project (default: the report's).")
+@click.option("--project", callback=_project, metavar="NAME", help="CDF project (default: the report's).")
 @_MOCK_DEFECT
 @_FUNCTION_EXTERNAL_ID
 @_TIMEOUT
@@ -715,6 +733,7 @@ def replay(
     """
     from retry_contract import replay as replaying
     from retry_contract.interrupts import Background, StopSignals, Wake
+    from retry_contract.runner import CouldNotRun
 
     if base_url and mock_defects:
         raise click.UsageError("--mock-defect applies to the embedded mock only")
@@ -743,7 +762,7 @@ def replay(
                 timeout=timeout,
                 secrets=registry,
             )
-        except (replaying.ReplayError, CredentialsError) as error:
+        except (replaying.ReplayError, CredentialsError, CouldNotRun) as error:
             could_not(str(error))
         replaying_thread = Background(
             "retry-contract-replay", lambda: replaying.replay(record, options), signals.wake
@@ -764,7 +783,7 @@ def replay(
                 _exit(ExitCode.COULD_NOT_RUN, abandoned=True)
             could_not("interrupted; what the replay created was cleaned up")
     failure = replaying_thread.error
-    if isinstance(failure, (replaying.ReplayError, CredentialsError)):
+    if isinstance(failure, (replaying.ReplayError, CredentialsError, CouldNotRun)):
         could_not(str(failure))
     if failure is not None:
         if os.environ.get(DEBUG_ENV):

@@ -7,10 +7,12 @@ values at the edge) reads it here, from the spec, so the spec stays the only pla
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -72,3 +74,30 @@ def _metadata_limits() -> MetadataLimits:
 
 METADATA_LIMITS = _metadata_limits()
 IDENTIFIER_MAX_LENGTH = int(property_schema("WorkflowExecution", "workflowExternalId")["maxLength"])
+
+
+class InvalidProjectName(ValueError):
+    """A project name no CDF project has: put in a URL, it would not name one project."""
+
+
+# `fullmatch`, not the `search` of JSON Schema: there `$` also matches before a final newline.
+PROJECT_URL_NAME = re.compile(str(schema("ProjectUrlName")["pattern"]))
+# A name shown in an error is cut here: it comes from the user, or from a report file.
+_SHOWN_NAME_LENGTH = 80
+
+
+def check_project_name(name: str) -> str:
+    """`name` when it is a CDF project URL name, else :class:`InvalidProjectName` saying what one is."""
+    if PROJECT_URL_NAME.fullmatch(name) is None:
+        shown = name if len(name) <= _SHOWN_NAME_LENGTH else f"{name[:_SHOWN_NAME_LENGTH]}..."
+        raise InvalidProjectName(
+            f"{shown!r} is not a CDF project URL name: letters, digits and hyphens only, "
+            "and no hyphen first or last"
+        )
+    return name
+
+
+def project_base_url(base_url: str, project: str) -> str:
+    """Where a project's API starts, `{base_url}/api/v1/projects/{project}`, with the project
+    percent-encoded as one path segment: every request of the suite, fuzzed or not, is built on it."""
+    return base_url.rstrip("/") + API_PREFIX.format(project=quote(project, safe=""))

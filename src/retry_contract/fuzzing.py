@@ -14,6 +14,8 @@ from typing import Any
 
 import hypothesis.strategies as st
 import schemathesis
+from requests import PreparedRequest
+from requests.auth import AuthBase
 from schemathesis.engine import events, from_schema
 
 from retry_contract import contract
@@ -22,6 +24,7 @@ from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
 from retry_contract.checks.retry_effects import took_effect
 from retry_contract.checks.schemathesis_results import DISABLED_CHECKS
+from retry_contract.engine_isolation import EngineWarnings, isolated
 from retry_contract.exchange import Exchange, Expectation, credential_of
 from retry_contract.polling import RETRY_SETTLE_SECONDS
 from retry_contract.provisioning import RetryablePool
@@ -36,6 +39,11 @@ STEERED_NONCE = "retry-contract-steered-nonce"
 STEER_PERCENT = 40
 # Retryable executions that steered cases take turns on while used ones are made retryable again.
 DEFAULT_POOL_SIZE = 6
+# What the engine is configured with in place of the run's `Bearer <token>`: its configuration, its
+# strategies and its cases (and every warning, error or report that prints them) hold no secret.
+# The real header replaces it on the prepared request only, as it goes out (`_AuthorizationAtSend`);
+# a request that goes out with it anyway carries a token no server accepts.
+PLACEHOLDER_AUTHORIZATION = "Bearer retry-contract-placeholder-not-a-token"
 
 # Statuses the built-in acceptance checks treat as correct, from the requirement catalogue:
 # a schema-valid request may still carry a nonce the server never issued (BODY-NONCE: 400/401/403)
@@ -62,6 +70,8 @@ class FuzzStats:
     # schema on purpose (negative). A case without generation metadata counts in neither.
     positive: int = 0
     negative: int = 0
+    # What Hypothesis warned of while fuzzing (redacted, the first few): kept off the terminal.
+    warnings: list[str] = field(default_factory=list)
 
 
 def _expectation(case: Any, our_credentials: bool, steered: bool) -> Expectation | None:
@@ -100,10 +110,10 @@ _ACTIVE: weakref.WeakValueDictionary[int, Fuzzer] = weakref.WeakValueDictionary(
 
 
 @schemathesis.hook
-def before_call(context: Any, case: Any, kwargs: Any) -> None:
+def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     fuzzer = _ACTIVE.get(id(case.operation.schema))
     if fuzzer is not None:
-        fuzzer._before_call(case)
+        fuzzer._before_call(case, kwargs)
 
 
 @schemathesis.hook
@@ -111,6 +121,23 @@ def after_call(context: Any, case: Any, response: Any) -> None:
     fuzzer = _ACTIVE.get(id(case.operation.schema))
     if fuzzer is not None:
         fuzzer._after_call(case, response)
+
+
+class _AuthorizationAtSend(AuthBase):
+    """Puts the run's `Authorization` in place of the placeholder on the prepared request: `requests`
+    applies it (a transport argument of this one call) after the case is serialised, as it sends.
+    A case whose header the engine removed or changed on purpose keeps what the engine made of it."""
+
+    def __init__(self, authorization: str) -> None:
+        self._authorization = authorization
+
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        if request.headers.get("Authorization") == PLACEHOLDER_AUTHORIZATION:
+            request.headers["Authorization"] = self._authorization
+        return request
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
 
 
 def _declares_json(case: Any) -> bool:
@@ -136,10 +163,9 @@ class Fuzzer:
         self.judge = judge
         self.settings = settings
         self.stats = FuzzStats()
-        # The header the schema is configured with; before_call swaps in a fresh token for it, so
-        # client credentials refreshed during a long run are used.
-        self._configured_authorization = f"Bearer {client.token}"
-        self._bearers = {self._configured_authorization}
+        # Every `Bearer <token>` requests were sent with: the token is read afresh for each, so client
+        # credentials refreshed during a long run are used.
+        self._bearers: set[str] = set()
         self._lock = threading.Lock()
         # case id -> (leased execution id, detailed execution before the call)
         self._steered: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -168,12 +194,15 @@ class Fuzzer:
         config = schemathesis.Config.from_dict(
             {
                 "seed": self.settings.seed,
-                "headers": {"Authorization": self._configured_authorization},
-                "base-url": f"{base_url.rstrip('/')}/api/v1/projects/{self.client.project}",
+                "headers": {"Authorization": PLACEHOLDER_AUTHORIZATION},
+                "base-url": contract.project_base_url(base_url, self.client.project),
                 "request-timeout": self.settings.request_timeout,
                 "continue-on-failure": True,
                 "generation": {"max-examples": self.settings.max_examples, "mode": "all", "database": "none"},
                 "phases": {"stateful": {"enabled": False}},
+                # Schemathesis's cache lives in `.schemathesis/` in the working directory, and is
+                # replayed against the target: a run sends only what this run generated.
+                "cache": {"enabled": False},
                 "checks": {
                     **{name: {"enabled": False} for name in DISABLED_CHECKS},
                     "positive_data_acceptance": {"expected-statuses": POSITIVE_STATUSES},
@@ -212,16 +241,17 @@ class Fuzzer:
 
         return flatmap_case
 
-    def _before_call(self, case: Any) -> None:
+    def _before_call(self, case: Any, kwargs: dict[str, Any]) -> None:
+        # A case the engine still sends once told to stop goes out as it was made: unsteered, and with
+        # the placeholder, which the server refuses before the request can have any effect.
         if self._stream is None or self._stream.stop_event.is_set():
             return
         try:
             self.client.budget.spend()
-            if case.headers and case.headers.get("Authorization") == self._configured_authorization:
-                current = f"Bearer {self.client.token}"
-                case.headers["Authorization"] = current
-                with self._lock:
-                    self._bearers.add(current)
+            current = f"Bearer {self.client.token}"
+            with self._lock:
+                self._bearers.add(current)
+            kwargs["auth"] = _AuthorizationAtSend(current)
             target = case.path_parameters.get("executionId")
             # A case sent again (Hypothesis may replay an example) would still name the execution it was
             # steered to: that one belongs to the pool again, so the case gets a lease of its own.
@@ -279,10 +309,16 @@ class Fuzzer:
 
     def run(self) -> FuzzStats:
         """Run every phase; raises the ClientError or BudgetExhausted that interrupted it, if any."""
+        engine_warnings = EngineWarnings(self.client.secrets.redact)
         try:
-            self._run()
+            with isolated(engine_warnings):
+                self._run()
         finally:
             self._background.shutdown(wait=True)
+            self.stats.warnings = list(engine_warnings.kept)
+            summary = engine_warnings.summary()
+            if summary is not None:
+                self.judge.ledger.notes.append(summary)
         for returned in self._returns:
             try:
                 lost = returned.result()

@@ -66,19 +66,20 @@ def retry_contract_options(request: pytest.FixtureRequest) -> RunOptions:
     registry = SecretRegistry()
     try:
         credentials = from_environment(os.environ, registry) if external else None
-    except CredentialsError as error:
+        # Checked as the options are made (the project name, before anything is sent).
+        return RunOptions(
+            base_url=url,
+            app=app,
+            project=option("--retry-contract-project") or MOCK_PROJECT,
+            credentials=credentials,
+            readonly_token=(os.environ.get(READONLY_TOKEN_ENV) or None) if external else None,
+            seed=option("--retry-contract-seed"),
+            max_examples=option("--retry-contract-max-examples"),
+            strict=option("--retry-contract-strict"),
+            secrets=registry,
+        )
+    except (CredentialsError, CouldNotRun) as error:
         raise pytest.UsageError(str(error)) from None
-    return RunOptions(
-        base_url=url,
-        app=app,
-        project=option("--retry-contract-project") or MOCK_PROJECT,
-        credentials=credentials,
-        readonly_token=(os.environ.get(READONLY_TOKEN_ENV) or None) if external else None,
-        seed=option("--retry-contract-seed"),
-        max_examples=option("--retry-contract-max-examples"),
-        strict=option("--retry-contract-strict"),
-        secrets=registry,
-    )
 
 
 @pytest.fixture(scope="session")

@@ -10,13 +10,14 @@ response to judge (ROBUST).
 from __future__ import annotations
 
 import email.utils
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, stop_after_delay
-from tenacity.wait import wait_exponential_jitter
+from tenacity.wait import wait_base, wait_exponential
 
 from retry_contract.exchange import Exchange
 
@@ -44,9 +45,8 @@ class RetryPolicy:
             retry=retry_if_result(is_retryable),
             stop=stop_after_attempt(self.attempts) | stop_after_delay(self.max_seconds),
             wait=_RetryAfterOr(
-                wait_exponential_jitter(
-                    multiplier=self.initial_backoff, max=self.max_backoff, jitter=self.initial_backoff
-                ),
+                wait_exponential(multiplier=self.initial_backoff, max=self.max_backoff)
+                + _Jitter(self.initial_backoff),
                 self.max_backoff,
             ),
             sleep=sleep,
@@ -88,8 +88,25 @@ def retry_after_seconds(exchange: Exchange) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
+class _Jitter(wait_base):
+    """Up to `spread` seconds more, drawn from a generator of its own.
+
+    Not the `random` module's (tenacity's jittered waits use it): the fuzzer's thread may be drawing
+    a case while a retry waits on another thread, and Hypothesis takes any change of the global
+    random state during a draw for a strategy using `random`, and warns, printing the strategy.
+    """
+
+    _generator = random.Random()
+
+    def __init__(self, spread: float) -> None:
+        self._spread = spread
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        return self._generator.uniform(0.0, self._spread)
+
+
 class _RetryAfterOr:
-    """Waits as the server asks (`Retry-After`, capped) or else with the fallback backoff."""
+    """Waits as the server asks (`Retry-After`), or else with the fallback backoff; never beyond the cap."""
 
     def __init__(self, fallback: Callable[[RetryCallState], float], cap: float) -> None:
         self._fallback = fallback
@@ -99,4 +116,4 @@ class _RetryAfterOr:
         outcome = state.outcome
         exchange = outcome.result() if outcome is not None and not outcome.failed else None
         asked = retry_after_seconds(exchange) if isinstance(exchange, Exchange) else None
-        return min(asked, self._cap) if asked is not None else self._fallback(state)
+        return min(asked if asked is not None else self._fallback(state), self._cap)

@@ -123,6 +123,14 @@ class RunOptions:
     # Seconds cleanup may take before it is abandoned (what it may have left is reported).
     cleanup_timeout: float = DEFAULT_CLEANUP_TIMEOUT_SECONDS
 
+    def __post_init__(self) -> None:
+        # Before anything is sent: a name that is no project's (`a/b`) would put requests on other
+        # paths, and every answer to them would be judged as the endpoint's.
+        try:
+            contract.check_project_name(self.project)
+        except contract.InvalidProjectName as error:
+            raise CouldNotRun(str(error)) from None
+
 
 @dataclass(frozen=True, slots=True)
 class ProgressEvent:

@@ -1,0 +1,145 @@
+"""What the fuzzing engine would otherwise leave behind or print by itself, kept inside the run.
+
+Hypothesis caches what it computes (Unicode tables, the constants of local modules) under
+`.hypothesis/` in the working directory, whatever the example database is set to; and it prints its
+warnings on stderr, one of which (a draw that seemed to use `random`) shows the strategy it drew
+from. (Schemathesis records and drops the warnings of its own test functions, but not of the draws it
+makes outside them, for the examples and coverage phases.) While a fuzzer runs, :func:`isolated`
+points Hypothesis's storage at a temporary directory, deleted afterwards, and hands Hypothesis's
+warnings to the run as text instead of the terminal.
+
+Both are process-wide. `warnings.catch_warnings` saves all of the warnings state and puts it back on
+exit, losing whatever other threads (the scenarios, a user's code) changed meanwhile; so this adds a
+filter for Hypothesis's categories and a `showwarning` hook that takes those categories only while
+a run is isolated, and passes everything else to the hook it found.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from hypothesis import configuration
+from hypothesis.errors import HypothesisWarning
+
+# A strategy's repr can run to megabytes: a warning is kept this long, and only the first few.
+_KEPT_LENGTH = 300
+_KEPT_WARNINGS = 5
+# Redacted on this much before the cut to _KEPT_LENGTH, so no secret can straddle the cut unredacted.
+_REDACTED_LENGTH = 20_000
+
+ShowWarning = Callable[[Warning | str, type[Warning], str, int, TextIO | None, str | None], None]
+
+
+class EngineWarnings:
+    """Hypothesis's warnings during one run: how many, and the first few as redacted one-line text."""
+
+    def __init__(self, redact: Callable[[str], str]) -> None:
+        self._redact = redact
+        self._lock = threading.Lock()
+        self.count = 0
+        self.kept: list[str] = []
+
+    def add(self, text: str) -> None:
+        line = " ".join(self._redact(text[:_REDACTED_LENGTH]).split())
+        if len(line) > _KEPT_LENGTH:
+            line = f"{line[:_KEPT_LENGTH]}..."
+        with self._lock:
+            self.count += 1
+            if len(self.kept) < _KEPT_WARNINGS and line not in self.kept:
+                self.kept.append(line)
+
+    def summary(self) -> str | None:
+        """One note for the run's reports, or None when Hypothesis said nothing."""
+        with self._lock:
+            if not self.count:
+                return None
+            return (
+                f"Hypothesis warned {self.count} time(s) while fuzzing (about the engine, not the "
+                f"target): {' | '.join(self.kept)}"
+            )
+
+
+# Re-entrant: a warning raised while the lock is held on its thread comes back to `_show`.
+_lock = threading.RLock()
+_isolated: list[EngineWarnings] = []
+# The hook `_show` was put in front of: what every other warning goes to.
+_shown_before: ShowWarning = warnings.showwarning
+_storage: tempfile.TemporaryDirectory[str] | None = None
+_home_before: Path | None = None
+
+
+@contextmanager
+def isolated(collected: EngineWarnings) -> Iterator[EngineWarnings]:
+    """While the block runs, Hypothesis stores nothing in the working directory and its warnings go to
+    `collected`. Blocks may overlap (on several threads): the first one in sets up, the last one out
+    puts Hypothesis's storage back and deletes the temporary one."""
+    _enter(collected)
+    try:
+        yield collected
+    finally:
+        _leave(collected)
+
+
+def _enter(collected: EngineWarnings) -> None:
+    global _storage, _home_before
+    with _lock:
+        if not _isolated:
+            try:
+                _storage = tempfile.TemporaryDirectory(
+                    prefix="retry-contract-hypothesis-", ignore_cleanup_errors=True
+                )
+            except OSError:
+                # No temporary directory to be had: Hypothesis keeps its storage, the run goes on.
+                _storage = None
+            else:
+                _home_before = configuration.storage_directory(intent_to_write=False).home_directory
+                configuration.set_hypothesis_home_dir(_storage.name)
+        _isolated.append(collected)
+        _route_warnings()
+
+
+def _leave(collected: EngineWarnings) -> None:
+    global _storage, _home_before
+    with _lock:
+        _isolated.remove(collected)
+        if _isolated or _storage is None:
+            return
+        configuration.set_hypothesis_home_dir(_home_before)
+        storage, _storage, _home_before = _storage, None, None
+    storage.cleanup()
+
+
+def _route_warnings() -> None:
+    """Again for every run: pytest (around each test) or a `catch_warnings` block elsewhere may have
+    put back the filters and the hook that were there before."""
+    global _shown_before
+    # Python's own action for these categories, ahead of any "error" or "ignore" a user set: an
+    # engine warning raised as an exception would stop the fuzzing, and an ignored one would be lost.
+    warnings.filterwarnings("default", category=HypothesisWarning)
+    if warnings.showwarning is not _show:
+        _shown_before = warnings.showwarning
+        warnings.showwarning = _show
+
+
+def _show(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    if issubclass(category, HypothesisWarning):
+        with _lock:
+            collectors = list(_isolated)
+        if collectors:
+            for collected in collectors:
+                collected.add(str(message))
+            return
+    _shown_before(message, category, filename, lineno, file, line)
