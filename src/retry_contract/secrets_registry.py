@@ -45,6 +45,7 @@ _RUN_MAP = bytes(0x61 if chr(byte) in _FORM_CHARACTERS else 0x20 for byte in ran
 _RUN_SEED = b"a" * _SAMPLED_LENGTH
 # One escaped character: a JSON \uXXXX escape, or a percent escape. Two patterns, each with a
 # literal first character, which the engine skips to quickly; one alternation would be tried everywhere.
+_LONGEST_ESCAPE = len("\\u0000")
 _ESCAPES = (re.compile(r"\\u([0-9a-fA-F]{4})"), re.compile(r"%([0-9a-fA-F]{2})"))
 
 
@@ -240,6 +241,12 @@ class SecretRegistry:
     def __repr__(self) -> str:
         return f"SecretRegistry({len(self._secrets)} secrets)"
 
+    @property
+    def reach(self) -> int:
+        """How long a text one secret can take up, in any form: its longest, every character escaped."""
+        with self._lock:
+            return _LONGEST_ESCAPE * self._forms.longest
+
     def redact(self, text: str) -> str:
         """`text` with every secret, in every form the module lists, replaced by REPLACEMENT."""
         with self._lock:
@@ -286,8 +293,8 @@ def _raw_tail_removed(text: str, forms: _Forms) -> str:
 
 
 def _escaped_tail_removed(text: str, forms: _Forms) -> str:
-    # An escape is at most 6 characters for 1: the tail that can decode to the start of a secret.
-    window_start = max(0, len(text) - 6 * forms.longest)
+    # The tail that can decode to the start of a secret.
+    window_start = max(0, len(text) - _LONGEST_ESCAPE * forms.longest)
     window = text[window_start:]
     if "\\u" not in window and "%" not in window:
         return text
