@@ -46,6 +46,7 @@ _RUN_SEED = b"a" * _SAMPLED_LENGTH
 # One escaped character: a JSON \uXXXX escape, or a percent escape. Two patterns, each with a
 # literal first character, which the engine skips to quickly; one alternation would be tried everywhere.
 _LONGEST_ESCAPE = len("\\u0000")
+_LONGEST_UTF8 = 4
 _ESCAPES = (re.compile(r"\\u([0-9a-fA-F]{4})"), re.compile(r"%([0-9a-fA-F]{2})"))
 
 
@@ -268,21 +269,37 @@ class SecretRegistry:
                 ]
             return _replaced(text, _merged(spans))
 
-    def cut(self, text: str, limit: int) -> str:
+    def cut(self, text: str, limit: int, marker: str = "") -> str:
         """`text` redacted, then at most `limit` characters of it, less a tail that begins a secret
-        (in any form) that the cut would otherwise leave half shown."""
+        (in any form) that the cut would otherwise leave half shown; `marker` follows a cut text.
+
+        Every text cut for output is cut by this: a secret cut short would no longer be found."""
+        return self._cut(text, limit, whole=True, marker=marker)
+
+    def excerpt(self, data: bytes, limit: int) -> str:
+        """The start of `data` (UTF-8, undecodable bytes replaced) as `cut` gives it, without
+        decoding all of a large body."""
+        window = data[: _LONGEST_UTF8 * (limit + self.reach)]
+        return self._cut(window.decode("utf-8", "replace"), limit, whole=len(window) == len(data))
+
+    def _cut(self, text: str, limit: int, *, whole: bool, marker: str = "") -> str:
+        limit = max(limit, 0)
         with self._lock:
+            # Past a secret's reach beyond the cut nothing can change what is kept.
+            window = limit + self.reach
+            if len(text) > window:
+                text, whole = text[:window], False
             text = self.redact(text)
-            if len(text) <= limit:
+            if whole and len(text) <= limit:
                 return text
-            text = text[: max(limit, 0)]
+            text = text[:limit]
             forms = self._forms
             while forms.sorted:
                 shortened = _escaped_tail_removed(_raw_tail_removed(text, forms), forms)
                 if shortened == text:
                     break
                 text = shortened
-            return text
+            return text + marker
 
 
 def _raw_tail_removed(text: str, forms: _Forms) -> str:
