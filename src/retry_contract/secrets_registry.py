@@ -15,9 +15,9 @@ another form than it was sent, so each secret is matched in the forms it can be 
 
 Speed: a report of megabytes with hundreds of nonces (each in a dozen forms) is searched in one pass
 over the runs of characters encoded secrets are made of, sampling an 8-character window every 17
-characters and looking it up among the first 17 windows of every form (an occurrence of a form of
-24 characters or more always holds one sampled window at one of its first 17 offsets); the few
-shorter or odd-charactered forms are searched for one by one.
+characters and looking it up among 17 consecutive windows of every form (an occurrence of a form of
+24 characters or more always holds one sampled window at one of any 17 consecutive offsets); the
+few shorter or odd-charactered forms are searched for one by one.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ _RUN_SEED = b"a" * _SAMPLED_LENGTH
 # literal first character, which the engine skips to quickly; one alternation would be tried everywhere.
 _LONGEST_ESCAPE = len("\\u0000")
 _LONGEST_UTF8 = 4
+# What a cut can leave of an escape at the end of a text: a backslash, "\\u" and up to 3 digits, "%"
+# and up to one.
+_PARTIAL_ESCAPE = re.compile(r"(?:\\(?:u[0-9a-fA-F]{0,3})?|%[0-9a-fA-F]?)\Z")
 _ESCAPES = (re.compile(r"\\u([0-9a-fA-F]{4})"), re.compile(r"%([0-9a-fA-F]{2})"))
 
 
@@ -98,10 +101,21 @@ class _Forms:
         self.sorted.insert(index, form)
         self.longest = max(self.longest, len(form))
         if len(form) >= _SAMPLED_LENGTH and _FORM_CHARACTERS.issuperset(form):
-            for offset in range(_STRIDE):
+            # Any _STRIDE consecutive windows serve (one sample always falls on one of them): those
+            # that fewest forms share, so that secrets alike (tokens of one header, nonces of one
+            # prefix) do not make every sample a long list of candidates to check.
+            last = len(form) - _SAMPLED_LENGTH
+            first = min((last, 0, last // 2), key=lambda start: self._sharing(form, start))
+            for offset in range(first, first + _STRIDE):
                 self.windows.setdefault(form[offset : offset + _WINDOW], []).append((form, offset))
         else:
             self.one_by_one.append(form)
+
+    def _sharing(self, form: str, first: int) -> int:
+        return sum(
+            len(self.windows.get(form[offset : offset + _WINDOW], ()))
+            for offset in range(first, first + _STRIDE)
+        )
 
     def spans(self, text: str, begin: int = 0, end: int | None = None) -> list[tuple[int, int]]:
         """Where any form occurs in `text[begin:end]`, as (start, end) pairs, overlaps merged."""
@@ -289,10 +303,15 @@ class SecretRegistry:
             window = limit + self.reach
             if len(text) > window:
                 text, whole = text[:window], False
-            text = self.redact(text)
-            if whole and len(text) <= limit:
-                return text
-            text = text[:limit]
+            redacted = self.redact(text)
+            if whole and len(redacted) <= limit:
+                return redacted
+            text = redacted[:limit]
+            # A replacement cut through ("[REDA") is left out whole.
+            for kept in range(1, len(REPLACEMENT)):
+                if redacted.startswith(REPLACEMENT, limit - kept):
+                    text = text[: limit - kept]
+                    break
             forms = self._forms
             while forms.sorted:
                 shortened = _escaped_tail_removed(_raw_tail_removed(text, forms), forms)
@@ -313,11 +332,17 @@ def _escaped_tail_removed(text: str, forms: _Forms) -> str:
     # The tail that can decode to the start of a secret.
     window_start = max(0, len(text) - _LONGEST_ESCAPE * forms.longest)
     window = text[window_start:]
+    partial = _PARTIAL_ESCAPE.search(window)
+    if partial is not None:
+        # An escape cut through says nothing but may begin a secret's escaped form: never kept.
+        return text[: window_start + partial.start()]
     if "\\u" not in window and "%" not in window:
         return text
     unescaped = _Unescaped(window, form_characters_only=False)
     decoded = unescaped.text
-    for length in range(min(len(decoded), forms.longest - 1), _MIN_SECRET_LENGTH - 1, -1):
-        if forms.starts_one(decoded[-length:]):
-            return text[: window_start + unescaped.start_in_original(len(decoded) - length)]
+    for length in range(min(len(decoded), forms.longest - 1), 0, -1):
+        start = unescaped.start_in_original(len(decoded) - length)
+        # Counted as written: "\u0063\u0061" is the start of "canary..." 12 characters long.
+        if len(window) - start >= _MIN_SECRET_LENGTH and forms.starts_one(decoded[-length:]):
+            return text[: window_start + start]
     return text
