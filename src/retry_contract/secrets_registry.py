@@ -59,7 +59,9 @@ def encoded_forms(secret: str) -> set[str]:
     forms = {secret, data.hex(), data.hex().upper()}
     for text in (quote(secret, safe=""), quote(secret), quote_plus(secret), _every_byte_escaped(data)):
         forms |= {text, _lower_escapes(text)}
-    for standard in _base64_cores(data):
+    # Encoded alone, whole with its last character and padding; inside a longer text, its core.
+    whole = base64.b64encode(data).decode("ascii")
+    for standard in (whole, whole.rstrip("="), *_base64_cores(data)):
         forms |= {standard, standard.translate(_URL_SAFE)}
     return {form for form in forms if len(form) >= _MIN_SECRET_LENGTH}
 
