@@ -68,14 +68,22 @@ def _base64_decodings(text: str) -> list[bytes]:
 
 def found(output: bytes | str, secret: str, *, length: int | None = None) -> list[str]:
     """The ways `output` shows `secret` (its first `length` characters, when given): empty when none."""
+    return [way for _, way in found_any(output, [secret if length is None else secret[:length]])]
+
+
+def found_any(output: bytes | str, secrets: list[str]) -> list[tuple[str, str]]:
+    """Each (start of a secret, way) in which `output` shows one of `secrets`."""
     text = output.decode("utf-8", "replace") if isinstance(output, bytes) else output
-    wanted = secret if length is None else secret[:length]
-    data = wanted.encode()
+    views = _views(text)
+    lowered = text.lower()
+    decodings = [decoded for view in views for decoded in _base64_decodings(view)]
     ways = []
-    if any(wanted in view for view in _views(text)):
-        ways.append("as text, or through \\u or percent escapes")
-    if data.hex() in text.lower():
-        ways.append("hex")
-    if any(data in decoded for view in _views(text) for decoded in _base64_decodings(view)):
-        ways.append("base64")
+    for secret in secrets:
+        data = secret.encode()
+        if any(secret in view for view in views):
+            ways.append((secret[:6], "as text, or through \\u or percent escapes"))
+        if data.hex() in lowered:
+            ways.append((secret[:6], "hex"))
+        if any(data in decoded for decoded in decodings):
+            ways.append((secret[:6], "base64"))
     return ways
