@@ -18,11 +18,12 @@ from conftest import CLI, PROJECT, serve_asgi
 
 import secret_scanner
 from cdf_workflows_mock import MockConfig, create_app
+from retry_contract.checks.http import robust
 from retry_contract.exchange import Exchange
 from retry_contract.reports.html import _message as html_message
 from retry_contract.reports.markdown import _cell as markdown_cell
 from retry_contract.reports.reproduction import abbreviated, curl
-from retry_contract.secrets_registry import REPLACEMENT, SecretRegistry
+from retry_contract.secrets_registry import REPLACEMENT, SecretRegistry, head
 
 CANARY_TOKEN = "canary-token-4f7b2d9e1c"
 CANARY_READONLY = "canary-readonly-8a3e6b0f2d"
@@ -306,3 +307,17 @@ def test_reports_cut_through_the_registry() -> None:
     cell = SimpleNamespace(secrets=registry)
     shown_cell = markdown_cell(cell, "y" * 190 + ODD_SECRET)  # type: ignore[arg-type]
     assert secret_scanner.found(shown_cell, ODD_SECRET, length=4) == [] and shown_cell.endswith("...")
+
+
+@pytest.mark.parametrize("limit", [80, 120])
+def test_a_judges_excerpt_of_a_body_never_ends_in_part_of_a_token(limit: int) -> None:
+    for before in range(limit - len(PLAIN_SECRET), limit + 1):
+        body = ("<p>" + "e" * (before - 3) + " " + PLAIN_SECRET + " end</p>").encode()
+        kept = head(body, limit)
+        assert len(kept) <= limit and secret_scanner.found(kept, PLAIN_SECRET, length=4) == []
+        assert body.startswith(kept)
+    assert head(b"short body", limit) == b"short body"
+    assert head(b"x" * limit + b" after", limit) == b"x" * limit  # cut at a boundary: all kept
+    exchange = Exchange("POST", "http://h/x", {}, None, 400, response_body=body)
+    (observation,) = robust(exchange)
+    assert not observation.passed and secret_scanner.found(observation.message, PLAIN_SECRET, length=4) == []
