@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -236,3 +237,23 @@ def test_the_scanner_finds_what_it_is_meant_to() -> None:
         assert secret_scanner.found(f"... {shown} ...", CANARY), form
     embedded = base64.b64encode(b"\x00" + CANARY.encode() + b"\x00").decode()
     assert secret_scanner.found(embedded, CANARY) == ["base64"]
+
+
+def test_every_command_runs_behind_the_guard() -> None:
+    program = textwrap.dedent(
+        """
+        import sys
+        from retry_contract.cli import main
+        from retry_contract.output_guard import RedactingStream
+        try:
+            main(["defects"])
+        except SystemExit:
+            pass
+        guarded = [isinstance(stream, RedactingStream) for stream in (sys.stdout, sys.stderr)]
+        sys.__stdout__.write(str(guarded))
+        """
+    )
+    done = subprocess.run(
+        [*PYTHON, program], capture_output=True, text=True, env=child_environment(), timeout=120
+    )
+    assert done.stdout.endswith("[True, True]"), done.stderr
