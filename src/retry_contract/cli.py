@@ -85,6 +85,9 @@ def main() -> None:
     """Contract tests for CDF's Retry workflow execution endpoint."""
     # Before any console exists: every byte printed from here on passes the process's secret registry.
     output_guard.install()
+    # What is held of a last line without its end is written when the command ends, not at exit only
+    # (a caller that runs the command in-process reads its output then).
+    click.get_current_context().call_on_close(output_guard.drain)
 
 
 _REPORT_DIR = click.option(
