@@ -132,15 +132,22 @@ class _Forms:
             for offset in range(first, first + _STRIDE)
         )
 
-    def spans(self, text: str, begin: int = 0, end: int | None = None) -> list[tuple[int, int]]:
-        """Where any form occurs in `text[begin:end]`, as (start, end) pairs, overlaps merged."""
-        end = len(text) if end is None else end
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Where any form occurs in `text`, as (start, end) pairs, overlaps merged."""
+        return _merged(self.spans_one_by_one(text) + self.spans_sampled(text, 0, len(text)))
+
+    def spans_one_by_one(self, text: str) -> list[tuple[int, int]]:
         found: list[tuple[int, int]] = []
         for form in self.one_by_one:
-            start = text.find(form, begin, end)
+            start = text.find(form)
             while start >= 0:
                 found.append((start, start + len(form)))
-                start = text.find(form, start + 1, end)
+                start = text.find(form, start + 1)
+        return found
+
+    def spans_sampled(self, text: str, begin: int, end: int) -> list[tuple[int, int]]:
+        """Where a sampled form occurs in `text[begin:end]` (not merged)."""
+        found: list[tuple[int, int]] = []
         if self.windows:
             windows = self.windows
             for run_start, run_end in _runs(text, begin, end):
@@ -152,7 +159,7 @@ class _Forms:
                         start = position - offset
                         if start >= run_start and text.startswith(form, start, run_end):
                             found.append((start, start + len(form)))
-        return _merged(found)
+        return found
 
     def starts_one(self, text: str) -> bool:
         """Whether `text` is the beginning of some form."""
@@ -197,7 +204,7 @@ class _Unescaped:
     """`text` with its `\\uXXXX` and `%XX` escapes decoded, and the way back to `text`'s positions.
 
     With `form_characters_only`, only escapes of a form character are decoded: no other can be part
-    of a form made of those characters alone.
+    of a form made of those characters alone (the sampled ones).
     """
 
     def __init__(self, text: str, *, form_characters_only: bool) -> None:
@@ -205,7 +212,7 @@ class _Unescaped:
         for pattern in _ESCAPES:
             for match in pattern.finditer(text):
                 character = chr(int(match.group(1), 16))
-                if character in _FORM_CHARACTERS or not form_characters_only:
+                if not form_characters_only or character in _FORM_CHARACTERS:
                     escapes.append((match.start(), match.end(), character))
         escapes.sort()  # the two kinds cannot overlap: neither "\\" nor "%" is a hex digit
         pieces: list[str] = []
@@ -226,9 +233,12 @@ class _Unescaped:
         self.escaped = bool(self._decoded_at)
 
     def around_escapes(self, reach: int) -> list[tuple[int, int]]:
-        """The stretches of the decoded text within `reach` characters of a decoded escape."""
+        """The stretches of the decoded text within `reach` characters of a decoded escape of a form
+        character (where a sampled form can hold one)."""
         stretches: list[tuple[int, int]] = []
         for at in self._decoded_at:
+            if self.text[at] not in _FORM_CHARACTERS:
+                continue
             begin, end = max(0, at - reach), min(len(self.text), at + reach)
             if stretches and begin <= stretches[-1][1]:
                 stretches[-1] = (stretches[-1][0], end)
@@ -289,13 +299,16 @@ class SecretRegistry:
             unescaped = _Unescaped(text, form_characters_only=not forms.one_by_one)
             if not unescaped.escaped:
                 return text
-            # What holds no escape was searched as it is: only the text around escapes is searched again.
-            spans: list[tuple[int, int]] = []
+            # The few forms searched one by one are searched again in all the decoded text; the
+            # sampled ones only around escapes of their characters (elsewhere it is the text searched).
+            decoded = unescaped.text
+            found = forms.spans_one_by_one(decoded)
             for begin, end in unescaped.around_escapes(forms.longest):
-                spans += [
-                    (unescaped.start_in_original(start), unescaped.end_in_original(stop))
-                    for start, stop in forms.spans(unescaped.text, begin, end)
-                ]
+                found += forms.spans_sampled(decoded, begin, end)
+            spans = [
+                (unescaped.start_in_original(start), unescaped.end_in_original(stop))
+                for start, stop in _merged(found)
+            ]
             return _replaced(text, _merged(spans))
 
     def cut(self, text: str, limit: int, marker: str = "") -> str:
