@@ -15,15 +15,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import httpx2
 import pytest
 from conftest import CLI, PROJECT, serve_asgi
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from cdf_workflows_mock import EmbeddedMock, MockConfig
-from retry_contract.credentials import ClientCredentials, CredentialsError, StaticToken, from_environment
+from retry_contract.credentials import (
+    ClientCredentials,
+    CredentialsError,
+    StaticToken,
+    from_environment,
+    has_userinfo,
+)
 from retry_contract.secrets_registry import SecretRegistry
 
 CLIENT_ID = "retry-contract-test-client"
@@ -176,3 +183,157 @@ def test_a_whole_run_with_client_credentials(
     assert endpoint.grants == 1
     everything = result.stdout + result.stderr + "".join(p.read_text() for p in tmp_path.iterdir())
     assert CLIENT_SECRET not in everything and endpoint.access_token not in everything
+
+
+# -- what an identity provider may answer instead of a token -----------------------------------------
+
+TOKEN_URL = "https://login.example/oauth2/token"
+ISSUED = "issued-token-" + "8d2f6a1c9e4b7d3f"
+
+
+def answering(status: int, content: bytes, content_type: str = "application/json") -> httpx2.MockTransport:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(status, content=content, headers={"content-type": content_type})
+
+    return httpx2.MockTransport(handler)
+
+
+def echoed_secret() -> str:
+    """The client secret as a careless identity provider echoes it, in several forms at once."""
+    return " ".join(
+        [CLIENT_SECRET, base64.b64encode(CLIENT_SECRET.encode()).decode(), CLIENT_SECRET.encode().hex()]
+    )
+
+
+ODD_ANSWERS = {
+    "an HTML page": (200, b"<html><body>Sign in</body></html>", "text/html"),
+    "an HTML error page": (400, b"<html>Bad request for " + CLIENT_SECRET.encode() + b"</html>", "text/html"),
+    "a gateway error": (502, b"upstream " + CLIENT_SECRET.encode(), "text/plain"),
+    "an error echoing the secret": (
+        401,
+        json.dumps({"error": f"invalid_client {echoed_secret()}\nsecond line"}).encode(),
+        "application/json",
+    ),
+    "an error that is an object": (
+        400,
+        json.dumps({"error": {"code": "bad", "secret": CLIENT_SECRET}}).encode(),
+        "application/json",
+    ),
+    "a JSON list": (200, b"[1, 2]", "application/json"),
+    "an access_token that is a number": (
+        200,
+        b'{"access_token": 12345, "token_type": "Bearer"}',
+        "application/json",
+    ),
+    "an access_token that is an object": (
+        200,
+        json.dumps({"access_token": {"value": ISSUED}, "token_type": "Bearer"}).encode(),
+        "application/json",
+    ),
+    "an expiry that is no number": (
+        200,
+        json.dumps({"access_token": ISSUED, "token_type": "Bearer", "expires_in": "soon"}).encode(),
+        "application/json",
+    ),
+    "an expiry that is an object": (
+        200,
+        json.dumps({"access_token": ISSUED, "token_type": "Bearer", "expires_in": {"s": 1}}).encode(),
+        "application/json",
+    ),
+    "no access_token": (200, b'{"token_type": "Bearer"}', "application/json"),
+}
+
+
+@pytest.mark.parametrize("answer", sorted(ODD_ANSWERS))
+def test_an_odd_answer_of_the_token_endpoint_is_one_clear_line_without_secrets(answer: str) -> None:
+    status, content, content_type = ODD_ANSWERS[answer]
+    registry = SecretRegistry()
+    credentials = ClientCredentials(
+        CLIENT_ID, CLIENT_SECRET, TOKEN_URL, [], registry, transport=answering(status, content, content_type)
+    )
+    with pytest.raises(CredentialsError) as raised:
+        credentials.bearer()
+    message = str(raised.value)
+    assert "\n" not in message and len(message) < 400
+    assert "token endpoint" in message or "identity provider" in message
+    for secret in (CLIENT_SECRET, ISSUED):
+        assert not any(form in message for form in secret_forms(secret)), message
+
+
+def secret_forms(secret: str) -> list[str]:
+    data = secret.encode()
+    return [secret, base64.b64encode(data).decode().rstrip("="), data.hex(), secret[:8]]
+
+
+def test_a_transport_error_quoting_the_server_is_redacted_and_on_one_line() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.RemoteProtocolError(
+            f"illegal header line: b'X-Echo {CLIENT_SECRET}'\nmore", request=request
+        )
+
+    credentials = ClientCredentials(
+        CLIENT_ID, CLIENT_SECRET, TOKEN_URL, [], SecretRegistry(), transport=httpx2.MockTransport(handler)
+    )
+    with pytest.raises(CredentialsError, match=r"cannot reach the token endpoint .*\[REDACTED\]") as raised:
+        credentials.bearer()
+    assert "\n" not in str(raised.value) and CLIENT_SECRET not in str(raised.value)
+
+
+def test_credentials_never_show_their_secrets_in_a_repr(identity_provider: tuple[TokenEndpoint, str]) -> None:
+    endpoint, url = identity_provider
+    static = StaticToken("static-" + ISSUED)
+    assert ISSUED not in repr(static) and ISSUED not in str(static)
+    credentials = ClientCredentials(CLIENT_ID, CLIENT_SECRET, url, [], SecretRegistry())
+    credentials.bearer()
+    shown = repr(credentials) + str(credentials) + repr([credentials, static])
+    assert CLIENT_SECRET not in shown and endpoint.access_token not in shown
+    assert CLIENT_ID in repr(credentials)
+
+
+@pytest.mark.parametrize(
+    ("url", "carries"),
+    [
+        ("https://user:pw@login.example/token", True),
+        ("https://user@login.example/token", True),
+        ("user:pw@login.example", True),
+        ("https://login.example/token?next=a@b", False),
+        ("https://login.example/a@b/token", False),
+        ("https://login.example/token", False),
+    ],
+)
+def test_credentials_in_a_url_are_recognised(url: str, carries: bool) -> None:
+    assert has_userinfo(url) is carries
+
+
+def test_a_token_url_with_credentials_is_refused_without_repeating_them() -> None:
+    environment = {
+        "CDF_CLIENT_ID": CLIENT_ID,
+        "CDF_CLIENT_SECRET": CLIENT_SECRET,
+        "CDF_TOKEN_URL": "https://someone:hunter2-password@login.example/token",
+    }
+    with pytest.raises(CredentialsError, match="must not carry credentials") as raised:
+        from_environment(environment, SecretRegistry())
+    assert "hunter2" not in str(raised.value)
+
+
+def test_the_cli_says_in_one_line_that_the_token_endpoint_echoed_nothing_usable() -> None:
+    async def echoing(request: Request) -> Response:
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+        shown = form.get("client_secret", "")
+        return HTMLResponse(f"<html><h1>Denied</h1><p>secret {shown} {shown.encode().hex()}</p></html>", 403)
+
+    app = Starlette(routes=[Route("/token", echoing, methods=["POST"])])
+    with serve_asgi(app) as url:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("CDF_")}
+        environment |= {
+            "CDF_CLIENT_ID": CLIENT_ID,
+            "CDF_CLIENT_SECRET": CLIENT_SECRET,
+            "CDF_TOKEN_URL": f"{url}/token",
+        }
+        command = [*CLI, "run", "--base-url", url, "--project", PROJECT, "-q"]
+        done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("retry-contract: could not run: the token endpoint")
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    everything = done.stdout + done.stderr
+    assert CLIENT_SECRET not in everything and CLIENT_SECRET.encode().hex() not in everything

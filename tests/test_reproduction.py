@@ -190,7 +190,7 @@ def test_the_replay_record_round_trips_through_json(secrets: SecretRegistry) -> 
     exchange = retry(READONLY_TOKEN, Credential.READONLY, nonce_spent=True)
     exchange.request_form = "charset"
     original = record(exchange, "AUTH-403", 5, FACTS, secrets)
-    written = secrets.redact(json.dumps(original.to_json()))
+    written = secrets.redact(json.dumps(original.to_json(secrets)))
     assert NONCE not in written and READONLY_TOKEN not in written
     loaded = ReplayRecord.from_json(json.loads(written))
     assert loaded == original
@@ -206,7 +206,7 @@ def test_long_values_are_recorded_as_a_repeated_unit(secrets: SecretRegistry) ->
     long_id = ("059edaa4-a17a-4102-910e-2c3591500cce" * 30_000)[: 1024 * 1024]
     exchange = retry(WRITE_TOKEN, Credential.WRITE, reading=None)
     exchange.url = URL.replace(EXECUTION, long_id)
-    written = json.dumps(record(exchange, "PATH-UUID", 1, FACTS, secrets).to_json())
+    written = json.dumps(record(exchange, "PATH-UUID", 1, FACTS, secrets).to_json(secrets))
     assert len(written) < 10_000
     assert ReplayRecord.from_json(json.loads(written)).execution_id == long_id
     steps = reproduce(exchange, "PATH-UUID", 1, FACTS, secrets).steps
@@ -216,7 +216,7 @@ def test_long_values_are_recorded_as_a_repeated_unit(secrets: SecretRegistry) ->
     )
     no_repetition = "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(5000))
     with pytest.raises(ValueError, match="5000 characters was cut"):
-        expand(compact(no_repetition))
+        expand(compact(no_repetition, secrets))
 
 
 def test_a_record_that_is_not_one_is_refused() -> None:
@@ -271,5 +271,5 @@ def test_an_id_made_from_the_execution_s_keeps_what_was_added(secrets: SecretReg
     assert reproduction.precondition.endswith("; the path's id is its id followed by '0'")
     assert "/executions/${EXECUTION_ID}0/retry" in reproduction.curl
     assert f"(the run used {EXECUTION}, since cancelled by its cleanup)" in reproduction.steps[1]
-    loaded = ReplayRecord.from_json(json.loads(json.dumps(reproduction.record.to_json())))
+    loaded = ReplayRecord.from_json(json.loads(json.dumps(reproduction.record.to_json(secrets))))
     assert (loaded.precondition.id_prefix, loaded.precondition.id_suffix) == ("", "0")

@@ -342,9 +342,13 @@ class CdfClient:
         payload = exchange.json()
         if exchange.status not in ok:
             message = payload.get("error", {}).get("message") if isinstance(payload, dict) else None
-            raise UnexpectedAnswer(
-                f"{method} {path} answered {exchange.status}: {message or exchange.response_body[:200]!r}"
+            # Cut through the registry: a secret cut short would no longer be found where it is shown.
+            said = (
+                self.secrets.cut(str(message), 200)
+                if message
+                else repr(self.secrets.excerpt(exchange.response_body, 200))
             )
+            raise UnexpectedAnswer(f"{method} {path} answered {exchange.status}: {said}")
         if not isinstance(payload, dict):
             raise UnexpectedAnswer(
                 f"{method} {path} answered {exchange.status} with a body that is not a JSON object"

@@ -19,8 +19,16 @@ from urllib.parse import urlsplit
 import click
 from rich.console import Console
 
-from retry_contract import settings
-from retry_contract.credentials import READONLY_TOKEN_ENV, CredentialsError, from_environment
+from retry_contract import output_guard, settings
+from retry_contract.credentials import (
+    CLIENT_ID_ENV,
+    CLIENT_SECRET_ENV,
+    READONLY_TOKEN_ENV,
+    TOKEN_ENV,
+    CredentialsError,
+    from_environment,
+    has_userinfo,
+)
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.settings import DEFAULT_FILENAME
 from retry_contract.verdict import ExitCode
@@ -31,8 +39,21 @@ DEBUG_ENV = "RETRY_CONTRACT_DEBUG"
 def _base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if has_userinfo(value):
+        # Said without the value: it holds a password, and httpx would send it as Basic auth in place
+        # of the bearer token. One line, like every refusal of the credentials.
+        click.echo(
+            "retry-contract: --base-url must not carry credentials (user:password@host); give the "
+            f"token in {TOKEN_ENV}, or the client credentials in {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV}",
+            err=True,
+        )
+        ctx.exit(ExitCode.COULD_NOT_RUN)
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+        valid = False
+    if not valid:
         raise click.BadParameter(f"{value!r} is not an http(s) URL, e.g. https://api.cognitedata.com")
     return value
 
@@ -63,8 +84,9 @@ def _settings(ctx: click.Context, param: click.Parameter, value: Path | None) ->
     return path
 
 
-def _fail(message: str) -> None:
-    click.echo(f"retry-contract: could not run: {message}", err=True)
+def _fail(message: str) -> NoReturn:
+    click.echo(f"retry-contract: could not run: {output_guard.redacted(message)}", err=True)
+    output_guard.drain()
     sys.exit(ExitCode.COULD_NOT_RUN)
 
 
@@ -72,6 +94,11 @@ def _fail(message: str) -> None:
 @click.version_option(package_name="retry-contract")
 def main() -> None:
     """Contract tests for CDF's Retry workflow execution endpoint."""
+    # Before any console exists: every byte printed from here on passes the process's secret registry.
+    output_guard.install()
+    # What is held of a last line without its end is written when the command ends, not at exit only
+    # (a caller that runs the command in-process reads its output then).
+    click.get_current_context().call_on_close(output_guard.drain)
 
 
 _REPORT_DIR = click.option(
@@ -271,7 +298,9 @@ def run(
         raise click.UsageError(f"--project is required with {'--base-url' if base_url else '--app'}")
     if external and (mock_defects or mock_profile != "classic"):
         raise click.UsageError("--mock-defect and --mock-profile apply to the embedded mock only")
-    registry = SecretRegistry()
+    registry = output_guard.registry()
+    readonly_token = (os.environ.get(READONLY_TOKEN_ENV) or None) if external else None
+    registry.add(readonly_token)
     try:
         # The embedded mock brings its own tokens; credentials are read only for a real target.
         environment = {**click.get_current_context().meta.get("settings_environment", {}), **os.environ}
@@ -284,7 +313,7 @@ def run(
         app=app,
         project=project or MOCK_PROJECT,
         credentials=credentials,
-        readonly_token=(os.environ.get(READONLY_TOKEN_ENV) or None) if external else None,
+        readonly_token=readonly_token,
         secrets=registry,
         seed=defaults.seed if seed is None else seed,
         max_examples=max_examples or defaults.max_examples,
@@ -367,6 +396,7 @@ def _exit(code: int, *, abandoned: bool) -> NoReturn:
     as the server keeps it. The reports are written and closed by then; only the standard streams
     need flushing, since os._exit skips it."""
     if abandoned:
+        output_guard.drain()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -737,10 +767,11 @@ def replay(
 
     if base_url and mock_defects:
         raise click.UsageError("--mock-defect applies to the embedded mock only")
-    registry = SecretRegistry()
+    registry = output_guard.registry()
 
     def could_not(message: str) -> NoReturn:
         click.echo(f"retry-contract: could not replay: {registry.redact(message)}", err=True)
+        output_guard.drain()
         sys.exit(ExitCode.COULD_NOT_RUN)
 
     # Ctrl-C and CI's SIGTERM are counted while the replay goes on a thread of its own: the first lets

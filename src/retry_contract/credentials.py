@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx2
+from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import OAuth2Client
 
@@ -26,6 +27,10 @@ TOKEN_URL_ENV = "CDF_TOKEN_URL"
 SCOPES_ENV = "CDF_SCOPES"
 # Refresh this many seconds before the token expires: a request in flight must not carry a dead token.
 REFRESH_MARGIN_SECONDS = 60
+# How much of what an identity provider said goes into an error message (redacted, on one line).
+_QUOTED_CHARACTERS = 120
+# The authority of a URL: after "scheme://" up to the path, or, without "//", up to the first "/".
+_AUTHORITY = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:)?//(?P<authority>[^/?#]*)")
 
 
 class CredentialsError(Exception):
@@ -42,9 +47,18 @@ class Credentials(Protocol):
         ...
 
 
+def has_userinfo(url: str) -> bool:
+    """Whether `url` carries credentials (user:password@) before its host: refused everywhere, since
+    they would be printed wherever the URL is, and httpx sends them as Basic auth."""
+    match = _AUTHORITY.match(url)
+    authority = match.group("authority") if match else url.split("/", 1)[0]
+    return "@" in authority
+
+
 @dataclass(frozen=True)
 class StaticToken:
-    token: str
+    # Out of the repr: a dataclass shows its fields wherever it is printed (a warning, a traceback).
+    token: str = field(repr=False)
 
     def bearer(self) -> str:
         return self.token
@@ -76,30 +90,53 @@ class ClientCredentials:
         )
         self.fetches = 0
 
+    def __repr__(self) -> str:
+        return f"ClientCredentials(client_id={self.client_id!r}, token_url={self._token_url!r})"
+
     def bearer(self) -> str:
         with self._lock:
             token = self._oauth.token
             if not token or token.is_expired(leeway=REFRESH_MARGIN_SECONDS) is not False:
                 token = self._fetch()
-            access_token = str(token["access_token"])
+            access_token: str = token["access_token"]
         return access_token
 
     def _fetch(self) -> Any:
+        where = f"the token endpoint {self._token_url}"
         try:
             token = self._oauth.fetch_token(self._token_url, grant_type="client_credentials")
         except OAuthError as error:
             raise CredentialsError(
-                f"the identity provider at {self._token_url} refused the client credentials ({error.error})"
+                f"the identity provider at {self._token_url} refused the client credentials "
+                f"({self._quoted(error.error)})"
             ) from None
+        except httpx2.HTTPStatusError as error:
+            # authlib raises it for a 5xx, or for an answer that is not a JSON object.
+            raise CredentialsError(f"{where} answered {error.response.status_code} without a token") from None
         except httpx2.HTTPError as error:
             # authlib speaks httpx2 (a declared dependency: without it authlib falls back to httpx and
-            # warns on every import), so its network errors are httpx2's, not httpx's.
-            raise CredentialsError(f"cannot reach the token endpoint {self._token_url}: {error}") from None
-        if "access_token" not in token:
-            raise CredentialsError(f"the token endpoint {self._token_url} answered without an access_token")
-        self._registry.add(str(token["access_token"]))
+            # warns on every import), so its network errors are httpx2's, not httpx's. Their message
+            # can quote the server (a malformed header line): redacted, cut, on one line.
+            raise CredentialsError(f"cannot reach {where}: {self._quoted(error)}") from None
+        except httpx2.InvalidURL:
+            raise CredentialsError(f"{TOKEN_URL_ENV} is not a URL the client can use") from None
+        except (AuthlibBaseError, ValueError, TypeError, KeyError, AttributeError):
+            # What authlib raises for an answer that is not a token: not a JSON object, or with an
+            # expiry that is no number. Its message may hold the answer: not shown.
+            raise CredentialsError(f"{where} answered something that is not an OAuth2 token") from None
+        access_token = token.get("access_token") if isinstance(token, dict) else None
+        if not isinstance(access_token, str) or not access_token:
+            raise CredentialsError(f"{where} answered without an access_token string")
+        self._registry.add(access_token)
         self.fetches += 1
         return token
+
+    def _quoted(self, said: object) -> str:
+        """What the identity provider said, fit for a one-line message: redacted, cut, one line."""
+        text = " ".join(str(said).split())
+        return self._registry.cut(text, _QUOTED_CHARACTERS) + (
+            "..." if len(text) > _QUOTED_CHARACTERS else ""
+        )
 
     def session_request(self) -> dict[str, Any]:
         return {"clientId": self.client_id, "clientSecret": self._client_secret}
@@ -119,6 +156,9 @@ def from_environment(
     if len(given) < len(names):
         missing = ", ".join(name for name in names if name not in given)
         raise CredentialsError(f"client credentials need {', '.join(names)}; missing {missing}")
+    if has_userinfo(env[TOKEN_URL_ENV]):
+        # Not repeated: the URL holds a password.
+        raise CredentialsError(f"{TOKEN_URL_ENV} must not carry credentials (user:password@host)")
     scopes = [s for s in re.split(r"[\s,]+", env.get(SCOPES_ENV, "")) if s]
     return ClientCredentials(
         env[CLIENT_ID_ENV], env[CLIENT_SECRET_ENV], env[TOKEN_URL_ENV], scopes, registry, timeout=timeout

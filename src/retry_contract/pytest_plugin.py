@@ -88,7 +88,9 @@ def retry_contract_result(retry_contract_options: RunOptions) -> RunResult:
     try:
         return run(retry_contract_options)
     except CouldNotRun as error:
-        pytest.fail(f"retry-contract could not run: {error}", pytrace=False)
+        # The reason may quote the server (which may echo a credential): redacted like all output.
+        secrets = retry_contract_options.secrets or SecretRegistry()
+        pytest.fail(secrets.redact(f"retry-contract could not run: {error}"), pytrace=False)
 
 
 def check_requirement(result: RunResult, requirement_id: str) -> None:

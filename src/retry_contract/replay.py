@@ -242,7 +242,7 @@ class _Replayer:
             note="" if judged else f"not at stake on an answer {exchange.status}",
             target=self.base_url,
             precondition=precondition.describe(),
-            request=f"{exchange.method} {exchange.path[:200]}",
+            request=f"{exchange.method} {self.client.secrets.cut(exchange.path, 200)}",
             status=exchange.status,
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from retry_contract.exchange import Exchange, is_json
+from retry_contract.secrets_registry import head
 from retry_contract.verdict import Observation
 
 JUDGE = "custom check"
@@ -26,7 +27,7 @@ def robust(exchange: Exchange) -> list[Observation]:
     elif exchange.status >= 500:
         problem = f"server error {exchange.status}"
     elif exchange.status >= 400 and _has_body(exchange) and not is_json(exchange.json()):
-        problem = f"{exchange.status} error body is not JSON: {exchange.response_body[:80]!r}"
+        problem = f"{exchange.status} error body is not JSON: {head(exchange.response_body, 80)!r}"
     else:
         problem = None
     return [_observe("ROBUST", problem, exchange)]
@@ -37,7 +38,9 @@ def _envelope_problem(exchange: Exchange, body: Any) -> str | None:
         content_type = exchange.header("content-type")
         return f"{exchange.status} error has Content-Type {content_type!r}, not application/json"
     if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
-        return f'{exchange.status} error body is not {{"error": {{...}}}}: {exchange.response_body[:120]!r}'
+        return (
+            f'{exchange.status} error body is not {{"error": {{...}}}}: {head(exchange.response_body, 120)!r}'
+        )
     error = body["error"]
     code, message = error.get("code"), error.get("message")
     if not isinstance(code, int) or isinstance(code, bool):

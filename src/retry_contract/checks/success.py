@@ -8,6 +8,7 @@ from typing import Any
 
 from retry_contract.domain import RETRYABLE_EXECUTION_STATUSES, ExecutionStatus
 from retry_contract.exchange import Exchange
+from retry_contract.secrets_registry import head
 from retry_contract.verdict import Observation
 
 JUDGE = "custom check"
@@ -30,7 +31,7 @@ def success_response(exchange: Exchange) -> list[Observation]:
     body = exchange.json()
     if exchange.content_type != "application/json" or not isinstance(body, dict):
         content_type = exchange.header("content-type")
-        problem = f"200 with Content-Type {content_type!r} and body {exchange.response_body[:80]!r}"
+        problem = f"200 with Content-Type {content_type!r} and body {head(exchange.response_body, 80)!r}"
         return [_observe("RESP-200", problem, exchange)]
     observations = [_observe("RESP-200", None, exchange)]
     observations += _same_id(exchange, body)

@@ -11,6 +11,9 @@ from retry_contract.reports.model import coverage_text, requirement_rows, verdic
 from retry_contract.runner import RunResult
 
 _STYLE = {"passed": "green", "failed": "red", "not covered": "yellow"}
+# How much of a message the table and the first failure show; the reports have the rest.
+_NOTE_LIMIT = 160
+_FIRST_FAILURE_LIMIT = 300
 
 
 def render(result: RunResult, console: Console, written: list[Path]) -> None:
@@ -27,7 +30,7 @@ def render(result: RunResult, console: Console, written: list[Path]) -> None:
             row["level"],
             f"[{style}]{outcome}[/{style}]",
             str(row["judged"]),
-            result.secrets.redact(note)[:160],
+            result.secrets.cut(note, _NOTE_LIMIT),
         )
     console.print(table)
     console.print(
@@ -46,9 +49,8 @@ def render(result: RunResult, console: Console, written: list[Path]) -> None:
     first = next((f for row in rows for f in row["failures"] if f.get("reproduce_steps")), None)
     if first is not None:
         console.print(
-            result.secrets.redact(
-                f"first failure (#{first['number']}, {first['requirement']}): {first['message'][:300]}"
-            ),
+            f"first failure (#{first['number']}, {first['requirement']}): "
+            + result.secrets.cut(first["message"], _FIRST_FAILURE_LIMIT),
             markup=False,
         )
         for step in first["reproduce_steps"]:

@@ -67,15 +67,15 @@ def _chart(counts: Mapping[str, int]) -> dict[str, Any]:
     return {"bars": bars, "height": len(bars) * CHART_ROW_HEIGHT, "bar_width": CHART_BAR_WIDTH}
 
 
-def _message(first_line: str, headers: Mapping[str, str], body: bytes | None) -> str:
+def _message(first_line: str, headers: Mapping[str, str], body: bytes | None, secrets: SecretRegistry) -> str:
     """An HTTP message as it reads on the wire: first line, headers, a blank line, the body (cut)."""
     lines = [first_line, *(f"{name}: {value}" for name, value in sorted(headers.items()))]
     if body is not None:
-        lines += ["", abbreviated(body.decode("utf-8", "replace"))]
+        lines += ["", abbreviated(body.decode("utf-8", "replace"), secrets)]
     return "\n".join(lines)
 
 
-def _failure(observation: Observation, data: Mapping[str, Any]) -> dict[str, Any]:
+def _failure(observation: Observation, data: Mapping[str, Any], secrets: SecretRegistry) -> dict[str, Any]:
     """A failure as failure_data gives it, with its exchange's request and response in full (cut to
     the length reproductions use) and what the request was built to provoke."""
     exchange = observation.exchange
@@ -87,14 +87,15 @@ def _failure(observation: Observation, data: Mapping[str, Any]) -> dict[str, Any
         "has_exchange": True,
         # As the server read it: a gzipped body is shown decompressed, and said to have been sent so.
         "request_text": _message(
-            f"{exchange.method} {abbreviated(exchange.url)}",
+            f"{exchange.method} {abbreviated(exchange.url, secrets)}",
             exchange.request_headers,
             exchange.request_content(),
+            secrets,
         ),
         "request_gzipped": exchange.request_gzipped,
         "response_text": None
         if exchange.status is None
-        else _message(str(exchange.status), exchange.response_headers, exchange.response_body),
+        else _message(str(exchange.status), exchange.response_headers, exchange.response_body, secrets),
         "expectation": None
         if expectation is None
         else {
@@ -117,7 +118,7 @@ def _failure_sections(result: RunResult, rows: list[dict[str, Any]]) -> list[dic
                 **row,
                 "anchor": anchor(row["id"]),
                 "shown": [
-                    _failure(observation, data)
+                    _failure(observation, data, result.secrets)
                     for observation, data in zip(observations, row["failures"], strict=True)
                 ],
             }
@@ -152,7 +153,11 @@ def _facts(result: RunResult) -> dict[str, Any]:
         "stop_reason": result.stop_reason,
         "phases": result.timer.as_json(),
         "faults": [
-            {"request": f"{e.method} {abbreviated(e.url)}", "origin": e.origin, "fault": e.fault}
+            {
+                "request": f"{e.method} {abbreviated(e.url, result.secrets)}",
+                "origin": e.origin,
+                "fault": e.fault,
+            }
             for e in result.ledger.faults
         ],
         "disagreements": len(result.ledger.disagreements),

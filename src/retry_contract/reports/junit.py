@@ -79,7 +79,11 @@ def _requirement_case(result: RunResult, row: dict[str, Any]) -> TestCase:
         failure = Failure(
             _text(
                 result,
-                abbreviated(f"{row['failed']} of {row['judged']} judgements failed: {first}", _MESSAGE_LIMIT),
+                abbreviated(
+                    f"{row['failed']} of {row['judged']} judgements failed: {first}",
+                    result.secrets,
+                    _MESSAGE_LIMIT,
+                ),
             ),
             row["level"],
         )
@@ -110,7 +114,10 @@ def _infrastructure_case(result: RunResult) -> TestCase:
         "part of the run could not be judged",
         "infrastructure",
     )
-    listed = [f"{e.origin}: {e.method} {abbreviated(e.url, 200)}: {e.fault}" for e in faults[:_FAULTS_LISTED]]
+    listed = [
+        f"{e.origin}: {e.method} {abbreviated(e.url, result.secrets, 200)}: {e.fault}"
+        for e in faults[:_FAULTS_LISTED]
+    ]
     if len(faults) > _FAULTS_LISTED:
         listed.append(f"... and {len(faults) - _FAULTS_LISTED} more (see retry-contract.json)")
     error.text = _text(result, "\n".join(listed))

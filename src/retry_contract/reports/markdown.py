@@ -46,8 +46,9 @@ def code_block(text: str, language: str = "") -> str:
 
 
 def _cell(result: RunResult, text: str, limit: int = _CELL_LIMIT) -> str:
-    # Redacted before it is escaped: an escaped secret (`|` → `\|`) would no longer match.
-    return cell(result.secrets.redact(text), limit)
+    # Redacted, and cut, before it is escaped: an escaped secret (`|` → `\|`) would no longer match,
+    # and a secret cut short would not match either.
+    return cell(result.secrets.cut(" ".join(text.split()), limit - 3, "..."), limit)
 
 
 def _marker(row: Mapping[str, Any]) -> str:

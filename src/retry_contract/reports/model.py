@@ -91,15 +91,15 @@ def failure_data(
         data.update(
             {
                 "origin": exchange.origin,
-                "request": f"{exchange.method} {abbreviated(exchange.url)}",
+                "request": f"{exchange.method} {abbreviated(exchange.url, result.secrets)}",
                 "status": exchange.status,
-                "response_body": exchange.response_body[:_BODY_PREVIEW].decode("utf-8", "replace"),
+                "response_body": result.secrets.excerpt(exchange.response_body, _BODY_PREVIEW),
                 "credential": reproduction.record.credential,
                 "request_form": exchange.request_form,
                 "precondition": reproduction.precondition,
                 "reproduce": reproduction.curl,
                 "reproduce_steps": list(reproduction.steps),
-                "replay": reproduction.record.to_json(),
+                "replay": reproduction.record.to_json(result.secrets),
             }
         )
         if exchange.transport_error:

@@ -76,8 +76,9 @@ _FIXTURES = {
 }
 
 
-def abbreviated(text: str, limit: int = MAX_SHOWN_CHARACTERS) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} characters in all)"
+def abbreviated(text: str, secrets: SecretRegistry, limit: int = MAX_SHOWN_CHARACTERS) -> str:
+    """`text` redacted, and when longer than `limit` cut there (never through a secret), saying so."""
+    return secrets.cut(text, limit, f"...({len(text)} characters in all)")
 
 
 def request_form_named(name: str) -> RequestForm | None:
@@ -90,7 +91,7 @@ def request_form_named(name: str) -> RequestForm | None:
 # -- long strings in records ---------------------------------------------------------------------
 
 
-def compact(text: str) -> str | dict[str, Any]:
+def compact(text: str, secrets: SecretRegistry) -> str | dict[str, Any]:
     """`text`, or for a long one a repeated unit and a length (what `expand` reads back); a long
     string that is no repetition is kept cut, and cannot be replayed."""
     if len(text) <= MAX_RECORDED_CHARACTERS:
@@ -98,7 +99,7 @@ def compact(text: str) -> str | dict[str, Any]:
     for period in range(1, _LONGEST_UNIT + 1):
         if text[period:] == text[:-period]:
             return {_REPEAT: text[:period], _LENGTH: len(text)}
-    return {_TRUNCATED: abbreviated(text), _LENGTH: len(text)}
+    return {_TRUNCATED: abbreviated(text, secrets), _LENGTH: len(text)}
 
 
 def expand(value: Any) -> Any:
@@ -117,13 +118,13 @@ def expand(value: Any) -> Any:
     return value
 
 
-def _compact_json(value: Any) -> Any:
+def _compact_json(value: Any, secrets: SecretRegistry) -> Any:
     if isinstance(value, str):
-        return compact(value)
+        return compact(value, secrets)
     if isinstance(value, dict):
-        return {key: _compact_json(item) for key, item in value.items()}
+        return {key: _compact_json(item, secrets) for key, item in value.items()}
     if isinstance(value, list):
-        return [_compact_json(item) for item in value]
+        return [_compact_json(item, secrets) for item in value]
     return value
 
 
@@ -316,7 +317,8 @@ class ReplayRecord:
             return self.body
         return {**self.body, "authentication": {**authentication, "nonce": nonce}}
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, secrets: SecretRegistry) -> dict[str, Any]:
+        """The record as a report holds it; a long string is cut (by `secrets`, never through one)."""
         return {
             "failure": self.failure,
             "requirement": self.requirement,
@@ -324,13 +326,13 @@ class ReplayRecord:
             "method": self.method,
             "path": self.path,
             "project": self.project,
-            "execution_id": compact(self.execution_id) if self.execution_id is not None else None,
+            "execution_id": compact(self.execution_id, secrets) if self.execution_id is not None else None,
             "request_form": self.request_form,
             "credential": self.credential,
             "authorization": self.authorization,
             "headers": dict(self.headers),
             "body_kind": self.body_kind,
-            "body": _compact_json(self.body),
+            "body": _compact_json(self.body, secrets),
             "nonce": self.nonce.value if self.nonce is not None else None,
             "expectation": None
             if self.expectation is None
@@ -420,7 +422,7 @@ def record(
         requirement=requirement,
         judge=judge,
         method=exchange.method,
-        path=abbreviated(parts.path + (f"?{parts.query}" if parts.query else "")),
+        path=abbreviated(parts.path + (f"?{parts.query}" if parts.query else ""), secrets),
         project=unquote(match.group("project")) if match else None,
         execution_id=unquote(match.group("id")) if match else None,
         request_form=exchange.request_form,
@@ -497,7 +499,7 @@ def curl(exchange: Exchange, secrets: SecretRegistry, *, execution_placeholder: 
             )
             path = parts.path[: match.start("id")] + segment + parts.path[match.end("id") :]
             url = parts._replace(path=path).geturl()
-    command = ["curl", "-i", "-X", exchange.method, _quote(abbreviated(url))]
+    command = ["curl", "-i", "-X", exchange.method, _quote(abbreviated(url, secrets))]
     for name, value in exchange.request_headers.items():
         if name.lower() in _SKIPPED_HEADERS:
             continue
@@ -506,7 +508,7 @@ def curl(exchange: Exchange, secrets: SecretRegistry, *, execution_placeholder: 
         command += ["-H", _quote(f"{name}: {value}")]
     if exchange.request_body is None:
         return secrets.redact(" ".join(command))
-    body = abbreviated(_body_text(exchange, secrets))
+    body = abbreviated(_body_text(exchange, secrets), secrets)
     if not exchange.request_gzipped:
         return secrets.redact(" ".join([*command, "--data-binary", _quote(body)]))
     # The body went out gzipped: compress it the same way on the reader's side.
@@ -608,9 +610,9 @@ def _execution_of(exchange: Exchange) -> str | None:
     return known if isinstance(known, str) else exchange.execution_id
 
 
-def _long_id_command(execution_id: str | None) -> str | None:
+def _long_id_command(execution_id: str | None, secrets: SecretRegistry) -> str | None:
     """A shell line that exports a long, repetitive path id (percent-encoded), or None."""
-    compacted = compact(execution_id) if execution_id is not None else None
+    compacted = compact(execution_id, secrets) if execution_id is not None else None
     if not isinstance(compacted, dict) or _REPEAT not in compacted:
         return None
     unit, length = compacted[_REPEAT], compacted[_LENGTH]
@@ -634,7 +636,7 @@ def reproduce(
     replay = record(exchange, requirement, failure, facts, secrets, judge)
     precondition = replay.precondition
     steps = [f"Precondition: {precondition.describe()}."]
-    long_id = _long_id_command(replay.execution_id) if not precondition.exists else None
+    long_id = _long_id_command(replay.execution_id, secrets) if not precondition.exists else None
     if precondition.exists:
         steps.append(
             f"Create such an execution through the API and `export {EXECUTION_VARIABLE}=<its id>` "
