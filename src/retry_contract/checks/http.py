@@ -8,6 +8,7 @@ from retry_contract.exchange import Exchange, is_json
 from retry_contract.verdict import Observation
 
 JUDGE = "custom check"
+_MIB = 1024 * 1024
 
 
 def _observe(requirement: str, problem: str | None, exchange: Exchange) -> Observation:
@@ -20,7 +21,7 @@ def robust(exchange: Exchange) -> list[Observation]:
         problem: str | None = f"no response: {exchange.transport_error or 'connection dropped'}"
     elif exchange.status >= 500:
         problem = f"server error {exchange.status}"
-    elif exchange.status >= 400 and not is_json(exchange.json()):
+    elif exchange.status >= 400 and exchange.body_over_cap is None and not is_json(exchange.json()):
         problem = f"{exchange.status} error body is not JSON: {exchange.response_body[:80]!r}"
     else:
         problem = None
@@ -47,7 +48,7 @@ def _envelope_problem(exchange: Exchange, body: Any) -> str | None:
 
 def error_envelope(exchange: Exchange) -> list[Observation]:
     """ERR-ENVELOPE and ERR-CODE, for 4xx and 5xx responses."""
-    if exchange.status is None or exchange.status < 400:
+    if exchange.status is None or exchange.status < 400 or exchange.body_over_cap is not None:
         return []
     body = exchange.json()
     problem = _envelope_problem(exchange, body)
@@ -109,4 +110,14 @@ def expected_status(exchange: Exchange) -> list[Observation]:
     return observations
 
 
-HTTP_CHECKS = (robust, error_envelope, request_id, expected_status)
+def body_within_cap(exchange: Exchange) -> list[Observation]:
+    """An answer larger than the client reads is a finding of what the request was built for (its
+    body, cut at the cap, is judged by nothing here that needs it whole)."""
+    if exchange.body_over_cap is None:
+        return []
+    requirement = exchange.expectation.requirement if exchange.expectation is not None else "ROBUST"
+    limit = f"{exchange.body_over_cap / _MIB:g} MiB"
+    return [_observe(requirement, f"answer larger than {limit}, not read", exchange)]
+
+
+HTTP_CHECKS = (robust, error_envelope, request_id, expected_status, body_within_cap)
