@@ -117,6 +117,10 @@ class HostileServer:
             await asyncio.wait_for(self._answer(behaviour, path, writer), MAX_SECONDS)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
             pass
+        except asyncio.CancelledError:
+            # The server is stopping: the answer ends here, quietly (asyncio would log a cancelled
+            # handler as an error).
+            pass
         finally:
             writer.close()
             if answering is not None:

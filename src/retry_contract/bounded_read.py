@@ -32,6 +32,8 @@ DEFAULT_MAX_RESPONSE_MIB = 16
 DECODED_ENCODINGS = ("gzip", "deflate")
 ACCEPT_ENCODING = ", ".join(DECODED_ENCODINGS)
 READ_CHUNK_BYTES = 64 * 1024
+# What is kept of an answer over the cap: a run judging thousands of them keeps this much of each.
+OVER_CAP_KEPT_BYTES = 64 * 1024
 
 
 class DeadlineExceeded(TimeoutError):
@@ -94,7 +96,8 @@ def current_deadline() -> Deadline | None:
 class BoundedBody:
     # Decoded when the answer's encoding was one asked for and decoded here, raw otherwise.
     content: bytes
-    # The cap in bytes when the answer was larger (content then holds what was read up to it).
+    # The cap in bytes when the answer was larger: content then holds only the beginning of what was
+    # read, OVER_CAP_KEPT_BYTES of it (no judge reads a body cut short; reports show its start).
     over_cap: int | None = None
     # Why the body could not be inflated (content then holds what was inflated before).
     undecodable: str | None = None
@@ -179,10 +182,19 @@ def read_body(
             return BoundedBody(b"".join(parts), undecodable=f"{', '.join(codings or ())}: {error}")
         if larger:
             parts.append(chunk[:room])
-            return BoundedBody(b"".join(parts), over_cap=max_bytes)
+            return BoundedBody(_prefix(parts, OVER_CAP_KEPT_BYTES), over_cap=max_bytes)
         parts.append(chunk)
         decoded_size += len(chunk)
     return BoundedBody(b"".join(parts))
+
+
+def _prefix(parts: list[bytes], size: int) -> bytes:
+    kept = bytearray()
+    for part in parts:
+        kept += part[: size - len(kept)]
+        if len(kept) >= size:
+            break
+    return bytes(kept)
 
 
 # -- httpx (httpcore) ---------------------------------------------------------------------------

@@ -82,7 +82,7 @@ class Exchange:
     # Re-sent after a broken connection: the first attempt may have taken effect on the server.
     maybe_replayed: bool = False
     # The cap in bytes when the answer's body (raw or decoded) was larger: `response_body` then holds
-    # only what was read up to it, the rest was never read.
+    # only the beginning of what was read up to it; the rest was never read.
     body_over_cap: int | None = None
     # Set when the final answer is a fault of the network or infrastructure, not a judgeable response.
     fault: str | None = None
