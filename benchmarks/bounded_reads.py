@@ -80,16 +80,16 @@ def _child(transport: str, url: str, timeout: float) -> None:
     print(json.dumps(outcome))
 
 
-def _run_case(src: Path, transport: str, url: str, timeout: float, limit: float, memory_gib: float) -> dict:
+def _measure(command: list[str], env: dict[str, str], limit: float, memory_gib: float) -> dict:
+    """Run `command` in a child capped at `memory_gib` of address space and `limit` seconds."""
+
     def cap_memory() -> None:
         size = int(memory_gib * 1024**3)
         resource.setrlimit(resource.RLIMIT_AS, (size, size))
 
-    env = {**os.environ, "PYTHONPATH": str(src)}
-    command = [sys.executable, __file__, "--child", transport, url, "--timeout", str(timeout)]
     started = time.monotonic()
     child = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=cap_memory
+        command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=cap_memory
     )
     killed = False
     # wait4, not poll: the child's own rusage (its peak RSS), whether it ended or was killed.
@@ -107,14 +107,34 @@ def _run_case(src: Path, transport: str, url: str, timeout: float, limit: float,
     err = child.stderr.read().decode() if child.stderr else ""
     result: dict = {"wall_s": round(wall, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024)}
     if killed:
-        result["outcome"] = f"still reading at {limit:g} s: killed"
+        result["outcome"] = f"still running at {limit:g} s: killed"
     elif "MemoryError" in err:
         result["outcome"] = f"MemoryError at the {memory_gib:g} GiB address-space cap"
     elif out.strip():
-        result["outcome"] = json.loads(out.strip().splitlines()[-1])
+        result["outcome"] = out.strip().splitlines()[-1]
     else:
-        result["outcome"] = f"exit {status}: {err.strip().splitlines()[-1] if err.strip() else ''}"
+        last = (err.strip() or " ").splitlines()[-1]
+        result["outcome"] = f"exit {os.waitstatus_to_exitcode(status)}: {last}"
     return result
+
+
+def _run_case(src: Path, transport: str, url: str, timeout: float, limit: float, memory_gib: float) -> dict:
+    command = [sys.executable, __file__, "--child", transport, url, "--timeout", str(timeout)]
+    return _measure(command, {**os.environ, "PYTHONPATH": str(src)}, limit, memory_gib)
+
+
+def _whole_run(src: Path, bloat_mib: float, limit: float, memory_gib: float) -> dict:
+    """A whole run (embedded in-process app, fuzzing included) whose every retry answer is bloated."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(src),
+        "BLOAT_MIB": str(bloat_mib),
+        "CDF_TOKEN": "example-write-token",
+        "CDF_READONLY_TOKEN": "example-readonly-token",
+    }
+    command = [sys.executable, "-m", "retry_contract.cli", "run", "-q", "--app", "benchmarks.bloated_app:app"]
+    command += ["--project", "example-project", "--report-dir", f"/tmp/bounded-reads-{os.getpid()}"]
+    return _measure(command, env, limit, memory_gib)
 
 
 def main() -> None:
@@ -128,9 +148,30 @@ def main() -> None:
     parser.add_argument("--before-memory", type=float, default=6.0)
     parser.add_argument("--transports", default=",".join(TRANSPORTS))
     parser.add_argument("--behaviours", default=",".join(BEHAVIOURS))
+    parser.add_argument(
+        "--whole-run",
+        type=float,
+        action="append",
+        default=[],
+        metavar="MIB",
+        help="also measure a whole run whose retry answers are all MIB MiB (repeatable)",
+    )
     args = parser.parse_args()
     if args.child:
         _child(args.child[0], args.child[1], args.timeout)
+        return
+    if args.whole_run:
+        trees = [("after", ROOT / "src", 900.0, 8.0)]
+        if args.before_src is not None:
+            trees.insert(0, ("before", args.before_src, 900.0, args.before_memory))
+        for bloat in args.whole_run:
+            for tree, src, limit, memory in trees:
+                result = _whole_run(src, bloat, limit, memory)
+                print(
+                    f"whole run, retry answers of {bloat:g} MiB, {tree}: {result['wall_s']} s, "
+                    f"peak RSS {result['peak_rss_mib']} MiB: {result['outcome']}",
+                    flush=True,
+                )
         return
 
     from hostile_server import hostile_server

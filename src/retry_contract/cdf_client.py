@@ -83,12 +83,13 @@ def _send_with_stdlib(exchange: Exchange, deadline: Deadline, max_body_bytes: in
     read its answer by `deadline` and within `max_body_bytes`; a timeout is a fault, as with httpx."""
     parts = urlsplit(exchange.url)
     connection_class = _DeadlineHTTPSConnection if parts.scheme == "https" else _DeadlineHTTPConnection
-    connection = connection_class(parts.hostname or "", parts.port, timeout=deadline.bound())
+    connection = connection_class(parts.hostname or "", parts.port, timeout=deadline.remaining())
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     headers = {"accept-encoding": ACCEPT_ENCODING, **exchange.request_headers}
     sent = False
     try:
         with deadline_scope(deadline):
+            connection.timeout = deadline.bound()
             connection.connect()
             # From here on a send waits at most what is left, in total (socket.sendall's timeout).
             if connection.sock is not None:
