@@ -22,7 +22,6 @@ from hostile_server import HostileServer, compressed_zeros, hostile_server
 from retry_contract import contract
 from retry_contract.bounded_read import (
     MIB,
-    OVER_CAP_KEPT_BYTES,
     Deadline,
     DeadlineExceeded,
     ReadLimits,
@@ -30,13 +29,15 @@ from retry_contract.bounded_read import (
     read_body,
 )
 from retry_contract.cdf_client import CdfClient
+from retry_contract.checks import Judge
 from retry_contract.checks.http import HTTP_CHECKS, body_within_cap, robust
 from retry_contract.cli import main
 from retry_contract.credentials import StaticToken
-from retry_contract.exchange import Exchange, Expectation
+from retry_contract.exchange import KEPT_BODY_BYTES, Exchange, Expectation
 from retry_contract.fuzz_transport import BoundedAdapter, body_over_cap, bound_engine_sessions, bound_session
 from retry_contract.resilience import RetryPolicy
 from retry_contract.secrets_registry import SecretRegistry
+from retry_contract.verdict import Ledger
 
 TIMEOUT = 1.0
 # Scheduling on shared CI cores; a read not bounded by the deadline takes 8 s (head) or 100 s (body).
@@ -129,7 +130,7 @@ def test_a_huge_answer_is_read_up_to_the_cap_only(
 ) -> None:
     read = _fetch(transport, server.url, behaviour)
     assert read.status == 200 and read.over_cap == CAP
-    assert read.body == bytes(OVER_CAP_KEPT_BYTES)
+    assert read.body == bytes(KEPT_BODY_BYTES)
     assert read.seconds < TIMEOUT + SLACK
     assert read.peak_bytes < MEMORY_BOUND
 
@@ -144,7 +145,7 @@ def test_a_body_exactly_at_the_cap_is_read_whole_and_one_byte_more_is_over(
     assert at.status == 200 and at.over_cap is None and len(at.body) == CAP
     assert at.body.startswith(b'"x') and at.body.endswith(b'x"')
     over = _fetch(transport, server.url, f"bytes-{CAP + 1}{query}")
-    assert over.status == 200 and over.over_cap == CAP and over.body == at.body[:OVER_CAP_KEPT_BYTES]
+    assert over.status == 200 and over.over_cap == CAP and over.body == at.body[:KEPT_BODY_BYTES]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -182,7 +183,7 @@ def test_a_bomb_is_inflated_only_up_to_the_cap(encoding: str) -> None:
 
     header = "deflate" if encoding == "raw-deflate" else encoding
     body = read_body(forever(), max_bytes=CAP, deadline=Deadline.after(10), content_encoding=header)
-    assert body.over_cap == CAP and body.content == bytes(OVER_CAP_KEPT_BYTES)
+    assert body.over_cap == CAP and body.content == bytes(KEPT_BODY_BYTES)
 
 
 def test_every_member_of_a_gzip_stream_is_inflated() -> None:
@@ -253,7 +254,7 @@ def test_the_engine_sessions_of_a_bounded_schema_read_within_its_limits(server: 
         call("drip-body")
     assert time.monotonic() - started < TIMEOUT + SLACK
     response = call("gzip-bomb")
-    assert response.content == bytes(OVER_CAP_KEPT_BYTES) and body_over_cap(response) == CAP
+    assert response.content == bytes(KEPT_BODY_BYTES) and body_over_cap(response) == CAP
     assert body_over_cap(call(f"bytes-{CAP}")) is None
 
 
@@ -299,3 +300,22 @@ def test_the_options_say_what_they_bound() -> None:
         assert "--max-response-mib" in help_text and "Total seconds per request" in help_text
     refused = CliRunner().invoke(main, ["run", "--max-response-mib", "0"])
     assert refused.exit_code == 2 and "Traceback" not in refused.output
+
+
+def test_a_judged_exchange_keeps_only_the_beginning_of_a_large_body() -> None:
+    body = b'{"error": {"code": 400, "message": "' + b"x" * (2 * KEPT_BODY_BYTES) + b'"}}'
+    exchange = Exchange(
+        method="POST",
+        url="http://server/api/v1/projects/p/workflows/executions/x/retry",
+        request_headers={},
+        request_body=None,
+        status=400,
+        response_headers={"content-type": "application/json", "x-request-id": "r"},
+        response_body=body,
+    )
+    observations = Judge("http://server", Ledger()).observe(exchange)
+    # Judged whole (a valid envelope), kept in part.
+    envelope = [o for o in observations if o.requirement.startswith("ERR-")]
+    assert {o.requirement for o in envelope} == {"ERR-ENVELOPE", "ERR-CODE"}
+    assert all(o.passed for o in envelope)
+    assert exchange.response_body == body[:KEPT_BODY_BYTES]

@@ -25,6 +25,8 @@ from typing import Any
 
 import httpcore
 
+from retry_contract.exchange import KEPT_BODY_BYTES
+
 MIB = 1024 * 1024
 DEFAULT_MAX_RESPONSE_MIB = 16
 # The encodings the suite inflates itself; asking for others (br, zstd) would bring answers it can
@@ -32,8 +34,6 @@ DEFAULT_MAX_RESPONSE_MIB = 16
 DECODED_ENCODINGS = ("gzip", "deflate")
 ACCEPT_ENCODING = ", ".join(DECODED_ENCODINGS)
 READ_CHUNK_BYTES = 64 * 1024
-# What is kept of an answer over the cap: a run judging thousands of them keeps this much of each.
-OVER_CAP_KEPT_BYTES = 64 * 1024
 
 
 class DeadlineExceeded(TimeoutError):
@@ -97,7 +97,7 @@ class BoundedBody:
     # Decoded when the answer's encoding was one asked for and decoded here, raw otherwise.
     content: bytes
     # The cap in bytes when the answer was larger: content then holds only the beginning of what was
-    # read, OVER_CAP_KEPT_BYTES of it (no judge reads a body cut short; reports show its start).
+    # read, KEPT_BODY_BYTES of it (no judge reads a body cut short; reports show its start).
     over_cap: int | None = None
     # Why the body could not be inflated (content then holds what was inflated before).
     undecodable: str | None = None
@@ -182,7 +182,7 @@ def read_body(
             return BoundedBody(b"".join(parts), undecodable=f"{', '.join(codings or ())}: {error}")
         if larger:
             parts.append(chunk[:room])
-            return BoundedBody(_prefix(parts, OVER_CAP_KEPT_BYTES), over_cap=max_bytes)
+            return BoundedBody(_prefix(parts, KEPT_BODY_BYTES), over_cap=max_bytes)
         parts.append(chunk)
         decoded_size += len(chunk)
     return BoundedBody(b"".join(parts))

@@ -15,6 +15,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 _NOT_JSON = object()
+# What an exchange keeps of its answer's body once it has been judged (and of an answer over the
+# read cap at all): reports show only its beginning, and a run that judges thousands of large
+# answers must not hold them all.
+KEPT_BODY_BYTES = 64 * 1024
 
 
 class Credential(StrEnum):

@@ -17,7 +17,7 @@ from retry_contract.checks.http import HTTP_CHECKS
 from retry_contract.checks.openapi import SCHEMA_JUDGE, OpenApiJudge
 from retry_contract.checks.retry_effects import retry_effects
 from retry_contract.checks.success import SUCCESS_CHECKS
-from retry_contract.exchange import Exchange
+from retry_contract.exchange import KEPT_BODY_BYTES, Exchange
 from retry_contract.verdict import Disagreement, Ledger, Observation
 
 
@@ -35,6 +35,16 @@ class Judge:
 
     def observe(
         self, exchange: Exchange, schemathesis_failures: Iterable[tuple[str, Any]] | None = None
+    ) -> list[Observation]:
+        try:
+            return self._observe(exchange, schemathesis_failures)
+        finally:
+            # Judged: the ledger may keep the exchange till the end of the run, its body need not.
+            if len(exchange.response_body) > KEPT_BODY_BYTES:
+                exchange.response_body = exchange.response_body[:KEPT_BODY_BYTES]
+
+    def _observe(
+        self, exchange: Exchange, schemathesis_failures: Iterable[tuple[str, Any]] | None
     ) -> list[Observation]:
         if exchange.fault is not None:
             # A fault of the network says nothing about the contract: reported, never judged.
