@@ -29,7 +29,7 @@ from retry_contract.bounded_read import (
     read_body,
 )
 from retry_contract.cdf_client import CdfClient
-from retry_contract.checks import Judge
+from retry_contract.checks import KEPT_MESSAGE_CHARACTERS, Judge
 from retry_contract.checks.http import HTTP_CHECKS, body_within_cap, robust
 from retry_contract.cli import main
 from retry_contract.credentials import StaticToken
@@ -319,3 +319,19 @@ def test_a_judged_exchange_keeps_only_the_beginning_of_a_large_body() -> None:
     assert {o.requirement for o in envelope} == {"ERR-ENVELOPE", "ERR-CODE"}
     assert all(o.passed for o in envelope)
     assert exchange.response_body == body[:KEPT_BODY_BYTES]
+
+
+def test_a_message_quoting_a_large_body_keeps_only_its_beginning() -> None:
+    exchange = Exchange(
+        method="POST",
+        url="http://server/api/v1/projects/p/workflows/executions/x/retry",
+        request_headers={},
+        request_body=None,
+        status=200,
+        response_headers={"content-type": "application/json", "x-request-id": "r"},
+        response_body=b'"' + b"x" * MIB + b'"',
+    )
+    observations = Judge("http://server", Ledger()).observe(exchange)
+    failed = [o for o in observations if not o.passed]
+    assert failed and all(len(o.message) < 2 * KEPT_MESSAGE_CHARACTERS for o in failed)
+    assert any("characters in all" in o.message for o in failed)

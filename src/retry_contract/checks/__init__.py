@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from retry_contract.checks import schemathesis_results
@@ -19,6 +20,18 @@ from retry_contract.checks.retry_effects import retry_effects
 from retry_contract.checks.success import SUCCESS_CHECKS
 from retry_contract.exchange import KEPT_BODY_BYTES, Exchange
 from retry_contract.verdict import Disagreement, Ledger, Observation
+
+# What an observation's message keeps: a validator quoting the instance it refuses quotes all of it,
+# a body of megabytes included, and the ledger keeps every failure till the end of the run.
+KEPT_MESSAGE_CHARACTERS = 4096
+
+
+def _kept(observation: Observation) -> Observation:
+    message = observation.message
+    if len(message) <= KEPT_MESSAGE_CHARACTERS:
+        return observation
+    cut = f"{message[:KEPT_MESSAGE_CHARACTERS]}...({len(message)} characters in all)"
+    return replace(observation, message=cut)
 
 
 class Judge:
@@ -55,12 +68,13 @@ class Judge:
             observations += check(exchange)
         if exchange.status == 200 and exchange.before is not None and exchange.after is not None:
             observations += retry_effects(exchange.before, exchange.after, exchange)
-        validated = self.openapi.judge(exchange)
+        validated = [_kept(o) for o in self.openapi.judge(exchange)]
         observations += validated
         if schemathesis_failures is not None:
             failures = list(schemathesis_failures)
             observations += schemathesis_results.observations(exchange, failures, self.openapi.index)
             self._compare_validators(exchange, failures, validated)
+        observations = [_kept(o) for o in observations]
         self.ledger.count_judged(exchange)
         if exchange.method == "POST" and exchange.status == 200 and exchange.execution_id is not None:
             self.ledger.count_success(exchange.execution_id)
