@@ -123,7 +123,9 @@ def _run_case(src: Path, transport: str, url: str, timeout: float, limit: float,
     return _measure(command, {**os.environ, "PYTHONPATH": str(src)}, limit, memory_gib)
 
 
-def _whole_run(src: Path, bloat_mib: float, limit: float, memory_gib: float) -> dict:
+def _whole_run(
+    src: Path, bloat_mib: float, limit: float, memory_gib: float, cap_mib: int | None = None
+) -> dict:
     """A whole run (embedded in-process app, fuzzing included) whose every retry answer is bloated."""
     env = {
         **os.environ,
@@ -134,6 +136,8 @@ def _whole_run(src: Path, bloat_mib: float, limit: float, memory_gib: float) -> 
     }
     command = [sys.executable, "-m", "retry_contract.cli", "run", "-q", "--app", "benchmarks.bloated_app:app"]
     command += ["--project", "example-project", "--report-dir", f"/tmp/bounded-reads-{os.getpid()}"]
+    if cap_mib is not None:
+        command += ["--max-response-mib", str(cap_mib)]
     return _measure(command, env, limit, memory_gib)
 
 
@@ -156,6 +160,7 @@ def main() -> None:
         metavar="MIB",
         help="also measure a whole run whose retry answers are all MIB MiB (repeatable)",
     )
+    parser.add_argument("--cap-mib", type=int, default=None, help="--max-response-mib of the whole runs")
     args = parser.parse_args()
     if args.child:
         _child(args.child[0], args.child[1], args.timeout)
@@ -166,9 +171,10 @@ def main() -> None:
             trees.insert(0, ("before", args.before_src, 900.0, args.before_memory))
         for bloat in args.whole_run:
             for tree, src, limit, memory in trees:
-                result = _whole_run(src, bloat, limit, memory)
+                result = _whole_run(src, bloat, limit, memory, args.cap_mib if tree == "after" else None)
+                cap = f" (--max-response-mib {args.cap_mib})" if args.cap_mib and tree == "after" else ""
                 print(
-                    f"whole run, retry answers of {bloat:g} MiB, {tree}: {result['wall_s']} s, "
+                    f"whole run, retry answers of {bloat:g} MiB{cap}, {tree}: {result['wall_s']} s, "
                     f"peak RSS {result['peak_rss_mib']} MiB: {result['outcome']}",
                     flush=True,
                 )
