@@ -17,6 +17,19 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from retry_contract import contract
+from retry_contract.bounded_read import (
+    ACCEPT_ENCODING,
+    DEFAULT_MAX_RESPONSE_MIB,
+    MIB,
+    READ_CHUNK_BYTES,
+    Deadline,
+    DeadlineExceeded,
+    DeadlineHTTPResponse,
+    DeadlineNetworkBackend,
+    ReadLimits,
+    deadline_scope,
+    read_body,
+)
 from retry_contract.budget import RequestBudget
 from retry_contract.credentials import Credentials, CredentialsError
 from retry_contract.exchange import Credential, Exchange, Expectation, nonce_in
@@ -34,6 +47,8 @@ DEFAULT_CONNECTIONS = 64
 MAX_WORKFLOW_FILTERS = 100
 MAX_LIST_LIMIT = 1000
 _UNSET: Any = object()
+# What ends a request without an answer to judge: the network's faults, and the request's deadline.
+_FAULTS_OR_DEADLINE: tuple[type[Exception], ...] = (*FAULT_ERRORS, DeadlineExceeded)
 # An id made from another (a character added, braces around it) is looked for among the executions
 # read only within these lengths: shorter ones are not ids, longer ones are the oversized probes.
 _SHORTEST_ID = 32
@@ -56,27 +71,64 @@ class UnexpectedAnswer(ClientError):
     """A neighbouring endpoint answered something the model does not allow; provisioning stops."""
 
 
-def _send_with_stdlib(exchange: Exchange, timeout: float | None) -> None:
-    """Send `exchange`'s request with `http.client`, which takes a request line of any length."""
+class _DeadlineHTTPConnection(http.client.HTTPConnection):
+    response_class = DeadlineHTTPResponse
+
+
+class _DeadlineHTTPSConnection(http.client.HTTPSConnection):
+    response_class = DeadlineHTTPResponse
+
+
+def _send_with_stdlib(exchange: Exchange, deadline: Deadline, max_body_bytes: int) -> None:
+    """Send `exchange`'s request with `http.client`, which takes a request line of any length, and
+    read its answer by `deadline` and within `max_body_bytes`; a timeout is a fault, as with httpx."""
     parts = urlsplit(exchange.url)
-    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = connection_class(parts.hostname or "", parts.port, timeout=timeout)
+    connection_class = _DeadlineHTTPSConnection if parts.scheme == "https" else _DeadlineHTTPConnection
+    connection = connection_class(parts.hostname or "", parts.port, timeout=deadline.remaining())
     target = parts.path + (f"?{parts.query}" if parts.query else "")
+    headers = {"accept-encoding": ACCEPT_ENCODING, **exchange.request_headers}
+    sent = False
     try:
-        connection.request(
-            exchange.method, target, body=exchange.request_body, headers=dict(exchange.request_headers)
-        )
-        response = connection.getresponse()
-        exchange.status = response.status
-        exchange.response_headers = {k.lower(): v for k, v in response.getheaders()}
-        exchange.response_body = response.read()
+        with deadline_scope(deadline):
+            connection.timeout = deadline.bound()
+            connection.connect()
+            # From here on a send waits at most what is left, in total (socket.sendall's timeout).
+            if connection.sock is not None:
+                connection.sock.settimeout(deadline.bound())
+            connection.request(exchange.method, target, body=exchange.request_body, headers=headers)
+            sent = True
+            response = connection.getresponse()
+            exchange.status = response.status
+            exchange.response_headers = {k.lower(): v for k, v in response.getheaders()}
+            body = read_body(
+                iter(lambda: response.read(READ_CHUNK_BYTES), b""),
+                max_bytes=max_body_bytes,
+                deadline=deadline,
+                content_encoding=response.getheader("content-encoding"),
+                accept_encoding=headers["accept-encoding"],
+            )
+        exchange.response_body, exchange.body_over_cap = body.content, body.over_cap
+    except TimeoutError as error:
+        exchange.status = None
+        exchange.transport_error = f"{type(error).__name__}: {error or 'timed out'}"
+        exchange.answer_timed_out = sent
     except ConnectionRefusedError as error:
         exchange.transport_error = f"{type(error).__name__}: {error}"
     except (OSError, http.client.HTTPException) as error:
+        exchange.status = None
         exchange.transport_error = f"{type(error).__name__}: {error or 'connection broken'}"
         exchange.connection_broken = True
     finally:
         connection.close()
+
+
+def _bounded_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
+    """httpx's own transport, its sockets cut short at each request's deadline."""
+    transport = httpx.HTTPTransport(limits=limits)
+    # httpx takes no network backend; its connection pool does (httpcore's public NetworkBackend).
+    pool = transport._pool
+    pool._network_backend = DeadlineNetworkBackend(pool._network_backend)
+    return transport
 
 
 class CdfClient:
@@ -93,7 +145,11 @@ class CdfClient:
         budget: RequestBudget | None = None,
         timer: PhaseTimer | None = None,
         connections: int = DEFAULT_CONNECTIONS,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_MIB * MIB,
     ) -> None:
+        # Every request, its answer's body included, ends within `timeout` seconds in all; what an
+        # answer holds beyond `max_response_bytes` (raw or decoded) is never read.
+        self.limits = ReadLimits(timeout, max_response_bytes)
         self.retry_policy = retry_policy
         self.timer = timer or PhaseTimer()
         self._count_lock = threading.Lock()
@@ -110,7 +166,13 @@ class CdfClient:
         # descriptor" and 30 s hangs, and a non-idempotent request re-sent). The run's threads, not
         # this pool, bound what is in flight; every connection stays kept alive.
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False, limits=limits)
+        self._http = httpx.Client(
+            timeout=timeout,
+            transport=transport or _bounded_transport(limits),
+            follow_redirects=False,
+            limits=limits,
+            headers={"accept-encoding": ACCEPT_ENCODING},
+        )
         self.requests_sent = 0
         # Tokens other than the write one that requests may carry, by role (read-only, made-up ones).
         self._roles: dict[str, Credential] = {}
@@ -267,23 +329,37 @@ class CdfClient:
         started = time.perf_counter()
         with self._count_lock:
             self.requests_sent += 1
+        deadline = Deadline.after(self.limits.seconds)
         try:
             # An iterator makes httpx stream the body: Transfer-Encoding: chunked, no Content-Length.
             sent: bytes | Iterator[bytes] | None = iter([content]) if chunked and content else content
-            response = self._http.request(method, url, content=sent, headers=request_headers)
+            with (
+                deadline_scope(deadline),
+                self._http.stream(method, url, content=sent, headers=request_headers) as response,
+            ):
+                # An in-memory transport's answer (tests) comes read and decoded already.
+                read = response.is_stream_consumed
+                body = read_body(
+                    [response.content] if read else response.iter_raw(READ_CHUNK_BYTES),
+                    max_bytes=self.limits.max_body_bytes,
+                    deadline=deadline,
+                    content_encoding=None if read else response.headers.get("content-encoding"),
+                    accept_encoding=response.request.headers.get("accept-encoding"),
+                )
         except httpx.InvalidURL:
             # httpx refuses URLs over 64 KiB; the oversized-path probes need them on the wire.
-            _send_with_stdlib(exchange, self._http.timeout.read)
-        except FAULT_ERRORS as error:
+            _send_with_stdlib(exchange, deadline, self.limits.max_body_bytes)
+        except _FAULTS_OR_DEADLINE as error:
             exchange.transport_error = f"{type(error).__name__}: {error or 'no detail'}"
-            exchange.answer_timed_out = isinstance(error, httpx.ReadTimeout)
+            # The request went out in full; only its answer did not come in time.
+            exchange.answer_timed_out = isinstance(error, httpx.ReadTimeout | DeadlineExceeded)
         except httpx.TransportError as error:
             exchange.transport_error = f"{type(error).__name__}: {error or 'connection broken'}"
             exchange.connection_broken = True
         else:
             exchange.status = response.status_code
             exchange.response_headers = dict(response.headers)
-            exchange.response_body = response.content
+            exchange.response_body, exchange.body_over_cap = body.content, body.over_cap
         exchange.elapsed_ms = (time.perf_counter() - started) * 1000
         if nonce is not None and exchange.status is not None and 200 <= exchange.status < 300:
             with self._count_lock:

@@ -20,6 +20,7 @@ import click
 from rich.console import Console
 
 from retry_contract import output_guard, settings
+from retry_contract.bounded_read import DEFAULT_MAX_RESPONSE_MIB
 from retry_contract.credentials import (
     CLIENT_ID_ENV,
     CLIENT_SECRET_ENV,
@@ -130,7 +131,14 @@ _TIMEOUT = click.option(
     type=click.FloatRange(0.1, 600),
     default=30.0,
     show_default=True,
-    help="Seconds to wait for each response.",
+    help="Total seconds per request: connecting, sending, and the whole answer.",
+)
+_MAX_RESPONSE_MIB = click.option(
+    "--max-response-mib",
+    type=click.IntRange(1, 1024),
+    default=DEFAULT_MAX_RESPONSE_MIB,
+    show_default=True,
+    help="Read at most this many MiB of an answer (as sent and as decoded); a larger one is a finding.",
 )
 _FAIL_FAST = click.option("--fail-fast", is_flag=True, help="Stop at the first MUST failure.")
 
@@ -174,6 +182,7 @@ def _report_formats() -> tuple[str, ...]:
 @click.option("--strict", is_flag=True, help="Fail the run on SHOULD violations too.")
 @_FUNCTION_EXTERNAL_ID
 @_TIMEOUT
+@_MAX_RESPONSE_MIB
 @click.option("--no-fuzz", is_flag=True, help="Run only the scenario checks.")
 @_FAIL_FAST
 @click.option(
@@ -255,6 +264,7 @@ def run(
     strict: bool,
     function_external_id: str | None,
     timeout: float,
+    max_response_mib: int,
     no_fuzz: bool,
     fail_fast: bool,
     named_executions: tuple[str, ...],
@@ -320,6 +330,7 @@ def run(
         strict=strict,
         function_external_id=function_external_id or defaults.function_external_id,
         request_timeout=timeout,
+        max_response_mib=max_response_mib,
         fuzz=not no_fuzz,
         fail_fast=fail_fast,
         named_executions=named_executions,
@@ -746,6 +757,7 @@ def spec_drift(file: Path) -> None:
 @_MOCK_DEFECT
 @_FUNCTION_EXTERNAL_ID
 @_TIMEOUT
+@_MAX_RESPONSE_MIB
 def replay(
     report: Path,
     number: int,
@@ -754,6 +766,7 @@ def replay(
     mock_defects: tuple[str, ...],
     function_external_id: str | None,
     timeout: float,
+    max_response_mib: int,
 ) -> None:
     """Send failure N of a JSON report again, on a fresh execution in the state it needed.
 
@@ -791,6 +804,7 @@ def replay(
                 mock_defects=frozenset(mock_defects),
                 function_external_id=function_external_id,
                 timeout=timeout,
+                max_response_mib=max_response_mib,
                 secrets=registry,
             )
         except (replaying.ReplayError, CredentialsError, CouldNotRun) as error:

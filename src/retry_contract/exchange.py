@@ -15,6 +15,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 _NOT_JSON = object()
+# What an exchange keeps of its answer's body once it has been judged (and of an answer over the
+# read cap at all): reports show only its beginning, and a run that judges thousands of large
+# answers must not hold them all.
+KEPT_BODY_BYTES = 64 * 1024
 
 
 class Credential(StrEnum):
@@ -81,6 +85,9 @@ class Exchange:
     answer_timed_out: bool = False
     # Re-sent after a broken connection: the first attempt may have taken effect on the server.
     maybe_replayed: bool = False
+    # The cap in bytes when the answer's body (raw or decoded) was larger: `response_body` then holds
+    # only the beginning of what was read up to it; the rest was never read.
+    body_over_cap: int | None = None
     # Set when the final answer is a fault of the network or infrastructure, not a judgeable response.
     fault: str | None = None
     # The name of the RequestForm the body went out in (request_forms); fuzzed ones: "schemathesis".

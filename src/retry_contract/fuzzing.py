@@ -19,6 +19,7 @@ from requests.auth import AuthBase
 from schemathesis.engine import events, from_schema
 
 from retry_contract import contract
+from retry_contract.bounded_read import DEFAULT_MAX_RESPONSE_MIB, MIB, ReadLimits
 from retry_contract.budget import BudgetExhausted
 from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
@@ -26,6 +27,7 @@ from retry_contract.checks.retry_effects import took_effect
 from retry_contract.checks.schemathesis_results import DISABLED_CHECKS
 from retry_contract.engine_isolation import EngineWarnings, isolated
 from retry_contract.exchange import Exchange, Expectation, credential_of
+from retry_contract.fuzz_transport import body_over_cap, bound_engine_sessions
 from retry_contract.polling import RETRY_SETTLE_SECONDS
 from retry_contract.provisioning import RetryablePool
 from retry_contract.requirements import OPEN_METHODS
@@ -58,6 +60,7 @@ class FuzzSettings:
     max_examples: int
     request_timeout: float = 30.0
     pool_size: int = DEFAULT_POOL_SIZE
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_MIB * MIB
 
 
 @dataclass
@@ -211,6 +214,8 @@ class Fuzzer:
             }
         )
         schema = schemathesis.openapi.from_path(str(contract.spec_path()), config=config)
+        limits = ReadLimits(self.settings.request_timeout, self.settings.max_response_bytes)
+        bound_engine_sessions(schema, limits)
 
         schema.hooks.hook("flatmap_case")(self._steering_hook())
         _ACTIVE[id(schema)] = self
@@ -389,6 +394,7 @@ class Fuzzer:
                 before=lease[1] if lease is not None else None,
                 after=self._settled(case_id),
                 request_form="schemathesis",
+                body_over_cap=body_over_cap(response),
                 credential=credential_of(headers.get("authorization"), self._bearers),
             )
             if exchange.status is None or exchange.status in FAULT_STATUSES:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from retry_contract import execution_view
+from retry_contract.bounded_read import DEFAULT_MAX_RESPONSE_MIB, MIB
 from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
 from retry_contract.checks.retry_effects import took_effect
@@ -114,6 +115,7 @@ class ReplayOptions:
     mock_defects: frozenset[str] = frozenset()
     function_external_id: str | None = None
     timeout: float = 30.0
+    max_response_mib: int = DEFAULT_MAX_RESPONSE_MIB
     secrets: SecretRegistry = field(default_factory=SecretRegistry)
 
 
@@ -151,6 +153,7 @@ def replay(record: ReplayRecord, options: ReplayOptions) -> ReplayOutcome:
         function_external_id=options.function_external_id
         or str(record.run.get("function_external_id") or DEFAULT_FUNCTION_EXTERNAL_ID),
         request_timeout=options.timeout,
+        max_response_mib=options.max_response_mib,
         secrets=registry,
     )
     try:
@@ -165,6 +168,7 @@ def replay(record: ReplayRecord, options: ReplayOptions) -> ReplayOutcome:
                 effective.credentials,
                 registry,
                 timeout=effective.request_timeout,
+                max_response_bytes=effective.max_response_mib * MIB,
             )
             provisioner = Provisioner(client, effective.function_external_id)
             cleanup: list[str] = []

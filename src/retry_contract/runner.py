@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from importlib import metadata
 
 from retry_contract import contract, credential_check
+from retry_contract.bounded_read import DEFAULT_MAX_RESPONSE_MIB, MIB
 from retry_contract.budget import BudgetExhausted, RequestBudget
 from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
@@ -94,7 +95,9 @@ class RunOptions:
     max_examples: int = DEFAULT_MAX_EXAMPLES
     strict: bool = False
     function_external_id: str = DEFAULT_FUNCTION_EXTERNAL_ID
+    # Total seconds per request (connect, send, the whole answer), and MiB read of an answer at most.
     request_timeout: float = 30.0
+    max_response_mib: int = DEFAULT_MAX_RESPONSE_MIB
     pool_size: int = DEFAULT_POOL_SIZE
     concurrency: int = DEFAULT_CONCURRENCY
     fuzz: bool = True
@@ -358,6 +361,7 @@ def run(
             effective.credentials,
             registry,
             timeout=effective.request_timeout,
+            max_response_bytes=effective.max_response_mib * MIB,
             budget=RequestBudget(effective.max_requests, effective.rate),
             retry_policy=effective.retry_policy,
             timer=result.timer,
@@ -604,7 +608,11 @@ def _judge_everything(
                 pool=RetryablePool(provisioner.for_scenario()),
                 judge=fuzz_judge,
                 settings=FuzzSettings(
-                    options.seed, options.max_examples, options.request_timeout, options.pool_size
+                    options.seed,
+                    options.max_examples,
+                    options.request_timeout,
+                    options.pool_size,
+                    options.max_response_mib * MIB,
                 ),
                 should_stop=stop,
             )

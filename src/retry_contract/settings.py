@@ -33,6 +33,7 @@ RUN_KEYS = frozenset(
         "strict",
         "function-external-id",
         "timeout",
+        "max-response-mib",
         "max-requests",
         "rate",
         "no-fuzz",

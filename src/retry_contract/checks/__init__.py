@@ -18,8 +18,20 @@ from retry_contract.checks.http import HTTP_CHECKS
 from retry_contract.checks.openapi import SCHEMA_JUDGE, OpenApiJudge
 from retry_contract.checks.retry_effects import retry_effects
 from retry_contract.checks.success import SUCCESS_CHECKS
-from retry_contract.exchange import Exchange
+from retry_contract.exchange import KEPT_BODY_BYTES, Exchange
 from retry_contract.verdict import Disagreement, Ledger, Observation
+
+# What an observation's message keeps: a validator quoting the instance it refuses quotes all of it,
+# a body of megabytes included, and the ledger keeps every failure till the end of the run.
+KEPT_MESSAGE_CHARACTERS = 4096
+
+
+def _kept(observation: Observation) -> Observation:
+    message = observation.message
+    if len(message) <= KEPT_MESSAGE_CHARACTERS:
+        return observation
+    cut = f"{message[:KEPT_MESSAGE_CHARACTERS]}...({len(message)} characters in all)"
+    return replace(observation, message=cut)
 
 
 class Judge:
@@ -37,6 +49,16 @@ class Judge:
     def observe(
         self, exchange: Exchange, schemathesis_failures: Iterable[tuple[str, Any]] | None = None
     ) -> list[Observation]:
+        try:
+            return self._observe(exchange, schemathesis_failures)
+        finally:
+            # Judged: the ledger may keep the exchange till the end of the run, its body need not.
+            if len(exchange.response_body) > KEPT_BODY_BYTES:
+                exchange.response_body = exchange.response_body[:KEPT_BODY_BYTES]
+
+    def _observe(
+        self, exchange: Exchange, schemathesis_failures: Iterable[tuple[str, Any]] | None
+    ) -> list[Observation]:
         if exchange.fault is not None:
             # A fault of the network says nothing about the contract: reported, never judged.
             self.ledger.fault(exchange)
@@ -46,13 +68,14 @@ class Judge:
             observations += check(exchange)
         if exchange.status == 200 and exchange.before is not None and exchange.after is not None:
             observations += retry_effects(exchange.before, exchange.after, exchange)
-        validated = self.openapi.judge(exchange)
+        validated = [_kept(o) for o in self.openapi.judge(exchange)]
         observations += validated
         if schemathesis_failures is not None:
             failures = list(schemathesis_failures)
             observations += schemathesis_results.observations(exchange, failures, self.openapi.index)
             self._compare_validators(exchange, failures, validated)
         observations = self._at_declared_level(exchange, observations)
+        observations = [_kept(o) for o in observations]
         self.ledger.count_judged(exchange)
         if exchange.method == "POST" and exchange.status == 200 and exchange.execution_id is not None:
             self.ledger.count_success(exchange.execution_id)

@@ -9,6 +9,7 @@ from retry_contract.secrets_registry import head
 from retry_contract.verdict import Observation
 
 JUDGE = "custom check"
+_MIB = 1024 * 1024
 
 
 def _observe(requirement: str, problem: str | None, exchange: Exchange) -> Observation:
@@ -16,8 +17,9 @@ def _observe(requirement: str, problem: str | None, exchange: Exchange) -> Obser
 
 
 def _has_body(exchange: Exchange) -> bool:
-    """Whether the answer can carry a body at all: an answer to HEAD never does (RFC 9110 9.3.2)."""
-    return exchange.method.upper() != "HEAD"
+    """Whether the answer's body is there to judge: an answer to HEAD never carries one (RFC 9110
+    9.3.2), and one over the cap was not read (`body_within_cap` judges that)."""
+    return exchange.method.upper() != "HEAD" and exchange.body_over_cap is None
 
 
 def robust(exchange: Exchange) -> list[Observation]:
@@ -117,4 +119,14 @@ def expected_status(exchange: Exchange) -> list[Observation]:
     return observations
 
 
-HTTP_CHECKS = (robust, error_envelope, request_id, expected_status)
+def body_within_cap(exchange: Exchange) -> list[Observation]:
+    """An answer larger than the client reads is a finding of what the request was built for (its
+    body, cut at the cap, is judged by nothing here that needs it whole)."""
+    if exchange.body_over_cap is None:
+        return []
+    requirement = exchange.expectation.requirement if exchange.expectation is not None else "ROBUST"
+    limit = f"{exchange.body_over_cap / _MIB:g} MiB"
+    return [_observe(requirement, f"answer larger than {limit}, not read", exchange)]
+
+
+HTTP_CHECKS = (robust, error_envelope, request_id, expected_status, body_within_cap)
