@@ -78,7 +78,10 @@ def other_methods(ctx: ScenarioContext) -> None:
     # HEAD's status is open (a server may answer it as it would GET), but it never retries. OPTIONS is
     # open altogether (CORS preflights get 2xx), so it is not sent.
     before = ctx.client.detailed(execution_id)
-    exchange = ctx.retry(execution_id, expect=None, origin="METHOD HEAD (status open)", method="HEAD")
+    # Without a body, as real clients send HEAD: one with a body is not framed alike by every proxy.
+    exchange = ctx.retry(
+        execution_id, expect=None, origin="METHOD HEAD (status open)", method="HEAD", content=b""
+    )
     ctx.check_unchanged("METHOD", execution_id, before, exchange)
 
 
