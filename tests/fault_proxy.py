@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import Enum
 from urllib.parse import urlsplit
@@ -31,6 +32,8 @@ class Fault(Enum):
 
 
 Plan = Callable[[int], Fault | None]
+# Decides from the request's head (request line and headers), for faults aimed at one kind of request.
+RequestPlan = Callable[[bytes], Fault | None]
 # The suite sends a request line of 1 MB (an oversized executionId): the proxy must pass it on.
 STREAM_LIMIT = 4 * 1024 * 1024
 _REASONS = {429: "Too Many Requests", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
@@ -70,10 +73,17 @@ def _close_connection(head: bytes) -> bytes:
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, plan: Plan, delay_seconds: float = 0.3) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        plan: Plan,
+        delay_seconds: float = 0.3,
+        by_request: RequestPlan | None = None,
+    ) -> None:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self._plan = plan
+        self._by_request = by_request
         self._delay = delay_seconds
         self._numbers = itertools.count(1)
         self.injected: Counter[Fault] = Counter()
@@ -85,6 +95,8 @@ class FaultProxy:
                 number = next(self._numbers)
                 self.requests = number
                 fault = self._plan(number)
+                if fault is None and self._by_request is not None:
+                    fault = self._by_request(message[0])
                 if fault is not None:
                     self.injected[fault] += 1
                 if fault is Fault.DROP:
@@ -127,9 +139,23 @@ class FaultProxy:
         return answer
 
 
+def nth_request(request_line: re.Pattern[bytes], faults: Mapping[int, Fault]) -> RequestPlan:
+    """Faults for the n-th request (from 1) whose request line matches, in the order they arrive."""
+    seen = itertools.count(1)
+
+    def plan(head: bytes) -> Fault | None:
+        if not request_line.search(head.split(b"\r\n", 1)[0]):
+            return None
+        return faults.get(next(seen))
+
+    return plan
+
+
 @contextmanager
-def fault_proxy(upstream: str, plan: Plan) -> Iterator[tuple[str, FaultProxy]]:
-    proxy = FaultProxy(upstream, plan)
+def fault_proxy(
+    upstream: str, plan: Plan, *, by_request: RequestPlan | None = None, delay_seconds: float = 0.3
+) -> Iterator[tuple[str, FaultProxy]]:
+    proxy = FaultProxy(upstream, plan, delay_seconds, by_request)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
