@@ -92,6 +92,9 @@ def parse_json(data: bytes) -> tuple[Any, str | None]:
     """
     if not data.strip():
         return _NOT_JSON, "empty body"
+    if b"\x00" in data[:4]:
+        # No JSON text starts with NUL in UTF-8; in UTF-16 or UTF-32 every ASCII character has one.
+        return _NOT_JSON, "not UTF-8 (NUL bytes among the first four: UTF-16 or UTF-32)"
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -20,7 +20,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from retry_contract import execution_view, request_forms
 from retry_contract.domain import RETRYABLE_TASK_STATUSES, ExecutionStatus
-from retry_contract.exchange import Credential, Exchange, Expectation, is_json, nonce_in
+from retry_contract.exchange import Credential, Exchange, Expectation, brief, is_json, nonce_in
 from retry_contract.request_forms import RequestForm
 from retry_contract.secrets_registry import REPLACEMENT, SecretRegistry
 
@@ -163,15 +163,15 @@ class Precondition:
         return cls(
             id_prefix=prefix,
             id_suffix=suffix,
-            status=str(reading.get("status")),
-            workflow_external_id=workflow if isinstance(workflow, str) else None,
+            status=_shown(execution_view.text_at(reading, "status")) or brief(reading.get("status")),
+            workflow_external_id=_shown(workflow if isinstance(workflow, str) else None),
             fixture=match.group("purpose") if match else None,
             metadata=dict(metadata) if isinstance(metadata, Mapping) else None,
             workflow_input=reading.get("input"),
             rerun_tasks=tuple(
-                (name, str(attempt.get("status")))
+                (brief(name) if len(name) > _LONGEST_UNIT else name, status)
                 for name, attempt in execution_view.latest(reading).items()
-                if attempt.get("status") in RETRYABLE_TASK_STATUSES
+                if (status := execution_view.text_at(attempt, "status")) in RETRYABLE_TASK_STATUSES
             ),
         )
 
@@ -229,6 +229,11 @@ class Precondition:
             id_prefix=str(data.get("id_prefix") or ""),
             id_suffix=str(data.get("id_suffix") or ""),
         )
+
+
+def _shown(text: str | None) -> str | None:
+    """A server's string as a precondition shows it: one far longer than any status or name is cut."""
+    return abbreviated(text, _LONGEST_UNIT) if text is not None else None
 
 
 # -- the machine-readable record -----------------------------------------------------------------
