@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import NoReturn
@@ -51,6 +52,18 @@ def _settings(ctx: click.Context, param: click.Parameter, value: Path | None) ->
         ctx.default_map = {**(ctx.default_map or {}), **defaults}
         ctx.meta["settings_environment"] = environment
     return path
+
+
+def _unwritable(directory: Path) -> str | None:
+    """Why no report can be written into `directory` (created if missing), or None: a file is
+    written there and removed, as the reporters will write theirs."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".retry-contract-probe-"):
+            pass
+    except OSError as error:
+        return error.strerror or type(error).__name__
+    return None
 
 
 def _fail(message: str) -> None:
@@ -227,6 +240,11 @@ def run(
         raise click.UsageError(f"--project is required with {'--base-url' if base_url else '--app'}")
     if external and (mock_defects or mock_profile != "classic"):
         raise click.UsageError("--mock-defect and --mock-profile apply to the embedded mock only")
+    if not dry_run:
+        # Found after the run, an unwritable directory would lose every report of it: found first.
+        problem = _unwritable(report_dir)
+        if problem is not None:
+            _fail(f"cannot write reports to {report_dir}: {problem}")
     registry = SecretRegistry()
     try:
         # The embedded mock brings its own tokens; credentials are read only for a real target.
