@@ -29,6 +29,9 @@ class Fault(Enum):
     TRUNCATE = "truncate"
     # Forwarded at once, answered late: the server acts on it before the client gives up waiting.
     SLOW_ANSWER = "slow answer"
+    # Forwarded, and the server's answer replaced by a 504: a gateway that gave up on it after the
+    # server had acted.
+    ANSWER_LOST_AT_GATEWAY = "answer lost at the gateway"
 
 
 Plan = Callable[[int], Fault | None]
@@ -65,6 +68,12 @@ async def _read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes] | N
         # A response framed by the end of the connection.
         return head, await reader.read()
     return head, b""
+
+
+def _gateway_timeout() -> tuple[bytes, bytes]:
+    body = json.dumps({"error": {"code": 504, "message": "injected by the fault proxy"}}).encode()
+    head = f"HTTP/1.1 504 Gateway Timeout\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode(), body
 
 
 def _close_connection(head: bytes) -> bytes:
@@ -115,6 +124,8 @@ class FaultProxy:
                 if fault is Fault.DELAY:
                     await asyncio.sleep(self._delay)
                 head, body = await self._forward(*message)
+                if fault is Fault.ANSWER_LOST_AT_GATEWAY:
+                    head, body = _gateway_timeout()
                 if fault is Fault.SLOW_ANSWER:
                     await asyncio.sleep(self._delay)
                 if fault is Fault.TRUNCATE:

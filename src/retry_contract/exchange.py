@@ -16,6 +16,8 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 _NOT_JSON = object()
+# Said in the report of every retry sent again after its answer was lost, and in its reproduction.
+RESENT_NOTE = "re-sent after a lost answer; the first attempt may have taken effect"
 # Deeper than any body of this API (a WorkflowExecution is three levels deep, a detailed execution
 # with a user's input some more) and far below the interpreter's recursion limit, which every
 # recursive reader of a parsed body (json itself, openapi-core, jsonschema, repr) shares.
@@ -173,6 +175,10 @@ class Exchange:
     answer_timed_out: bool = False
     # Re-sent after a broken connection: the first attempt may have taken effect on the server.
     maybe_replayed: bool = False
+    # Re-sent so, and a reading of the execution showed that a retry had taken effect: the answer is
+    # that of a retry of an execution already retried, and what the retry did is judged from `before`
+    # and `after` (SEM-*), whatever the status.
+    first_attempt_took_effect: bool = False
     # Set when the final answer is a fault of the network or infrastructure, not a judgeable response.
     fault: str | None = None
     # The name of the RequestForm the body went out in (request_forms); fuzzed ones: "schemathesis".

@@ -20,7 +20,15 @@ from urllib.parse import quote, unquote, urlsplit
 
 from retry_contract import execution_view, request_forms
 from retry_contract.domain import RETRYABLE_TASK_STATUSES, ExecutionStatus
-from retry_contract.exchange import Credential, Exchange, Expectation, brief, is_json, nonce_in
+from retry_contract.exchange import (
+    RESENT_NOTE,
+    Credential,
+    Exchange,
+    Expectation,
+    brief,
+    is_json,
+    nonce_in,
+)
 from retry_contract.request_forms import RequestForm
 from retry_contract.secrets_registry import REPLACEMENT, SecretRegistry
 
@@ -656,6 +664,16 @@ def reproduce(
         steps.append(
             "Spend that nonce once first: a retry of another execution in status FAILED with it, "
             "answered 200; the request below uses it again."
+        )
+    if exchange.maybe_replayed:
+        steps.append(
+            f"The run's request was {RESENT_NOTE}"
+            + (
+                "; a reading showed it had. Retry the execution once first (answered 200): the request "
+                "below met it already retried."
+                if exchange.first_attempt_took_effect
+                else "."
+            )
         )
     steps.append(_credential_step(role_of(exchange), facts))
     command = curl(exchange, secrets, execution_placeholder=precondition.exists or long_id is not None)
