@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +24,16 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from retry_contract import execution_view
+from retry_contract.cdf_client import CdfClient
 from retry_contract.checks import Judge
 from retry_contract.checks.openapi import OpenApiJudge
 from retry_contract.checks.retry_effects import retry_effects, took_effect
+from retry_contract.credentials import StaticToken
 from retry_contract.exchange import MAX_JSON_DEPTH, TOO_DEEP, Exchange, Expectation, parse_json
 from retry_contract.reports import console, write_all
 from retry_contract.reports.model import requirement_rows
 from retry_contract.requirements import CATALOGUE
+from retry_contract.resilience import RetryPolicy
 from retry_contract.runner import MOCK_PROJECT, RunOptions, RunResult
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.verdict import Ledger, Observation
@@ -339,3 +346,105 @@ def test_a_reading_with_odd_values_is_judged_not_raised_on() -> None:
     found = _failures(exchange)
     assert "STATE-RETRYABLE" in found and len(found["STATE-RETRYABLE"][0]) < 200, found
     assert retry_effects(before, after, exchange)
+
+
+# -- the same on the wire: what httpx makes of duplicated and non-ASCII headers ------------------
+
+
+@contextmanager
+def answering(raw: bytes) -> Iterator[str]:
+    """A server on loopback that answers every request with `raw` and closes (bounded: 5 s each)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(5)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return
+            if stop.is_set():
+                connection.close()
+                return
+            with connection:
+                connection.settimeout(5)
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        break
+                    received += chunk
+                connection.sendall(raw)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        # A connection wakes the accept() the thread waits in; closing the socket would not.
+        socket.create_connection(server.getsockname()[:2], timeout=5).close()
+        thread.join(timeout=10)
+        server.close()
+
+
+def _wire(head: bytes, body: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 400 Bad Request\r\n"
+        + head
+        + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+        + body
+    )
+
+
+WIRE_ENVELOPE = json.dumps({"error": {"code": 400, "message": "bad"}}).encode()
+
+
+@pytest.mark.parametrize(
+    "head,body,failed",
+    [
+        (
+            b"Content-Type: application/json\r\nContent-Type: application/json\r\nX-Request-ID: r\r\n",
+            WIRE_ENVELOPE,
+            {"ERR-ENVELOPE"},
+        ),
+        (b"Content-Type: application/json\r\nX-Request-ID: r1\r\nX-Request-ID: r2\r\n", WIRE_ENVELOPE, set()),
+        (b"Content-Type: application/json\r\nX-Request-ID:\r\n", WIRE_ENVELOPE, {"HDR-REQUEST-ID"}),
+        (
+            b"Content-Type: application/json\r\nX-Request-ID: caf\xe9\xff\r\nX-Other: \xc3\x28\r\n",
+            WIRE_ENVELOPE,
+            set(),
+        ),
+        (b"Content-Type: application/json\r\nX-Request-ID: r\r\n", deep(3000), {"ERR-ENVELOPE", "ROBUST"}),
+        (
+            b"Content-Type: application/json\r\nX-Request-ID: r\r\n",
+            b'{"error":{"code":400,"message":"\xff"}}',
+            {"ERR-ENVELOPE", "ROBUST"},
+        ),
+    ],
+    ids=[
+        "two Content-Type",
+        "two X-Request-ID",
+        "empty X-Request-ID",
+        "latin-1 and bad UTF-8",
+        "deep",
+        "bad UTF-8 body",
+    ],
+)
+def test_answers_on_the_wire_are_judged(head: bytes, body: bytes, failed: set[str]) -> None:
+    with answering(_wire(head, body)) as base_url:
+        client = CdfClient(
+            base_url, MOCK_PROJECT, StaticToken("t"), SecretRegistry(), retry_policy=RetryPolicy(attempts=1)
+        )
+        with client:
+            exchange = client.send(
+                "POST",
+                client.retry_url(EXECUTION_ID),
+                json_body={"authentication": {"nonce": "n"}},
+                expectation=Expectation("BODY-SHAPE", frozenset({400})),
+                execution_id=EXECUTION_ID,
+            )
+    assert exchange.status == 400 and exchange.fault is None
+    found = {o.requirement for o in Judge(BASE, Ledger(), OPENAPI).observe(exchange) if not o.passed}
+    assert found == failed
