@@ -72,7 +72,10 @@ async def _read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes] | N
 
 def _gateway_timeout() -> tuple[bytes, bytes]:
     body = json.dumps({"error": {"code": 504, "message": "injected by the fault proxy"}}).encode()
-    head = f"HTTP/1.1 504 Gateway Timeout\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    head = (
+        "HTTP/1.1 504 Gateway Timeout\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode(), body
 
 
