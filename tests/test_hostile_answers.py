@@ -172,6 +172,7 @@ def hostile_exchanges(draw: st.DrawFn) -> Exchange:
         after=draw(readings),
         reading=draw(readings),
         maybe_replayed=draw(st.booleans()),
+        first_attempt_took_effect=draw(st.booleans()),
     )
 
 

@@ -381,7 +381,8 @@ class Fuzzer:
         refused as used, and the execution goes back to the pool only then.
         """
         headers = {k: v for k, v in exchange.request_headers.items() if k not in _HOP_HEADERS}
-        steered = exchange.before is not None and exchange.execution_id is not None
+        before, execution_id = exchange.before, exchange.execution_id
+        steered = before is not None and execution_id is not None
         confirmed = self.client.send(
             exchange.method,
             exchange.url,
@@ -392,9 +393,8 @@ class Fuzzer:
             expectation=None if steered else exchange.expectation,
             execution_id=exchange.execution_id,
         )
-        if not steered or exchange.before is None or exchange.execution_id is None:
+        if before is None or execution_id is None:
             return confirmed
-        execution_id, before = exchange.execution_id, exchange.before
         confirmed.before = before
         conclusion = weigh_resent(self.client, confirmed, exchange.expectation)
         if confirmed.status == 200 and confirmed.after is None:

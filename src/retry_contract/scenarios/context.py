@@ -41,6 +41,8 @@ def weigh_resent(client: CdfClient, exchange: Exchange, expected: Expectation | 
     """
     exchange.maybe_replayed = True
     exchange.expectation = expected
+    if expected is None:
+        return "no status was expected of it"
     if not _expects_success(expected):
         return "a refusal was due either way, and was expected of it"
     if exchange.status is None or 200 <= exchange.status < 300:
