@@ -9,6 +9,7 @@ report format; explicit cases pin down the finding each kind of body gets.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import socket
 import tempfile
@@ -23,6 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
+from cdf_workflows_mock import DEFAULT_PROJECT, MockConfig, create_app
+from cdf_workflows_mock.serving import InProcessServer
 from retry_contract import execution_view
 from retry_contract.cdf_client import CdfClient
 from retry_contract.checks import Judge
@@ -34,9 +37,9 @@ from retry_contract.reports import console, write_all
 from retry_contract.reports.model import requirement_rows
 from retry_contract.requirements import CATALOGUE
 from retry_contract.resilience import RetryPolicy
-from retry_contract.runner import MOCK_PROJECT, RunOptions, RunResult
+from retry_contract.runner import MOCK_PROJECT, RunOptions, RunResult, run
 from retry_contract.secrets_registry import SecretRegistry
-from retry_contract.verdict import Ledger, Observation
+from retry_contract.verdict import ExitCode, Ledger, Observation
 
 BASE = "http://127.0.0.1:9"
 EXECUTION_ID = "059edaa4-a17a-4102-910e-2c3591500cce"
@@ -449,3 +452,69 @@ def test_answers_on_the_wire_are_judged(head: bytes, body: bytes, failed: set[st
     assert exchange.status == 400 and exchange.fault is None
     found = {o.requirement for o in Judge(BASE, Ledger(), OPENAPI).observe(exchange) if not o.passed}
     assert found == failed
+
+
+# -- a whole run against a server whose retry answers are hostile --------------------------------
+
+RUN_BODIES = (
+    deep(3000),
+    b'{"error":{"code":400,"message":"\xff"}}',
+    b"",
+    bytes(range(256)),
+    b'{"id":NaN}',
+    b'{"error":{"code":' + b"9" * 5000 + b',"message":"m"}}',
+    b"5",
+    b'{"id":"\\ud800"}',
+    json.dumps(ENVELOPE).encode("utf-16"),
+)
+RUN_HEADERS = (
+    [(b"content-type", b"application/json")] * 2 + [(b"x-request-id", b"a"), (b"x-request-id", b"b")],
+    [(b"content-type", b"application/json"), (b"x-request-id", b"caf\xe9")],
+    [(b"x-request-id", b"")],
+)
+
+
+class HostileRetries:
+    """The mock, but every other answer of the retry endpoint has its body and headers replaced."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.answers = itertools.count()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        number = next(self.answers) if scope["type"] == "http" and scope["path"].endswith("/retry") else 1
+        if number % 2:
+            await self.app(scope, receive, send)
+            return
+
+        async def replaced(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = RUN_HEADERS[number // 2 % len(RUN_HEADERS)]
+                await send({"type": "http.response.start", "status": message["status"], "headers": headers})
+            elif not message.get("more_body"):
+                await send({"type": "http.response.body", "body": RUN_BODIES[number // 2 % len(RUN_BODIES)]})
+
+        await self.app(scope, receive, replaced)
+
+
+@pytest.mark.slow
+def test_a_run_against_hostile_retry_answers_ends_in_violations_and_every_report(tmp_path: Path) -> None:
+    write, readonly = "hostile-write-token", "hostile-readonly-token"
+    app = HostileRetries(create_app(MockConfig.with_tokens(DEFAULT_PROJECT, write, readonly)))
+    with InProcessServer(app) as server:
+        result = run(
+            RunOptions(
+                base_url=server.base_url,
+                project=DEFAULT_PROJECT,
+                credentials=StaticToken(write),
+                readonly_token=readonly,
+                fuzz=False,
+                concurrency=1,
+            )
+        )
+    assert result.exit_code is ExitCode.VIOLATIONS and not result.incomplete
+    failed = {r.requirement.id for r in result.ledger.results.values() if r.failures}
+    assert {"ROBUST", "ERR-ENVELOPE", "RESP-200"} <= failed
+    written = write_all(result, tmp_path, environ={})
+    assert len(written) == 4
+    json.loads((tmp_path / "retry-contract.json").read_text(encoding="utf-8"))
