@@ -5,6 +5,7 @@ retryable executions with fresh nonces, and hands every exchange to the judges.
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
 from retry_contract.checks.retry_effects import took_effect
 from retry_contract.checks.schemathesis_results import DISABLED_CHECKS
-from retry_contract.exchange import Exchange, Expectation, credential_of
+from retry_contract.exchange import Exchange, Expectation, credential_of, parse_json
 from retry_contract.polling import RETRY_SETTLE_SECONDS
 from retry_contract.provisioning import RetryablePool
 from retry_contract.resilience import FAULT_STATUSES
@@ -94,6 +95,16 @@ def _expectation(case: Any, our_credentials: bool, steered: bool) -> Expectation
 
 # Schemathesis accepts `before_call` only as a global hook; it finds the fuzzer of the case's schema here.
 _ACTIVE: weakref.WeakValueDictionary[int, Fuzzer] = weakref.WeakValueDictionary()
+
+
+@schemathesis.deserializer("application/json")
+def _json_as_judged(context: Any, response: Any) -> Any:
+    """Schemathesis reads JSON answers as the judges do (`parse_json`): its own reading recurses without
+    bound, and a deeply nested answer would end its worker thread, and the fuzzing, unreported."""
+    value, problem = parse_json(response.content)
+    if problem is not None:
+        raise json.JSONDecodeError(problem, "", 0)
+    return value
 
 
 @schemathesis.hook
