@@ -123,7 +123,7 @@ def test_one_sigterm_stops_a_stalled_run_which_cleans_up_and_reports(
     mock: EmbeddedMock, tmp_path: Path
 ) -> None:
     server = HostileServer(stall_retries=True)
-    with fault_proxy(mock.base_url, lambda _: None, choose=server.choose) as (url, _):
+    with fault_proxy(mock.base_url, lambda _: None, by_request=server.choose) as (url, _):
         process = _start_cli(url, tmp_path)
         assert server.stalling.wait(timeout=60), "the run never reached a stalled retry"
         process.send_signal(signal.SIGTERM)
@@ -144,7 +144,7 @@ def test_a_second_sigterm_cuts_a_dripping_cleanup_short_and_still_reports(
     mock: EmbeddedMock, tmp_path: Path
 ) -> None:
     server = HostileServer(stall_retries=True, drip_delete=True)
-    with fault_proxy(mock.base_url, lambda _: None, choose=server.choose) as (url, _):
+    with fault_proxy(mock.base_url, lambda _: None, by_request=server.choose) as (url, _):
         process = _start_cli(url, tmp_path)
         assert server.stalling.wait(timeout=60), "the run never reached a stalled retry"
         process.send_signal(signal.SIGTERM)
@@ -167,7 +167,7 @@ def test_max_duration_ends_a_stalled_run_by_itself_with_its_reports(
     # Few answered: the bound, not the stalls' timing, must decide when the run ends.
     server = HostileServer(stall_retries=True, retries_answered=5)
     bound = 5.0
-    with fault_proxy(mock.base_url, lambda _: None, choose=server.choose) as (url, _):
+    with fault_proxy(mock.base_url, lambda _: None, by_request=server.choose) as (url, _):
         process = _start_cli(url, tmp_path, "--max-duration", f"{bound:g}")
         _, stderr, took = _ended(process, bound + 30)
         left = _left_in(mock)
@@ -186,7 +186,7 @@ def test_a_dripping_cleanup_is_abandoned_at_its_deadline_and_what_it_left_is_rep
 ) -> None:
     server = HostileServer(drip_delete=True)
     deadline = 1.5
-    with fault_proxy(mock.base_url, lambda _: None, choose=server.choose) as (url, _):
+    with fault_proxy(mock.base_url, lambda _: None, by_request=server.choose) as (url, _):
         result = run(
             RunOptions(
                 base_url=url,
@@ -283,7 +283,7 @@ def test_a_second_sigterm_ends_a_stalled_replay_at_once(mock: EmbeddedMock, tmp_
         )
     report = json_report.write(result, tmp_path)
     server = HostileServer(stall_retries=True, retries_answered=0)
-    with fault_proxy(mock.base_url, lambda _: None, choose=server.choose) as (url, _):
+    with fault_proxy(mock.base_url, lambda _: None, by_request=server.choose) as (url, _):
         process = subprocess.Popen(
             [*CLI, "replay", str(report), "--failure", "1", "--base-url", url, "--timeout", "600"],
             stdout=subprocess.PIPE,

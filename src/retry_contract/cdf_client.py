@@ -290,7 +290,11 @@ class CdfClient:
                 # An earlier attempt may have taken effect before its answer was lost: what this one
                 # meets may be the consequence, so it is not held to the original expectation.
                 exchange.expectation, exchange.before, exchange.maybe_replayed = None, None, True
-            reached_server = reached_server or exchange.connection_broken or exchange.answer_timed_out
+            # A gateway's 502 or 504 may come after it forwarded the request to a server that acted on it.
+            lost_at_gateway = exchange.status in (502, 504)
+            reached_server = (
+                reached_server or exchange.connection_broken or exchange.answer_timed_out or lost_at_gateway
+            )
             return exchange
 
         exchange: Exchange = (retry_policy or self.retry_policy).retrying()(attempt)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -83,6 +84,18 @@ def _settings(ctx: click.Context, param: click.Parameter, value: Path | None) ->
         ctx.default_map = {**(ctx.default_map or {}), **defaults}
         ctx.meta["settings_environment"] = environment
     return path
+
+
+def _unwritable(directory: Path) -> str | None:
+    """Why no report can be written into `directory` (created if missing), or None: a file is
+    written there and removed, as the reporters will write theirs."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".retry-contract-probe-"):
+            pass
+    except OSError as error:
+        return error.strerror or type(error).__name__
+    return None
 
 
 def _fail(message: str) -> NoReturn:
@@ -308,6 +321,11 @@ def run(
         raise click.UsageError(f"--project is required with {'--base-url' if base_url else '--app'}")
     if external and (mock_defects or mock_profile != "classic"):
         raise click.UsageError("--mock-defect and --mock-profile apply to the embedded mock only")
+    if not dry_run:
+        # Found after the run, an unwritable directory would lose every report of it: found first.
+        problem = _unwritable(report_dir)
+        if problem is not None:
+            _fail(f"cannot write reports to {report_dir}: {problem}")
     registry = output_guard.registry()
     readonly_token = (os.environ.get(READONLY_TOKEN_ENV) or None) if external else None
     registry.add(readonly_token)

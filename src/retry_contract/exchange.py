@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import reprlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 _NOT_JSON = object()
@@ -19,6 +20,99 @@ _NOT_JSON = object()
 # read cap at all): reports show only its beginning, and a run that judges thousands of large
 # answers must not hold them all.
 KEPT_BODY_BYTES = 64 * 1024
+# Said in the report of every retry sent again after its answer was lost, and in its reproduction.
+RESENT_NOTE = "re-sent after a lost answer; the first attempt may have taken effect"
+# Deeper than any body of this API (a WorkflowExecution is three levels deep, a detailed execution
+# with a user's input some more) and far below the interpreter's recursion limit, which every
+# recursive reader of a parsed body (json itself, openapi-core, jsonschema, repr) shares.
+MAX_JSON_DEPTH = 100
+TOO_DEEP = f"JSON nested deeper than {MAX_JSON_DEPTH} levels, too deep to judge"
+# A server's values in a message: bounded in length and depth, whatever it sent.
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlong = 4, 80, 80, 40
+_BRIEF.maxdict = _BRIEF.maxlist = 8
+
+
+def brief(value: Any) -> str:
+    """`repr(value)`, cut to a readable length (a server's strings, numbers and nesting have no bound)."""
+    return _BRIEF.repr(value)
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _integer(digits: str) -> int | float:
+    """A JSON integer; one longer than Python converts (4300 digits) as the float it rounds to (inf)."""
+    try:
+        return int(digits)
+    except ValueError:
+        return float(digits)
+
+
+def _whole(text: str) -> str:
+    """`text` with its lone surrogates (a JSON `\\ud800` escape with no pair) replaced by U+FFFD: they
+    can be neither compared meaningfully nor written out as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def _checked(value: Any, text: str) -> tuple[Any, str | None]:
+    """`value` within MAX_JSON_DEPTH, its strings whole; walked without recursion."""
+    escaped = "\\u" in text
+    if not escaped and text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return value, None
+    if isinstance(value, str):
+        return _whole(value), None
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return _NOT_JSON, TOO_DEEP
+        if isinstance(node, dict):
+            if escaped and not all(key.isascii() for key in node):
+                mended = {_whole(key): item for key, item in node.items()}
+                node.clear()
+                node.update(mended)
+            items: Any = node.items()
+        else:
+            items = enumerate(node)
+        for key, item in list(items):
+            if isinstance(item, str):
+                if escaped and not item.isascii():
+                    node[key] = _whole(item)
+            elif isinstance(item, (dict, list)):
+                stack.append((item, depth + 1))
+    return value, None
+
+
+def parse_json(data: bytes) -> tuple[Any, str | None]:
+    """`data` as JSON and None, or `NOT_JSON` and why it is not JSON; total over any bytes.
+
+    JSON as RFC 8259 has it: UTF-8 (a byte order mark is ignored), no NaN or Infinity; nesting beyond
+    MAX_JSON_DEPTH is refused rather than judged. Duplicate names keep the last value, as most
+    readers do.
+    """
+    if not data.strip():
+        return _NOT_JSON, "empty body"
+    if b"\x00" in data[:4]:
+        # No JSON text starts with NUL in UTF-8; in UTF-16 or UTF-32 every ASCII character has one.
+        return _NOT_JSON, "not UTF-8 (NUL bytes among the first four: UTF-16 or UTF-32)"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return _NOT_JSON, f"not UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start})"
+    text = text.removeprefix("\ufeff")
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant, parse_int=_integer)
+    except RecursionError:
+        return _NOT_JSON, TOO_DEEP
+    except ValueError as error:
+        return _NOT_JSON, f"invalid JSON ({str(error)[:120]})"
+    return _checked(value, text)
 
 
 class Credential(StrEnum):
@@ -88,6 +182,10 @@ class Exchange:
     # The cap in bytes when the answer's body (raw or decoded) was larger: `response_body` then holds
     # only the beginning of what was read up to it; the rest was never read.
     body_over_cap: int | None = None
+    # Re-sent so, and a reading of the execution showed that a retry had taken effect: the answer is
+    # that of a retry of an execution already retried, and what the retry did is judged from `before`
+    # and `after` (SEM-*), whatever the status.
+    first_attempt_took_effect: bool = False
     # Set when the final answer is a fault of the network or infrastructure, not a judgeable response.
     fault: str | None = None
     # The name of the RequestForm the body went out in (request_forms); fuzzed ones: "schemathesis".
@@ -100,6 +198,9 @@ class Exchange:
     # The body's nonce had already been accepted (2xx) by an earlier request: a reproduction must spend
     # a fresh nonce once before sending this.
     nonce_spent: bool = False
+    # The response body parsed (the body it was parsed from, the value, why it is not JSON): judges
+    # ask for it many times, and the body may be large.
+    _parsed: tuple[bytes, Any, str | None] | None = field(default=None, init=False, repr=False, compare=False)
 
     def header(self, name: str) -> str | None:
         """A response header, looked up case-insensitively."""
@@ -117,12 +218,19 @@ class Exchange:
     def path(self) -> str:
         return urlsplit(self.url).path
 
+    def _parse(self) -> tuple[Any, str | None]:
+        parsed = self._parsed
+        if parsed is None or parsed[0] is not self.response_body:
+            parsed = self._parsed = (self.response_body, *parse_json(self.response_body))
+        return parsed[1], parsed[2]
+
     def json(self) -> Any:
-        """The response body as JSON, or `NOT_JSON` when it is not valid JSON."""
-        try:
-            return json.loads(self.response_body)
-        except (ValueError, UnicodeDecodeError):
-            return _NOT_JSON
+        """The response body as JSON, or `NOT_JSON` when it is not JSON (see `parse_json`)."""
+        return self._parse()[0]
+
+    def json_problem(self) -> str | None:
+        """Why the response body is not JSON ("not UTF-8 ...", "empty body", ...); None when it is."""
+        return self._parse()[1]
 
     @property
     def request_gzipped(self) -> bool:
@@ -142,12 +250,7 @@ class Exchange:
 
     def request_json(self) -> Any:
         content = self.request_content()
-        if content is None:
-            return _NOT_JSON
-        try:
-            return json.loads(content)
-        except (ValueError, UnicodeDecodeError):
-            return _NOT_JSON
+        return _NOT_JSON if content is None else parse_json(content)[0]
 
 
 def is_json(value: Any) -> bool:

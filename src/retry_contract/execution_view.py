@@ -8,6 +8,7 @@ attempt while its nested tasks still run, and a new attempt may be SCHEDULED bef
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -20,9 +21,17 @@ from retry_contract.domain import (
     TaskStatus,
     TaskType,
 )
+from retry_contract.exchange import brief
 
 Detailed = Mapping[str, Any]
 Attempt = Mapping[str, Any]
+
+
+def text_at(node: Mapping[str, Any], key: str) -> str | None:
+    """`node[key]` when it is a string: any other value a server sent (an object, a number) names no
+    status or type, and may be unhashable, so it is never looked up among them."""
+    value = node.get(key)
+    return value if isinstance(value, str) else None
 
 
 def attempts(detailed: Detailed) -> list[Attempt]:
@@ -34,12 +43,13 @@ def attempt_counts(detailed: Detailed) -> Counter[str]:
     return Counter(str(t.get("externalId")) for t in attempts(detailed))
 
 
-def _start_order(indexed: tuple[int, Attempt]) -> tuple[float, int]:
+def _start_order(indexed: tuple[int, Attempt]) -> tuple[float | int, int]:
     """Attempts by start time; one that has not started (SCHEDULED, no startTime) is the newest.
     Position in the list breaks ties: it is the only order left when times are equal or missing."""
     index, attempt = indexed
     started = attempt.get("startTime")
-    return (float(started) if isinstance(started, int) else float("inf"), index)
+    # Compared as they are: an integer of any size, never converted to a float that may overflow.
+    return (started if isinstance(started, int) else math.inf, index)
 
 
 def in_start_order(found: list[Attempt]) -> list[Attempt]:
@@ -66,7 +76,7 @@ def in_progress(detailed: Detailed, external_id: str | None = None) -> list[Atte
 
 def pending(detailed: Detailed) -> list[Attempt]:
     """Attempts that have not ended: SCHEDULED or IN_PROGRESS."""
-    return [t for t in attempts(detailed) if t.get("status") in PENDING_TASK_STATUSES]
+    return [t for t in attempts(detailed) if text_at(t, "status") in PENDING_TASK_STATUSES]
 
 
 def added_attempts(before: Detailed, after: Detailed) -> dict[str, list[Attempt]]:
@@ -98,10 +108,10 @@ def changes(before: Detailed, after: Detailed) -> list[str]:
     """What changed between two readings that a refused request must not change: status and attempts."""
     problems = []
     if after.get("status") != before.get("status"):
-        problems.append(f"status changed {before.get('status')} -> {after.get('status')}")
+        problems.append(f"status changed {brief(before.get('status'))} -> {brief(after.get('status'))}")
     gained = new_attempts(before, after)
     if gained:
-        problems.append(f"new task attempts {dict(gained)}")
+        problems.append(f"new task attempts {brief(dict(gained))}")
     return problems
 
 
@@ -155,10 +165,12 @@ def parents(detailed: Detailed) -> dict[str, str]:
 def container_tasks(detailed: Detailed) -> set[str]:
     """Subworkflow and dynamic tasks, from the definitions, the attempts and the nesting."""
     from_definition = {
-        name for name, task in task_definitions(detailed).items() if task.get("type") in CONTAINER_TASK_TYPES
+        name
+        for name, task in task_definitions(detailed).items()
+        if text_at(task, "type") in CONTAINER_TASK_TYPES
     }
     from_attempts = {
-        str(t.get("externalId")) for t in attempts(detailed) if t.get("taskType") in CONTAINER_TASK_TYPES
+        str(t.get("externalId")) for t in attempts(detailed) if text_at(t, "taskType") in CONTAINER_TASK_TYPES
     }
     return from_definition | from_attempts | set(parents(detailed).values())
 
@@ -202,5 +214,7 @@ def is_async_complete(detailed: Detailed, external_id: str) -> bool:
 def dependencies(detailed: Detailed, external_id: str) -> list[str]:
     depends_on = task_definitions(detailed).get(external_id, {}).get("dependsOn")
     return [
-        str(d.get("externalId")) for d in depends_on or [] if isinstance(d, Mapping) and d.get("externalId")
+        str(d.get("externalId"))
+        for d in (depends_on if isinstance(depends_on, list) else [])
+        if isinstance(d, Mapping) and d.get("externalId")
     ]

@@ -5,6 +5,7 @@ retryable executions with fresh nonces, and hands every exchange to the judges.
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -26,12 +27,13 @@ from retry_contract.checks import Judge
 from retry_contract.checks.retry_effects import took_effect
 from retry_contract.checks.schemathesis_results import DISABLED_CHECKS
 from retry_contract.engine_isolation import EngineWarnings, isolated
-from retry_contract.exchange import Exchange, Expectation, credential_of
+from retry_contract.exchange import Exchange, Expectation, credential_of, parse_json
 from retry_contract.fuzz_transport import body_over_cap, bound_engine_sessions
 from retry_contract.polling import RETRY_SETTLE_SECONDS
 from retry_contract.provisioning import RetryablePool
 from retry_contract.requirements import OPEN_METHODS
 from retry_contract.resilience import FAULT_STATUSES
+from retry_contract.scenarios.context import resent_note, weigh_resent
 
 # Recomputed by the client when a request is re-sent.
 _HOP_HEADERS = frozenset({"content-length", "host", "connection", "transfer-encoding"})
@@ -110,6 +112,16 @@ def _expectation(case: Any, our_credentials: bool, steered: bool) -> Expectation
 
 # Schemathesis accepts `before_call` only as a global hook; it finds the fuzzer of the case's schema here.
 _ACTIVE: weakref.WeakValueDictionary[int, Fuzzer] = weakref.WeakValueDictionary()
+
+
+@schemathesis.deserializer("application/json")
+def _json_as_judged(context: Any, response: Any) -> Any:
+    """Schemathesis reads JSON answers as the judges do (`parse_json`): its own reading recurses without
+    bound, and a deeply nested answer would end its worker thread, and the fuzzing, unreported."""
+    value, problem = parse_json(response.content)
+    if problem is not None:
+        raise json.JSONDecodeError(problem, "", 0)
+    return value
 
 
 @schemathesis.hook
@@ -287,8 +299,10 @@ class Fuzzer:
             lease = self._steered.get(case.id)
         if lease is None:
             return
+        if response is None or response.status_code in FAULT_STATUSES:
+            return  # _confirm sends it again, and only then gives the execution back
         execution_id, before = lease
-        succeeded = response is not None and response.status_code == 200
+        succeeded = response.status_code == 200
         settled: Future[dict[str, Any] | None] = Future()
 
         def judge_and_return() -> tuple[str, dict[str, Any] | None, str | None]:
@@ -419,10 +433,13 @@ class Fuzzer:
     def _confirm(self, exchange: Exchange) -> Exchange:
         """Re-send a request whose answer looked like a fault, with retries, before judging anything.
 
-        A retry of a steered execution may have taken effect before the fault, so its re-sent answer
-        is judged only on what holds for any response, not on the success it was steered to.
+        A retry of a steered execution may have taken effect before the fault: a reading of the
+        execution decides how its re-sent answer is judged (`weigh_resent`), with the same nonce
+        refused as used, and the execution goes back to the pool only then.
         """
         headers = {k: v for k, v in exchange.request_headers.items() if k not in _HOP_HEADERS}
+        before, execution_id = exchange.before, exchange.execution_id
+        steered = before is not None and execution_id is not None
         confirmed = self.client.send(
             exchange.method,
             exchange.url,
@@ -430,8 +447,20 @@ class Fuzzer:
             headers=headers,
             token=None,
             origin=f"{exchange.origin} (re-sent after: {exchange.transport_error or exchange.status})",
-            expectation=None if exchange.before is not None else exchange.expectation,
+            expectation=None if steered else exchange.expectation,
             execution_id=exchange.execution_id,
+        )
+        if before is None or execution_id is None:
+            return confirmed
+        confirmed.before = before
+        conclusion = weigh_resent(self.client, confirmed, exchange.expectation)
+        if confirmed.status == 200 and confirmed.after is None:
+            confirmed.after = self.client.await_execution(
+                execution_id, lambda reading: took_effect(before, reading), RETRY_SETTLE_SECONDS
+            )
+        self.judge.ledger.notes.append(resent_note(confirmed, conclusion))
+        self._returns.append(
+            self.pool.return_later(self._background, lambda: self.pool.made_retryable(execution_id))
         )
         return confirmed
 

@@ -466,7 +466,7 @@ class RetryablePool:
     def made_retryable(self, execution_id: str) -> Returned:
         """The execution made retryable again after a retry: its reading, or why it could not be."""
         detailed = self._provisioner.client.detailed(execution_id)
-        status = detailed.get("status")
+        status = execution_view.text_at(detailed, "status")
         if status in RETRYABLE_EXECUTION_STATUSES:
             return execution_id, detailed, None
         if status == ExecutionStatus.RUNNING:

@@ -66,7 +66,8 @@ class Judge:
         observations: list[Observation] = []
         for check in (*HTTP_CHECKS, *SUCCESS_CHECKS):
             observations += check(exchange)
-        if exchange.status == 200 and exchange.before is not None and exchange.after is not None:
+        took_effect = exchange.status == 200 or exchange.first_attempt_took_effect
+        if took_effect and exchange.before is not None and exchange.after is not None:
             observations += retry_effects(exchange.before, exchange.after, exchange)
         validated = [_kept(o) for o in self.openapi.judge(exchange)]
         observations += validated

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from retry_contract.exchange import Exchange, is_json
+from retry_contract.exchange import Exchange, brief
 from retry_contract.secrets_registry import head
 from retry_contract.verdict import Observation
 
@@ -28,8 +28,11 @@ def robust(exchange: Exchange) -> list[Observation]:
         problem: str | None = f"no response: {exchange.transport_error or 'connection dropped'}"
     elif exchange.status >= 500:
         problem = f"server error {exchange.status}"
-    elif exchange.status >= 400 and _has_body(exchange) and not is_json(exchange.json()):
-        problem = f"{exchange.status} error body is not JSON: {head(exchange.response_body, 80)!r}"
+    elif exchange.status >= 400 and _has_body(exchange) and exchange.json_problem() is not None:
+        problem = (
+            f"{exchange.status} error body is not JSON ({exchange.json_problem()}): "
+            f"{head(exchange.response_body, 80)!r}"
+        )
     else:
         problem = None
     return [_observe("ROBUST", problem, exchange)]
@@ -39,6 +42,8 @@ def _envelope_problem(exchange: Exchange, body: Any) -> str | None:
     if exchange.content_type != "application/json":
         content_type = exchange.header("content-type")
         return f"{exchange.status} error has Content-Type {content_type!r}, not application/json"
+    if exchange.json_problem() is not None:
+        return f"{exchange.status} error body is not JSON: {exchange.json_problem()}"
     if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
         return (
             f'{exchange.status} error body is not {{"error": {{...}}}}: {head(exchange.response_body, 120)!r}'
@@ -46,12 +51,12 @@ def _envelope_problem(exchange: Exchange, body: Any) -> str | None:
     error = body["error"]
     code, message = error.get("code"), error.get("message")
     if not isinstance(code, int) or isinstance(code, bool):
-        return f"error.code is {code!r}, not an integer"
+        return f"error.code is {brief(code)}, not an integer"
     if not isinstance(message, str):
-        return f"error.message is {message!r}, not a string"
+        return f"error.message is {brief(message)}, not a string"
     for optional in ("missing", "duplicated"):
         if optional in error and not isinstance(error[optional], list):
-            return f"error.{optional} is {error[optional]!r}, not an array"
+            return f"error.{optional} is {brief(error[optional])}, not an array"
     return None
 
 
@@ -67,7 +72,7 @@ def error_envelope(exchange: Exchange) -> list[Observation]:
         mismatch = (
             None
             if code == exchange.status
-            else f"error.code {code} differs from HTTP status {exchange.status}"
+            else f"error.code {brief(code)} differs from HTTP status {exchange.status}"
         )
         observations.append(_observe("ERR-CODE", mismatch, exchange))
     return observations

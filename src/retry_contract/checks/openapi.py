@@ -19,17 +19,20 @@ from openapi_core.validation.response.exceptions import (
     DataValidationError,
     HeaderValidationError,
     InvalidData,
+    MissingData,
 )
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from retry_contract import contract
-from retry_contract.exchange import Exchange
+from retry_contract.exchange import TOO_DEEP, Exchange
 from retry_contract.requirements import Level
 from retry_contract.verdict import Observation
 
 JUDGE = "openapi-core"
 # Body schema errors carry their own judge name so they can be compared with Schemathesis's.
 SCHEMA_JUDGE = "openapi-core schema"
+# openapi-core's messages quote what the server sent, which has no bound.
+_MESSAGE_LIMIT = 300
 
 
 class _Request:
@@ -50,9 +53,9 @@ class _Request:
 
 
 class _Response:
-    def __init__(self, exchange: Exchange, status: int) -> None:
+    def __init__(self, exchange: Exchange, status: int, data: bytes) -> None:
         self.status_code = status
-        self.data = exchange.response_body
+        self.data = data
         self.headers = Headers(dict(exchange.response_headers))
         self.content_type = exchange.header("content-type") or ""
 
@@ -166,15 +169,35 @@ class OpenApiJudge:
             return []
         status = exchange.status
         failures: list[Observation] = []
+        # openapi-core reads a body only once it is JSON by this suite's reading (UTF-8, bounded
+        # nesting): its own reading would raise, or recurse without bound, on what a server may send.
+        problem = exchange.json_problem() if exchange.response_body else None
+        data = exchange.response_body if problem is None else b""
         try:
-            errors = list(self._openapi.iter_response_errors(_Request(exchange), _Response(exchange, status)))
+            errors = list(
+                self._openapi.iter_response_errors(_Request(exchange), _Response(exchange, status, data))
+            )
         except (PathNotFound, OperationNotFound):
             return []
+        except RecursionError:
+            errors, problem = [], TOO_DEEP
+        if problem is not None:
+            errors = [e for e in errors if not isinstance(e, MissingData)]
         for error in errors:
             failures += self._observe_error(exchange, error)
         if self.index.response(status) is None:
             return failures
-        judged = self.index.requirements_in(status) | {"HDR-REQUEST-ID"}
+        if problem is not None:
+            failures.append(
+                Observation(
+                    self.index.requirement_at(status, []),
+                    False,
+                    f"(body): not JSON: {problem}",
+                    exchange,
+                    SCHEMA_JUDGE,
+                )
+            )
+        judged = self.index.requirements_in(status) | {"HDR-REQUEST-ID"} if problem is None else set()
         failed = {f.requirement for f in failures}
         return failures + [Observation(r, True, "", exchange, JUDGE) for r in sorted(judged - failed)]
 
@@ -187,29 +210,36 @@ class OpenApiJudge:
                 )
             ]
         if isinstance(error, HeaderValidationError):
-            return [Observation("HDR-REQUEST-ID", False, str(error), exchange, JUDGE)]
+            return [Observation("HDR-REQUEST-ID", False, _described(error), exchange, JUDGE)]
         if isinstance(error, InvalidData):
             found = [
                 Observation(
                     self.index.requirement_at(status, path),
                     False,
-                    f"{'/'.join(map(str, path)) or '(body)'}: {message}",
+                    f"{'/'.join(map(str, path)) or '(body)'}: {message[:_MESSAGE_LIMIT]}",
                     exchange,
                     SCHEMA_JUDGE,
                 )
                 for path, message in _schema_errors(error)
             ]
             return found or [
-                Observation(self.index.requirement_at(status, []), False, str(error), exchange, SCHEMA_JUDGE)
+                Observation(
+                    self.index.requirement_at(status, []), False, _described(error), exchange, SCHEMA_JUDGE
+                )
             ]
         if isinstance(error, DataValidationError):
             requirement = "RESP-200" if status < 400 else "ERR-ENVELOPE"
-            return [Observation(requirement, False, f"{type(error).__name__}: {error}", exchange, JUDGE)]
-        return [
-            Observation(
-                status_requirement(exchange), False, f"{type(error).__name__}: {error}", exchange, JUDGE
-            )
-        ]
+            return [Observation(requirement, False, _described(error), exchange, JUDGE)]
+        return [Observation(status_requirement(exchange), False, _described(error), exchange, JUDGE)]
+
+
+def _described(error: BaseException) -> str:
+    """An openapi-core error in words, cut; its own text may fail to build on what a server sent."""
+    try:
+        text = str(error)
+    except Exception:
+        text = "(no description)"
+    return f"{type(error).__name__}: {text[:_MESSAGE_LIMIT]}"
 
 
 def status_requirement(exchange: Exchange) -> str:

@@ -19,7 +19,7 @@ from retry_contract.domain import (
     ExecutionStatus,
     TaskStatus,
 )
-from retry_contract.exchange import Exchange
+from retry_contract.exchange import Exchange, brief
 from retry_contract.execution_view import Attempt, Detailed
 from retry_contract.verdict import Observation
 
@@ -47,10 +47,14 @@ class TaskRoles:
         latest = view.latest(before)
         optional, containers = view.optional_tasks(before), view.container_tasks(before)
         return cls(
-            failed=frozenset(n for n, a in latest.items() if a.get("status") in RETRYABLE_TASK_STATUSES),
+            failed=frozenset(
+                n for n, a in latest.items() if view.text_at(a, "status") in RETRYABLE_TASK_STATUSES
+            ),
             optional=frozenset(optional),
             containers=frozenset(containers),
-            completed=frozenset(n for n, a in latest.items() if a.get("status") in COMPLETED_TASK_STATUSES),
+            completed=frozenset(
+                n for n, a in latest.items() if view.text_at(a, "status") in COMPLETED_TASK_STATUSES
+            ),
             open=frozenset(view.inside(before, optional & containers)),
             nested=frozenset(view.parents(before)),
             started=frozenset(latest),
@@ -84,19 +88,23 @@ def retry_effects(before: Detailed, after: Detailed, exchange: Exchange) -> list
     if roles.optional & roles.started:
         observations.append(
             _observe(
-                "SEM-OPTIONAL", [f"optional task {n!r} got a new attempt" for n in retried_optional], exchange
+                "SEM-OPTIONAL",
+                [f"optional task {brief(n)} got a new attempt" for n in retried_optional],
+                exchange,
             )
         )
     if roles.completed:
         again = sorted(n for n in roles.completed if added.get(n))
         observations.append(
-            _observe("SEM-COMPLETED", [f"completed task {n!r} ran again" for n in again], exchange)
+            _observe("SEM-COMPLETED", [f"completed task {brief(n)} ran again" for n in again], exchange)
         )
     failed_nested = roles.targets & roles.nested
     if failed_nested or roles.failed & roles.containers:
-        problems = [f"container {n!r} got a new attempt" for n in sorted(roles.containers) if added.get(n)]
+        problems = [
+            f"container {brief(n)} got a new attempt" for n in sorted(roles.containers) if added.get(n)
+        ]
         problems += [
-            f"failed nested task {n!r} got {len(added.get(n, []))} new attempts, expected 1"
+            f"failed nested task {brief(n)} got {len(added.get(n, []))} new attempts, expected 1"
             for n in sorted(failed_nested)
             if len(added.get(n, [])) != 1
         ]
@@ -104,7 +112,7 @@ def retry_effects(before: Detailed, after: Detailed, exchange: Exchange) -> list
     at_limit = _at_limit(before) & roles.targets
     if at_limit:
         problems = [
-            f"{n!r} at its retries limit got {len(added.get(n, []))} new attempts, expected exactly 1"
+            f"{brief(n)} at its retries limit got {len(added.get(n, []))} new attempts, expected exactly 1"
             for n in sorted(at_limit)
             if len(added.get(n, [])) != 1
         ]
@@ -123,25 +131,25 @@ def _targeted(
         first_seen |= {TaskStatus.CANCELED}
     for name in sorted(roles.targets):
         new = added.get(name, [])
-        was = latest_before[name].get("status")
+        was = brief(latest_before[name].get("status"))
         if not new:
-            problems.append(f"{name!r} (latest attempt {was}) got no new attempt")
+            problems.append(f"{brief(name)} (latest attempt {was}) got no new attempt")
         elif len(new) > 1 and not _automatic_retries_explain(before, name, new):
-            problems.append(f"{name!r} (latest attempt {was}) got {len(new)} new attempts, expected 1")
-        elif view.is_async_complete(before, name) and new[0].get("status") not in first_seen:
+            problems.append(f"{brief(name)} (latest attempt {was}) got {len(new)} new attempts, expected 1")
+        elif view.is_async_complete(before, name) and view.text_at(new[0], "status") not in first_seen:
             problems.append(
-                f"{name!r}: its new attempt is {new[0].get('status')} when first seen, not SCHEDULED or "
-                "IN_PROGRESS (nobody reported on it)"
+                f"{brief(name)}: its new attempt is {brief(new[0].get('status'))} when first seen, not "
+                "SCHEDULED or IN_PROGRESS (nobody reported on it)"
             )
     judged_elsewhere = roles.targets | roles.containers | roles.completed | roles.optional | roles.open
     for name in sorted(set(added) - judged_elsewhere):
         if name in roles.started:
-            status = latest_before[name].get("status")
-            problems.append(f"{name!r} ran again although its latest attempt was {status}")
+            status = brief(latest_before[name].get("status"))
+            problems.append(f"{brief(name)} ran again although its latest attempt was {status}")
         else:
             waiting = _unfinished_dependencies(after, name)
             if waiting:
-                problems.append(f"{name!r} started before its dependencies {waiting} completed")
+                problems.append(f"{brief(name)} started before its dependencies {brief(waiting)} completed")
     return problems
 
 
@@ -158,7 +166,7 @@ def _unfinished_dependencies(after: Detailed, name: str) -> list[str]:
     optional = view.optional_tasks(after)
 
     def done(dependency: str) -> bool:
-        status = latest.get(dependency, {}).get("status")
+        status = view.text_at(latest.get(dependency, {}), "status")
         return status in COMPLETED_TASK_STATUSES or (
             dependency in optional and status is not None and status not in PENDING_TASK_STATUSES
         )
@@ -183,7 +191,9 @@ def limit_after_failure(
     fails again and the task gets no automatic attempt (its counter was not reset)."""
     problems = []
     if final.get("status") != ExecutionStatus.FAILED:
-        problems.append(f"after the extra attempt of {task!r} failed the execution is {final.get('status')}")
+        problems.append(
+            f"after the extra attempt of {task!r} failed the execution is {brief(final.get('status'))}"
+        )
     extra = view.attempt_counts(final)[task] - view.attempt_counts(after_retry)[task]
     if extra:
         problems.append(f"{task!r} got {extra} automatic attempts after its extra one failed (counter reset)")

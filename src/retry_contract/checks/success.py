@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from retry_contract.domain import RETRYABLE_EXECUTION_STATUSES, ExecutionStatus
-from retry_contract.exchange import Exchange
+from retry_contract.exchange import Exchange, brief
+from retry_contract.execution_view import text_at
 from retry_contract.secrets_registry import head
 from retry_contract.verdict import Observation
 
@@ -31,7 +32,8 @@ def success_response(exchange: Exchange) -> list[Observation]:
     body = exchange.json()
     if exchange.content_type != "application/json" or not isinstance(body, dict):
         content_type = exchange.header("content-type")
-        problem = f"200 with Content-Type {content_type!r} and body {head(exchange.response_body, 80)!r}"
+        why = f" (not JSON: {exchange.json_problem()})" if exchange.json_problem() else ""
+        problem = f"200 with Content-Type {content_type!r} and body {head(exchange.response_body, 80)!r}{why}"
         return [_observe("RESP-200", problem, exchange)]
     observations = [_observe("RESP-200", None, exchange)]
     observations += _same_id(exchange, body)
@@ -47,20 +49,24 @@ def _same_id(exchange: Exchange, body: Mapping[str, Any]) -> list[Observation]:
         return []
     got = body.get("id")
     problem = (
-        None if got == exchange.execution_id else f"id {got!r} is not the path id {exchange.execution_id!r}"
+        None
+        if got == exchange.execution_id
+        else f"id {brief(got)} is not the path id {brief(exchange.execution_id)}"
     )
     return [_observe("RESP-ID", problem, exchange)]
 
 
 def _running(exchange: Exchange, body: Mapping[str, Any]) -> list[Observation]:
     status = body.get("status")
-    problem = None if status == ExecutionStatus.RUNNING else f"status after a successful retry is {status!r}"
+    problem = (
+        None if status == ExecutionStatus.RUNNING else f"status after a successful retry is {brief(status)}"
+    )
     return [_observe("RESP-STATUS", problem, exchange)]
 
 
 def _unchanged(exchange: Exchange, body: Mapping[str, Any], before: Mapping[str, Any]) -> list[Observation]:
     changed = [
-        f"{name}: {before.get(name)!r} -> {body.get(name)!r}"
+        f"{name}: {brief(before.get(name))} -> {brief(body.get(name))}"
         for name in UNCHANGED_FIELDS
         if before.get(name) != body.get(name)
     ]
@@ -68,8 +74,12 @@ def _unchanged(exchange: Exchange, body: Mapping[str, Any], before: Mapping[str,
 
 
 def _was_retryable(exchange: Exchange, before: Mapping[str, Any]) -> list[Observation]:
-    status = before.get("status")
-    problem = None if status in RETRYABLE_EXECUTION_STATUSES else f"retried an execution that was {status}"
+    status = text_at(before, "status")
+    problem = (
+        None
+        if status in RETRYABLE_EXECUTION_STATUSES
+        else f"retried an execution that was {brief(before.get('status'))}"
+    )
     return [_observe("STATE-RETRYABLE", problem, exchange)]
 
 

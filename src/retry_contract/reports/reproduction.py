@@ -20,9 +20,17 @@ from urllib.parse import quote, unquote, urlsplit
 
 from retry_contract import execution_view, request_forms
 from retry_contract.domain import RETRYABLE_TASK_STATUSES, ExecutionStatus
-from retry_contract.exchange import Credential, Exchange, Expectation, is_json, nonce_in
+from retry_contract.exchange import (
+    RESENT_NOTE,
+    Credential,
+    Exchange,
+    Expectation,
+    brief,
+    is_json,
+    nonce_in,
+)
 from retry_contract.request_forms import RequestForm
-from retry_contract.secrets_registry import REPLACEMENT, SecretRegistry
+from retry_contract.secrets_registry import REPLACEMENT, SecretRegistry, head
 
 # Shown instead of the real values: the reader supplies their own credentials and a fresh nonce.
 TOKEN_PLACEHOLDER = "$CDF_TOKEN"
@@ -164,15 +172,15 @@ class Precondition:
         return cls(
             id_prefix=prefix,
             id_suffix=suffix,
-            status=str(reading.get("status")),
-            workflow_external_id=workflow if isinstance(workflow, str) else None,
+            status=_shown(execution_view.text_at(reading, "status")) or brief(reading.get("status")),
+            workflow_external_id=_shown(workflow if isinstance(workflow, str) else None),
             fixture=match.group("purpose") if match else None,
             metadata=dict(metadata) if isinstance(metadata, Mapping) else None,
             workflow_input=reading.get("input"),
             rerun_tasks=tuple(
-                (name, str(attempt.get("status")))
+                (brief(name) if len(name) > _LONGEST_UNIT else name, status)
                 for name, attempt in execution_view.latest(reading).items()
-                if attempt.get("status") in RETRYABLE_TASK_STATUSES
+                if (status := execution_view.text_at(attempt, "status")) in RETRYABLE_TASK_STATUSES
             ),
         )
 
@@ -230,6 +238,15 @@ class Precondition:
             id_prefix=str(data.get("id_prefix") or ""),
             id_suffix=str(data.get("id_suffix") or ""),
         )
+
+
+def _shown(text: str | None) -> str | None:
+    """A server's string as a precondition shows it: one far longer than any status or name is cut."""
+    if text is None or len(text) <= _LONGEST_UNIT:
+        return text
+    # No registry here: cut where no secret can be cut short (the whole one is redacted on output).
+    kept = head(text.encode("utf-8", "surrogatepass"), _LONGEST_UNIT).decode("utf-8", "ignore")
+    return f"{kept}...({len(text)} characters in all)"
 
 
 # -- the machine-readable record -----------------------------------------------------------------
@@ -653,6 +670,16 @@ def reproduce(
         steps.append(
             "Spend that nonce once first: a retry of another execution in status FAILED with it, "
             "answered 200; the request below uses it again."
+        )
+    if exchange.maybe_replayed:
+        steps.append(
+            f"The run's request was {RESENT_NOTE}"
+            + (
+                "; a reading showed it had. Retry the execution once first (answered 200): the request "
+                "below met it already retried."
+                if exchange.first_attempt_took_effect
+                else "."
+            )
         )
     steps.append(_credential_step(role_of(exchange), facts))
     command = curl(exchange, secrets, execution_placeholder=precondition.exists or long_id is not None)

@@ -18,7 +18,7 @@ from retry_contract.exchange import Exchange, Expectation
 from retry_contract.provisioning import FIXTURE_SHAPES
 from retry_contract.request_forms import ALWAYS_ACCEPTED, PLAIN, RAW_UTF8, REORDERED, RequestForm
 from retry_contract.scenarios.context import ScenarioContext
-from retry_contract.scenarios.semantics import judge_retry_effects
+from retry_contract.scenarios.semantics import effects_of
 
 # An unknown field with non-ASCII text, so its raw UTF-8 and escaped encodings differ on the wire.
 EXTRA_FIELDS: Mapping[str, Any] = {"retryContractNote": "retry ✓ Tromsø 再試行 😀"}
@@ -88,8 +88,7 @@ def request_forms(ctx: ScenarioContext) -> None:
             extra_fields=probe.extra_fields,
         )
         answered.append((probe, exchange))
-        if exchange.status == 200:
-            judge_retry_effects(ctx, execution_id, before, exchange)
+        if effects_of(ctx, execution_id, before, exchange) is not None:
             executions.retried(index)
         elif exchange.status is not None and exchange.status < 500:
             ctx.check_unchanged(probe.expectation.requirement, execution_id, before, exchange)
@@ -99,8 +98,8 @@ def request_forms(ctx: ScenarioContext) -> None:
 def _same_document_same_answer(ctx: ScenarioContext, answered: list[tuple[_Probe, Exchange]]) -> None:
     """One JSON document, encoded differently, must be accepted or refused alike."""
     outcomes = {probe.form.name: exchange for probe, exchange in answered if exchange.status is not None}
-    accepted = sorted(name for name, e in outcomes.items() if e.status == 200)
-    refused = sorted(name for name, e in outcomes.items() if e.status != 200)
+    accepted = sorted(name for name, e in outcomes.items() if ScenarioContext.retried(e))
+    refused = sorted(name for name, e in outcomes.items() if not ScenarioContext.retried(e))
     if not outcomes:
         return
     problem = (

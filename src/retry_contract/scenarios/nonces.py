@@ -32,7 +32,7 @@ def reused_nonce(ctx: ScenarioContext) -> None:
         origin="NONCE-REUSE first use of a nonce",
         nonce=nonce,
     )
-    if used.status != 200:
+    if not ctx.retried(used):
         ctx.judge.ledger.not_covered_because("NONCE-REUSE", "the first use of a fresh nonce did not succeed")
         return
     before = ctx.client.detailed(second)
