@@ -43,6 +43,7 @@ from hostile_proxy import (
     Mode,
     Retries,
     echo_cut_body,
+    echo_forms,
     echo_forms_body,
     gzip_bomb,
     hostile_proxy,
@@ -139,14 +140,19 @@ def count_leaks(data: bytes, canaries: Mapping[str, str], suffix: str = "") -> C
         lowered = view.lower()
         found: Counter[str] = Counter()
         for role, secret in canaries.items():
+            # Forms that coincide (base64 and base64url without + or /, percent and raw at the ends)
+            # are counted once.
+            counted: set[str] = set()
             for name, form in scan_forms(secret).items():
                 haystack = lowered if name in _CASELESS else view
                 # A fragment spans as many characters of the form as MIN_FRAGMENT_CHARS of the secret.
-                fragment = -(-len(form) * MIN_FRAGMENT_CHARS // len(secret))
-                whole = haystack.count(form)
-                head = haystack.count(form[:fragment])
-                tail = haystack.count(form[-fragment:])
-                if hits := head + tail - whole:
+                width = -(-len(form) * MIN_FRAGMENT_CHARS // len(secret))
+                ends = {form[:width], form[-width:]}
+                fresh = [end for end in ends if end.lower() not in counted]
+                counted |= {end.lower() for end in ends}
+                # A whole form holds both its ends; one already counted was counted with another form.
+                hits = sum(haystack.count(end) for end in fresh) - haystack.count(form) if fresh else 0
+                if hits > 0:
                     found[f"{role}:{name}"] += hits
         if found.total() > best.total():
             best = found
@@ -201,17 +207,18 @@ CASES = (
          why="control: everything forwarded"),
     Case("echo-forms", _mode(Mode.ECHO_FORMS), why="400 envelope echoing the token in 11 encodings"),
     *(
-        Case(f"echo-cut-{cut}", _mode(Mode.ECHO_CUT, cut_at=cut), slow=cut not in (80, 300),
+        Case(f"echo-cut-{cut}", _mode(Mode.ECHO_CUT, cut_at=cut), slow=cut != 300,
              why=f"a report cut at {cut} lands inside the token")
         for cut in ECHO_CUTS
     ),
     Case("echo-forms-fuzzed", _mode(Mode.ECHO_FORMS), args=("--max-examples", "5"), slow=True,
          why="the echo met by Schemathesis too"),
-    Case("header-echo", _mode(Mode.HEADER_ECHO), slow=True, why="token in response headers"),
-    Case("header-malformed", _mode(Mode.HEADER_MALFORMED), why="a header line without colon, holding it"),
+    Case("header-echo", _mode(Mode.HEADER_ECHO), why="token in response headers"),
+    Case("header-malformed", _mode(Mode.HEADER_MALFORMED), slow=True,
+         why="a header line without a colon, holding the token"),
     Case("invalid-utf8", _mode(Mode.INVALID_UTF8), why="the server acts, answers non-UTF-8 bytes"),
     Case("deep-json", _mode(Mode.DEEP_JSON), why="the server acts, answers JSON nested 5000 deep"),
-    Case("redirect-credentials", _mode(Mode.REDIRECT_CREDENTIALS), why="307 to http://user:TOKEN@…"),
+    Case("redirect-credentials", _mode(Mode.REDIRECT_CREDENTIALS), slow=True, why="307 to http://user:TOKEN@…"),
     Case("lost-answer", _mode(Mode.LOST_ANSWER, lambda: Retries(limit=6, every=2)), frozenset({0, 2}),
          why="the server acts, the answer is lost: not the server's fault"),
     Case("drip-one", _mode(Mode.DRIP, lambda: Retries(limit=1)), ANY,
@@ -231,7 +238,7 @@ CASES = (
          why="a 64 MiB body over a 4 MiB cap"),
     *(
         Case(mode.value, _mode(mode, lambda: Endpoint("/never")), frozenset({2}), oauth=True,
-             why="the client-credentials path")
+             slow=mode is not Mode.TOKEN_ERROR_ECHO, why="the client-credentials path")
         for mode in (Mode.TOKEN_NOT_JSON, Mode.TOKEN_HTML, Mode.TOKEN_ERROR_ECHO)
     ),
 )  # fmt: skip
@@ -406,9 +413,10 @@ def _scrubbed(text: str, canaries: Mapping[str, str]) -> str:
 
 def test_the_scanner_finds_every_form_the_proxy_echoes() -> None:
     secret = make_canary("w")
+    for name, form in echo_forms(secret).items():
+        assert count_leaks(f"<{form}>".encode(), {"w": secret}).total() >= 1, name
     body = echo_forms_body(secret)
-    found = count_leaks(body, {"w": secret})
-    assert set(found) == {f"w:{name}" for name in scan_forms(secret)}
+    assert count_leaks(body, {"w": secret}).total() >= len(echo_forms(secret))
     # The \u form is JSON: once parsed, the body holds the secret raw.
     assert secret in json.loads(body)["error"]["message"]
 
