@@ -318,6 +318,10 @@ class HostileProxy:
                     await writer.drain()
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            # Only the proxy's shutdown cancels a handler: ending quietly spares asyncio's complaint
+            # about a cancelled connection callback.
+            pass
         finally:
             writer.close()
 

@@ -15,6 +15,7 @@ it; `--max-duration` is passed wherever the suite has it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import html
 import json
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import pytest
 
 from cdf_workflows_mock import EmbeddedMock, MockConfig
@@ -42,6 +44,7 @@ from hostile_proxy import (
     Hostility,
     Mode,
     Retries,
+    Selector,
     echo_cut_body,
     echo_forms,
     echo_forms_body,
@@ -133,27 +136,28 @@ def _strings(document: object) -> Iterator[str]:
 
 
 def count_leaks(data: bytes, canaries: Mapping[str, str], suffix: str = "") -> Counter[str]:
-    """Occurrences of each canary's forms (whole, or a fragment from either end that encodes
-    MIN_FRAGMENT_CHARS of it), by 'role:form', in the view of `data` that shows the most."""
+    """Occurrences of the canaries, by 'role:form', in the view of `data` that shows the most. An
+    occurrence is a stretch of text holding a form whole or a fragment from either end of it that
+    encodes MIN_FRAGMENT_CHARS of the secret; overlapping matches (raw and percent agree where the
+    secret has nothing to escape) are one occurrence, named after the first form of `scan_forms`
+    that matched there."""
     best: Counter[str] = Counter()
     for view in _views(data, suffix):
         lowered = view.lower()
         found: Counter[str] = Counter()
         for role, secret in canaries.items():
-            # Forms that coincide (base64 and base64url without + or /, percent and raw at the ends)
-            # are counted once.
-            counted: set[str] = set()
-            for name, form in scan_forms(secret).items():
-                haystack = lowered if name in _CASELESS else view
-                # A fragment spans as many characters of the form as MIN_FRAGMENT_CHARS of the secret.
+            matches: list[tuple[int, int, int, str]] = []
+            for order, (name, form) in enumerate(scan_forms(secret).items()):
+                haystack, needle = (lowered, form.lower()) if name in _CASELESS else (view, form)
                 width = -(-len(form) * MIN_FRAGMENT_CHARS // len(secret))
-                ends = {form[:width], form[-width:]}
-                fresh = [end for end in ends if end.lower() not in counted]
-                counted |= {end.lower() for end in ends}
-                # A whole form holds both its ends; one already counted was counted with another form.
-                hits = sum(haystack.count(end) for end in fresh) - haystack.count(form) if fresh else 0
-                if hits > 0:
-                    found[f"{role}:{name}"] += hits
+                for part in {needle, needle[:width], needle[-width:]}:
+                    found_at = re.finditer(re.escape(part), haystack)
+                    matches += [(m.start(), order, m.end(), name) for m in found_at]
+            reach = -1
+            for start, _, stop, name in sorted(matches):
+                if start >= reach:
+                    found[f"{role}:{name}"] += 1
+                reach = max(reach, stop)
         if found.total() > best.total():
             best = found
     return best
@@ -195,9 +199,9 @@ class Case:
         return SLOW_WALL_SECONDS if self.slow else FAST_WALL_SECONDS
 
 
-def _mode(mode: Mode, select: Callable[[], object] = Retries, **kwargs: int) -> Callable[[], Hostility]:
+def _mode(mode: Mode, select: Callable[[], Selector] = Retries, **kwargs: int) -> Callable[[], Hostility]:
     """Selectors count what they saw, so each run gets a fresh Hostility."""
-    return lambda: Hostility(mode, select(), **kwargs)  # type: ignore[arg-type]
+    return lambda: Hostility(mode, select(), **kwargs)
 
 
 BAD = frozenset({1, 2})
@@ -453,22 +457,55 @@ def test_the_gzip_bomb_is_a_valid_gzip_stream_of_zeros() -> None:
     assert gzip.decompress(stream) == bytes(8 * 1024 * 1024)
 
 
-def test_the_proxy_forwards_what_it_does_not_select(tmp_path: Path) -> None:
-    import httpx
-
+@contextlib.contextmanager
+def _proxied(hostility: Hostility) -> Iterator[tuple[httpx.Client, str, str]]:
+    """A client of the proxy in front of a fresh mock, the write token, and the retry URL."""
     token = make_canary("w")
     with (
         EmbeddedMock(MockConfig.with_tokens(PROJECT, token, make_canary("r"))) as mock,
-        hostile_proxy(mock.base_url, Hostility(Mode.ECHO_FORMS, Retries())) as (url, proxy),
+        hostile_proxy(mock.base_url, hostility) as (url, _),
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=5) as client,
     ):
-        headers = {"Authorization": f"Bearer {token}"}
-        listed = httpx.get(f"{url}/api/v1/projects/{PROJECT}/workflows", headers=headers)
-        retried = httpx.post(
-            f"{url}/api/v1/projects/{PROJECT}/workflows/executions/x/retry", json={}, headers=headers
-        )
+        yield client, token, f"/api/v1/projects/{PROJECT}/workflows/executions/x/retry"
+
+
+def test_the_proxy_forwards_what_it_does_not_select() -> None:
+    hostility = Hostility(Mode.ECHO_FORMS, Retries(limit=1))
+    with _proxied(hostility) as (client, token, retry):
+        listed = client.get(f"/api/v1/projects/{PROJECT}/workflows")
+        echoed, forwarded = client.post(retry, json={}), client.post(retry, json={})
     assert listed.status_code == 200
-    assert retried.status_code == 400 and token in retried.text
-    assert proxy.applied == 1
+    assert echoed.status_code == 400 and token in echoed.json()["error"]["message"]
+    assert forwarded.status_code != 400 or token not in forwarded.text
+
+
+def test_the_proxy_misbehaves_as_each_mode_says() -> None:
+    with _proxied(Hostility(Mode.HEADER_ECHO)) as (client, token, retry):
+        assert token in client.post(retry, json={}).headers["x-echo-authorization"]
+    broken = pytest.raises(httpx.RemoteProtocolError)
+    with _proxied(Hostility(Mode.HEADER_MALFORMED)) as (client, _, retry), broken:
+        client.post(retry, json={})
+    with _proxied(Hostility(Mode.REDIRECT_CREDENTIALS)) as (client, token, retry):
+        redirect = client.post(retry, json={})
+        assert redirect.status_code == 307 and quote(token, safe="") in redirect.headers["location"]
+    for stalling in (Mode.STALL_HEAD, Mode.STALL_BODY):
+        with _proxied(Hostility(stalling)) as (client, _, retry), pytest.raises(httpx.ReadTimeout):
+            client.post(retry, json={}, timeout=0.5)
+    broken = pytest.raises(httpx.RemoteProtocolError)
+    with _proxied(Hostility(Mode.LOST_ANSWER)) as (client, _, retry), broken:
+        client.post(retry, json={})
+    with _proxied(Hostility(Mode.INVALID_UTF8)) as (client, _, retry), pytest.raises(UnicodeDecodeError):
+        client.post(retry, json={}).content.decode()
+    with _proxied(Hostility(Mode.DEEP_JSON)) as (client, _, retry), pytest.raises(RecursionError):
+        json.loads(client.post(retry, json={}).content)
+    with _proxied(Hostility(Mode.HUGE_BODY, body_bytes=8 * 1024 * 1024)) as (client, _, retry):
+        assert len(client.post(retry, json={}).content) == 8 * 1024 * 1024
+    with _proxied(Hostility(Mode.GZIP_BOMB)) as (client, _, retry):
+        with client.stream("POST", retry, json={}) as bomb:
+            assert bomb.headers["content-encoding"] == "gzip"
+            assert int(bomb.headers["content-length"]) == gzip_bomb().length
+            first = next(bomb.iter_bytes())
+        assert first and not first.strip(b"\0")
 
 
 # --- the suite against each case ----------------------------------------------------------------
