@@ -219,7 +219,7 @@ CASES = (
          why="POST /sessions refused, echoing the token: the run cannot start"),
     Case("echo-forms-fuzzed", _mode(Mode.ECHO_FORMS), args=("--max-examples", "5"), slow=True,
          why="the echo met by Schemathesis too"),
-    Case("header-echo", _mode(Mode.HEADER_ECHO), why="token in response headers"),
+    Case("header-echo", _mode(Mode.HEADER_ECHO), slow=True, why="token in response headers"),
     Case("header-malformed", _mode(Mode.HEADER_MALFORMED), slow=True,
          why="a header line without a colon, holding the token"),
     Case("invalid-utf8", _mode(Mode.INVALID_UTF8), why="the server acts, answers non-UTF-8 bytes"),
