@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote
 
 import httpx
@@ -135,41 +136,50 @@ def _strings(document: object) -> Iterator[str]:
             stack.extend(node)
 
 
+class Match(NamedTuple):
+    start: int
+    order: int  # of the form in `scan_forms`
+    stop: int
+    form: str
+    whole: bool
+
+
 def count_leaks(data: bytes, canaries: Mapping[str, str], suffix: str = "") -> Counter[str]:
     """Occurrences of the canaries, by 'role:form', in the view of `data` that shows the most. An
     occurrence is a stretch of text holding a form whole or a fragment from either end of it that
-    encodes MIN_FRAGMENT_CHARS of the secret; overlapping matches (raw and percent agree where the
-    secret has nothing to escape) are one occurrence, named after the form with the longest match."""
+    encodes MIN_FRAGMENT_CHARS of the secret. Overlapping matches are one occurrence (raw and percent
+    agree where the secret has nothing to escape), named after the longest whole form there, else
+    after the first form of `scan_forms` that matched."""
     best: Counter[str] = Counter()
     for view in _views(data, suffix):
         lowered = view.lower()
         found: Counter[str] = Counter()
         for role, secret in canaries.items():
-            matches: list[tuple[int, int, int, str]] = []
+            matches: list[Match] = []
             for order, (name, form) in enumerate(scan_forms(secret).items()):
                 haystack, needle = (lowered, form.lower()) if name in _CASELESS else (view, form)
                 width = -(-len(form) * MIN_FRAGMENT_CHARS // len(secret))
                 for part in {needle, needle[:width], needle[-width:]}:
                     found_at = re.finditer(re.escape(part), haystack)
-                    matches += [(m.start(), order, m.end(), name) for m in found_at]
+                    matches += [Match(m.start(), order, m.end(), name, part == needle) for m in found_at]
             for group in _overlapping(sorted(matches)):
-                longest = max(group, key=lambda match: (match[2] - match[0], -match[1]))
-                found[f"{role}:{longest[3]}"] += 1
+                named = max(group, key=lambda m: (m.whole, (m.stop - m.start) * m.whole, -m.order))
+                found[f"{role}:{named.form}"] += 1
         if found.total() > best.total():
             best = found
     return best
 
 
-def _overlapping(matches: list[tuple[int, int, int, str]]) -> Iterator[list[tuple[int, int, int, str]]]:
-    """Sorted (start, order, stop, name) matches, in groups of overlapping ones."""
-    group: list[tuple[int, int, int, str]] = []
+def _overlapping(matches: list[Match]) -> Iterator[list[Match]]:
+    """Matches sorted by start, in groups of overlapping ones."""
+    group: list[Match] = []
     reach = -1
     for match in matches:
-        if group and match[0] >= reach:
+        if group and match.start >= reach:
             yield group
             group = []
         group.append(match)
-        reach = max(reach, match[2])
+        reach = max(reach, match.stop)
     if group:
         yield group
 
@@ -447,7 +457,7 @@ def test_a_report_cut_inside_the_echo_still_shows_a_fragment(cut: int) -> None:
     body, _ = echo_cut_body(secret, cut)
     start = body.index(secret.encode())
     assert start < cut < start + len(secret)
-    assert count_leaks(body[:cut], {"w": secret}).total() == 1
+    assert count_leaks(body[:cut], {"w": secret}) == {"w:raw": 1}
 
 
 def test_the_scanner_sees_through_report_escapes() -> None:
