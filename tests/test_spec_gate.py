@@ -178,7 +178,7 @@ CHANGES = [
         "required-query-parameter-added",
         _require_query_mode,
         True,
-        "OPTIC_REQUIRED_QUERY",
+        "cannot add required query parameter mode",
         "new-required-request-parameter",
         "ERR",
     ),
@@ -212,7 +212,7 @@ CHANGES = [
         "optional-response-property-made-required",
         _require_version,
         True,
-        "OPTIC_RESPONSE_REQUIRED",
+        "cannot make required response property 'version' optional",
         "response-property-became-required",
         "INFO",
     ),
@@ -229,17 +229,17 @@ CHANGES = [
         "optional-query-parameter-added",
         _allow_query_dry_run,
         False,
-        "OPTIC_OPTIONAL_QUERY",
+        "query parameter dryRun: added",
         "new-optional-request-parameter",
         "INFO",
     ),
-    Change("description-reworded", _reword_description, False, "OPTIC_DESCRIPTION", None, None),
+    Change("description-reworded", _reword_description, False, "/description changed", None, None),
 ]
 BREAKING = [change for change in CHANGES if change.breaking]
 COMPATIBLE = [change for change in CHANGES if not change.breaking]
 
 
-def _by_name(changes: list[Change]) -> Any:
+def _by_name(changes: list[Change]) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("change", changes, ids=[change.name for change in changes])
 
 
