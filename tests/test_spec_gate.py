@@ -237,6 +237,16 @@ CHANGES = [
 ]
 BREAKING = [change for change in CHANGES if change.breaking]
 COMPATIBLE = [change for change in CHANGES if not change.breaking]
+# Each optic run takes 20-60 s, so the local gate is run on a sample: a request-side break, the
+# response-side break that makes the gate compare both ways (an enum value removed), and one
+# compatible change. Every change is classified against oasdiff's levels above, without a run.
+OPTIC_SAMPLE = {
+    "required-request-property-added",
+    "response-enum-value-removed",
+    "optional-request-property-added",
+}
+BREAKING_SAMPLE = [change for change in BREAKING if change.name in OPTIC_SAMPLE]
+COMPATIBLE_SAMPLE = [change for change in COMPATIBLE if change.name in OPTIC_SAMPLE]
 
 
 def _by_name(changes: list[Change]) -> pytest.MarkDecorator:
@@ -330,7 +340,7 @@ def test_an_unchanged_spec_passes(tool: None, committed_spec: str, tmp_path: Pat
     assert f"base HEAD:{SPEC}" in gate.stdout
 
 
-@_by_name(COMPATIBLE)
+@_by_name(COMPATIBLE_SAMPLE)
 def test_a_compatible_change_passes(tool: None, committed_spec: str, tmp_path: Path, change: Change) -> None:
     # Rewritten by PyYAML too: what the breaking cases below fail on is their change, not the layout.
     base = tmp_path / "base.yaml"
@@ -341,7 +351,7 @@ def test_a_compatible_change_passes(tool: None, committed_spec: str, tmp_path: P
     assert "spec gate: no breaking change to the contract" in gate.stdout
 
 
-@_by_name(BREAKING)
+@_by_name(BREAKING_SAMPLE)
 def test_a_breaking_change_fails(tool: None, committed_spec: str, tmp_path: Path, change: Change) -> None:
     base = tmp_path / "base.yaml"
     base.write_text(committed_spec, encoding="utf-8")
