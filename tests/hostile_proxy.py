@@ -443,7 +443,7 @@ class HostileProxy:
         try:
             upstream_writer.write(_close_connection(head) + body)
             await upstream_writer.drain()
-            answer = await _read_message(upstream_reader)
+            answer = await _read_message(upstream_reader, bodiless=head.startswith(b"HEAD "))
         finally:
             upstream_writer.close()
         if answer is None:

@@ -374,6 +374,9 @@ def run(
             with progress.showing(console, registry, quiet=quiet) as show:
                 result = run_suite(options, progress=show, signals=signals)
         except CouldNotRun as error:
+            if error.result is not None:
+                # The target was reached: the reports say why nothing (more) could be judged.
+                reports.publish(error.result, report_dir, formats or reports.FORMATS, console, quiet=True)
             _fail(str(error))
         except RunInterrupted as interruption:
             result = interruption.result

@@ -61,7 +61,14 @@ INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before the end"
 
 
 class CouldNotRun(Exception):
-    """The run could not judge the target: bad arguments, unreachable target, refused credentials."""
+    """The run could not judge the target: bad arguments, unreachable target, refused credentials.
+
+    `result`, once the target was reached, is the run as far as it went (marked incomplete with the
+    reason): a CI job still gets its reports, saying why nothing was judged."""
+
+    def __init__(self, reason: str, result: RunResult | None = None) -> None:
+        super().__init__(reason)
+        self.result = result
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -406,7 +413,8 @@ def run(
             feed.phase("finished")
     result.seconds = time.perf_counter() - started
     if isinstance(error, CouldNotRun):
-        raise error
+        result.incomplete = result.incomplete or f"could not run: {error}"
+        raise CouldNotRun(str(error), result) from None
     if result.error is not None:
         raise RunBroken(result) from result.error
     if stop.received:
