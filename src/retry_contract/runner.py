@@ -301,7 +301,7 @@ def run(options: RunOptions, progress: ProgressListener = lambda _: None) -> Run
             retry_policy=effective.retry_policy,
             timer=result.timer,
         )
-        provisioner = Provisioner(client, effective.function_external_id)
+        provisioner = Provisioner(client, effective.function_external_id, seed=effective.seed)
         # Every request, fuzzed ones included, spends from the budget: its count is what was sent.
         feed = _ProgressFeed(progress, started, lambda: client.budget.spent, effective.strict)
         interrupted = judging = False

@@ -68,7 +68,8 @@ _REPEAT, _LENGTH, _TRUNCATED = "retry-contract:repeat", "retry-contract:length",
 _RETRY_PATH = re.compile(
     r"^(?P<prefix>.*?)/api/v1/projects/(?P<project>[^/]+)/workflows/executions/(?P<id>.*)/retry$"
 )
-_SUITE_WORKFLOW = re.compile(r"^retry-contract-[0-9a-f]{8}-(?P<purpose>.+)$")
+# The purpose is last, after the generated tail of the fixture's values if there is one.
+_SUITE_WORKFLOW = re.compile(r"^retry-contract-[0-9a-f]{8}-(?:.*-)?(?P<purpose>[a-z]+)$", re.DOTALL)
 _FIXTURES = {
     "simple": "the suite's fixture of one asynchronous function task",
     "shapes": "the suite's fixture of every task shape",
