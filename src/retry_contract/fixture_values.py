@@ -56,7 +56,7 @@ class RunRequestRules:
 
     def valid_identifier(self, value: str, max_length: int) -> bool:
         return (
-            0 < _utf16_length(value)
+            _utf16_length(value) > 0
             and len(value) <= max_length
             and _utf16_length(value) <= max_length
             and self.identifier_pattern.fullmatch(value) is not None
@@ -177,7 +177,9 @@ PATH_ENCODED = " /%?#+&=;"
 BMP_NFC = unicodedata.normalize("NFC", "åøæÅØÆüéßñçĳ再試行ΩЖ")
 # Base letters with combining marks: NFD spellings of what NFC writes as one character.
 NFD_SEQUENCES = tuple(unicodedata.normalize("NFD", c) for c in "åÅéÜñøö")
-ASTRAL = ("😀", "🛠", "𝔘", "🎉", "𠜎")
+# Emoji, a mathematical letter, a rare CJK character: beyond the Basic Multilingual Plane.
+FRAKTUR_U = "\U0001d518"
+ASTRAL = ("😀", "🛠", FRAKTUR_U, "🎉", "𠜎")
 INNER_WHITESPACE = (" ", "\t", "\u00a0")
 
 _CATEGORIES: tuple[tuple[str, ...], ...] = (
@@ -243,11 +245,13 @@ def _boundary_shapes(r: RunRequestRules) -> tuple[FixtureShape, ...]:
             "astral characters, inner and edge whitespace, escaped JSON",
             {
                 "emoji": "🛠️ 😀 🎉",
-                "Math 𝔘": "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𠜎",
+                # "Unicode" in Fraktur letters.
+                f"Math {FRAKTUR_U}": FRAKTUR_U
+                + "\U0001d52b\U0001d526\U0001d520\U0001d52c\U0001d521\U0001d522 𠜎",
                 "padded": "  edge and inner\twhitespace\u00a0 ",
                 "Key With  Spaces": " ",
             },
-            {"emoji": "😀", "nested": {"list": [1, "𝔘", None, True], "empty": ""}},
+            {"emoji": "😀", "nested": {"list": [1, FRAKTUR_U, None, True], "empty": ""}},
             workflow_tail="emoji 😀 Tail",
             version="v 😀\u00a01",
         ),
@@ -257,15 +261,14 @@ def _boundary_shapes(r: RunRequestRules) -> tuple[FixtureShape, ...]:
 # --- seeded cases ----------------------------------------------------------------------------------
 
 
-def _text(rng: random.Random, max_units: int, *, min_units: int = 0, spaces: tuple[str, ...] = INNER_WHITESPACE) -> str:
+def _text(
+    rng: random.Random, max_units: int, *, min_units: int = 0, spaces: tuple[str, ...] = INNER_WHITESPACE
+) -> str:
     """Text of `min_units` to `max_units` UTF-16 units, drawn across the alphabet."""
     target = rng.randint(min_units, max_units)
     chosen = ""
     while True:
-        if rng.random() < 0.08:
-            piece = rng.choice(spaces)
-        else:
-            piece = rng.choice(rng.choice(_CATEGORIES))
+        piece = rng.choice(spaces) if rng.random() < 0.08 else rng.choice(rng.choice(_CATEGORIES))
         if _utf16_length(chosen + piece) > target:
             return chosen
         chosen += piece

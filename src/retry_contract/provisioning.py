@@ -27,7 +27,7 @@ from retry_contract.domain import (
     TaskStatus,
     TaskType,
 )
-from retry_contract.fixture_values import FixtureShape
+from retry_contract.fixture_values import FixtureShape as FixtureShape
 from retry_contract.interrupts import signals_deferred
 
 DEFAULT_FUNCTION_EXTERNAL_ID = "retry-contract-async-noop"
