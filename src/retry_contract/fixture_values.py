@@ -154,6 +154,10 @@ class FixtureShape:
         }
 
 
+# A workflow the suite created: its run's id, the fixture's tail if any, and its purpose last.
+SUITE_WORKFLOW = re.compile(r"^retry-contract-[0-9a-f]{8}-(?:(?P<tail>.*)-)?(?P<purpose>[a-z]+)$", re.DOTALL)
+
+
 def workflow_external_id(base: str, purpose: str, tail: str) -> str:
     """`<base>-<tail>-<purpose>`, the tail cut so that the whole fits the identifier's limit; the
     purpose stays last, so cleanup and reports still read it after the last `-`."""
