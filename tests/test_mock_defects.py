@@ -6,11 +6,13 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -27,6 +29,8 @@ from cdf_workflows_mock import (
 from cdf_workflows_mock.defects import BY_NAME, CATALOGUE, check_combination
 from mock_helpers import JSON, ManualClock, MockApi, assert_envelope, attempts, function_task, latest
 from retry_contract import execution_view
+from retry_contract.contract import METADATA_LIMITS
+from retry_contract.fixture_values import fixture_shapes, workflow_external_id
 from retry_contract.provisioning import SHAPES, boundary_metadata
 from retry_contract.requirements import BY_ID, Level
 from retry_contract.requirements import CATALOGUE as REQUIREMENTS
@@ -875,6 +879,77 @@ def _(p: Probe) -> None:
     assert successes > 1 and gained == successes, (statuses, gained)
 
 
+# Values only some run requests hold: each defect shows on such a value, and leaves others alone.
+
+
+def _retried_metadata(p: Probe, metadata: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The retry's answer and the detail after it, of an execution run with `metadata`."""
+    execution_id, answer = _retry_answer(p, p.failed(metadata))
+    return answer["metadata"], p.api.detail(execution_id)["metadata"]
+
+
+def _retried_in(p: Probe, workflow: str, version: str, **body: Any) -> JSON:
+    """The retry's answer for an execution of `workflow` at `version`, both sent percent-encoded."""
+    p.api.create_version([function_task("step")], workflow=workflow, version=version)
+    path = f"/workflows/{quote(workflow, safe='')}/versions/{quote(version, safe='')}/run"
+    run = p.api.http.post(path, json={"authentication": {"nonce": p.api.nonce()}, **body})
+    assert run.status_code == 200, run.text
+    execution_id = str(run.json()["id"])
+    p.api.finish(execution_id, "step", "FAILED_WITH_TERMINAL_ERROR")
+    return _retry_answer(p, execution_id)[1]
+
+
+@probe("metadata-keys-lowercased")
+def _(p: Probe) -> None:
+    assert _retried_metadata(p, {"Team": "Data", "EMPTY": ""}) == ({"team": "Data", "empty": ""},) * 2
+    assert _retried_metadata(p, {"team": "data"})[0] == {"team": "data"}
+
+
+@probe("empty-metadata-value-null")
+def _(p: Probe) -> None:
+    answer, stored = _retried_metadata(p, {"empty": "", "team": "data"})
+    assert answer == {"empty": None, "team": "data"} and stored == {"empty": "", "team": "data"}
+
+
+@probe("metadata-values-trimmed")
+def _(p: Probe) -> None:
+    answer, stored = _retried_metadata(p, {"padded": "  inner  space ", "blank": " ", "team": "data"})
+    assert answer == stored == {"padded": "inner  space", "blank": "", "team": "data"}
+
+
+@probe("metadata-normalised-to-nfc")
+def _(p: Probe) -> None:
+    decomposed = unicodedata.normalize("NFD", "Åsa")
+    answer, stored = _retried_metadata(p, {decomposed: decomposed, "nfc": "Åsa"})
+    assert answer == stored == {"Åsa": "Åsa", "nfc": "Åsa"} and decomposed != "Åsa"
+
+
+@probe("astral-chars-replaced")
+def _(p: Probe) -> None:
+    answer, stored = _retried_metadata(p, {"emoji 😀": "🛠 ok ✓", "plain": "Tromsø"})
+    assert answer == stored == {"emoji \ufffd": "\ufffd ok ✓", "plain": "Tromsø"}
+
+
+@probe("metadata-cut-at-limit-in-bytes")
+def _(p: Probe) -> None:
+    longest = "ø" * METADATA_LIMITS.max_value_length
+    answer, stored = _retried_metadata(p, {"long": longest, "ascii": "v" * METADATA_LIMITS.max_value_length})
+    cut = "ø" * (METADATA_LIMITS.max_value_length // 2)
+    assert answer == stored == {"long": cut, "ascii": "v" * METADATA_LIMITS.max_value_length}
+
+
+@probe("version-percent-encoded-in-answer")
+def _(p: Probe) -> None:
+    assert _retried_in(p, "wf-encoded", "v 1/2%")["version"] == "v%201%2F2%25"
+    assert _retried_in(p, "wf-plain", "v1")["version"] == "v1"
+
+
+@probe("workflow-id-plus-as-space")
+def _(p: Probe) -> None:
+    assert _retried_in(p, "wf+a%41", "1")["workflowExternalId"] == "wf aA"
+    assert _retried_in(p, "wf-plain", "1")["workflowExternalId"] == "wf-plain"
+
+
 def test_every_defect_has_a_probe() -> None:
     assert set(PROBES) == set(BY_NAME)
 
@@ -908,6 +983,17 @@ def test_the_faithful_mock_answers_the_probes_as_the_model_says(probe_factory: C
     )
     error = assert_envelope(p.post_retry(str(uuid.uuid4()), json=p.body()), 404)
     assert error["missing"]
+
+
+def test_the_faithful_mock_keeps_every_generated_fixture_value(probe_factory: Callable[..., Probe]) -> None:
+    p = probe_factory()
+    for seed in (1, 20230101):
+        for shape in fixture_shapes(seed):
+            workflow = workflow_external_id(f"retry-contract-{seed:08x}", "simple", shape.workflow_tail)
+            body = {"metadata": shape.metadata} if shape.metadata is not None else {}
+            answer = _retried_in(p, workflow, shape.version, **body, input=shape.workflow_input)
+            assert (answer["workflowExternalId"], answer["version"]) == (workflow, shape.version), shape.label
+            assert answer["metadata"] == (shape.metadata or {}), shape.label
 
 
 def test_the_faithful_mock_retries_whatever_form_a_client_sends_the_request_in(

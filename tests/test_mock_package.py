@@ -251,7 +251,7 @@ def test_the_suite_serves_apps_with_the_mock_packages_loopback_server() -> None:
 
 def test_the_defect_families_make_each_defect_of_the_catalogue_once() -> None:
     names: list[str] = []
-    for family in ("auth", "wire", "state", "responses", "semantics"):
+    for family in ("auth", "wire", "state", "responses", "semantics", "values"):
         patches: Mapping[str, Any] = importlib.import_module(f"{PACKAGE}.defects.{family}").PATCHES
         names.extend(patches)
     assert sorted(names) == sorted(defect.name for defect in cdf_workflows_mock.DEFECTS)

@@ -9,6 +9,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from retry_contract.exchange import Credential
+from retry_contract.fixture_values import fixture_shapes
 from retry_contract.reports import json_report
 from retry_contract.requirements import Level
 from retry_contract.runner import MOCK_PROJECT, RunOptions, RunResult, run
@@ -66,3 +67,16 @@ def test_the_schema_enumerates_what_the_code_defines() -> None:
     assert definitions["failure"]["properties"]["level"]["enum"] == [level.value for level in Level]
     assert definitions["requirement"]["properties"]["outcome"]["enum"] == [o.value for o in Outcome]
     assert SCHEMA["properties"]["schema_version"]["const"] == json_report.SCHEMA_VERSION
+
+
+def test_the_report_names_every_generated_fixture_value(failing_run: RunResult) -> None:
+    recorded = _report(failing_run)["exercised"]["fixture_values"]
+    shapes = fixture_shapes(failing_run.options.seed)
+    assert [entry["label"] for entry in recorded] == [shape.label for shape in shapes]
+    for entry, shape in zip(recorded, shapes, strict=True):
+        assert entry["metadata"] == shape.metadata and entry["input"] == shape.workflow_input
+        assert (entry["version"], entry["workflow_external_id_tail"]) == (shape.version, shape.workflow_tail)
+        assert entry["successful_retries"] == failing_run.fixture_shapes_retried[shape.label]
+    missing = _report(failing_run)
+    del missing["exercised"]["fixture_values"][0]["version"]
+    assert not Draft202012Validator(SCHEMA).is_valid(missing)

@@ -13,6 +13,7 @@ import pytest
 from retry_contract.cdf_client import CdfClient
 from retry_contract.credentials import StaticToken
 from retry_contract.exchange import Credential, Exchange, Expectation, credential_of
+from retry_contract.fixture_values import SUITE_WORKFLOW
 from retry_contract.reports.reproduction import (
     INVALID_TOKEN,
     NONCE_FIELD,
@@ -151,8 +152,8 @@ def test_client_credentials_get_placeholders_in_the_session_request(secrets: Sec
 def test_the_precondition_is_stated_from_the_reading(secrets: SecretRegistry) -> None:
     reproduction = reproduce(retry(READONLY_TOKEN, Credential.READONLY), "AUTH-403", 3, FACTS, secrets)
     assert reproduction.precondition == (
-        "an execution of workflow retry-contract-0a1b2c3d-simple (the suite's fixture of one asynchronous "
-        "function task) in status FAILED, whose tasks a retry must run again are: step "
+        "an execution of workflow retry-contract-0a1b2c3d-simple version '1' (the suite's fixture of one "
+        "asynchronous function task) in status FAILED, whose tasks a retry must run again are: step "
         "(FAILED_WITH_TERMINAL_ERROR); run with 1 metadata pairs, non-ASCII; run with an input"
     )
     assert reproduction.steps[0] == f"Precondition: {reproduction.precondition}."
@@ -184,6 +185,17 @@ def test_an_embedded_mock_run_says_how_to_see_it_again(secrets: SecretRegistry) 
         "gone" in step
         for step in reproduce(retry(READONLY_TOKEN, Credential.READONLY), "AUTH-403", 4, real, secrets).steps
     )
+
+
+def test_a_generated_workflow_tail_and_version_are_recorded_for_the_replay() -> None:
+    exchange = retry(WRITE_TOKEN, Credential.WRITE, reading=None)
+    workflow = "retry-contract-0a1b2c3d-a b/c%d-ü 😀-simple"
+    exchange.before = {**FAILED_READING, "workflowExternalId": workflow, "version": "v 1/2%3"}
+    precondition = Precondition.from_json(json.loads(json.dumps(Precondition.of(exchange).to_json())))
+    assert (precondition.fixture, precondition.version) == ("simple", "v 1/2%3")
+    match = SUITE_WORKFLOW.match(workflow)
+    assert match is not None and match.group("tail") == "a b/c%d-ü 😀"
+    assert "retry-contract-0a1b2c3d-a b/c%d-ü 😀-simple version 'v 1/2%3'" in precondition.describe()
 
 
 def test_the_replay_record_round_trips_through_json(secrets: SecretRegistry) -> None:

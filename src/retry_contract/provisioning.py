@@ -1,7 +1,10 @@
 """Creates, through the real endpoints only, the executions the suite needs, and removes them after.
 
-Every workflow it creates is named `retry-contract-<run id>-<purpose>`: cleanup deletes exactly
-those, and nothing the suite did not create is ever retried.
+Every workflow it creates is named `retry-contract-<run id>-<purpose>`, or
+`retry-contract-<run id>-<generated tail>-<purpose>` when its fixture's values give it a tail: cleanup
+deletes exactly those, and nothing the suite did not create is ever retried. The metadata, input,
+workflow external id and version of each execution come from `fixture_values`, drawn from the run's
+seed, in a fixed cycle.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from retry_contract import contract, execution_view
+from retry_contract import contract, execution_view, fixture_values
 from retry_contract.cdf_client import CdfClient, UnexpectedAnswer
 from retry_contract.domain import (
     RETRYABLE_EXECUTION_STATUSES,
@@ -24,10 +27,9 @@ from retry_contract.domain import (
     TaskStatus,
     TaskType,
 )
+from retry_contract.fixture_values import FixtureShape as FixtureShape
 from retry_contract.interrupts import signals_deferred
-from retry_contract.request_forms import PLAIN, RAW_UTF8, RequestForm
 
-VERSION = "1"
 DEFAULT_FUNCTION_EXTERNAL_ID = "retry-contract-async-noop"
 
 
@@ -43,33 +45,9 @@ def boundary_metadata() -> dict[str, str]:
     }
 
 
-@dataclass(frozen=True)
-class FixtureShape:
-    """How an execution is started: the metadata and input of its run request, and their wire form.
-
-    A server's bug may show only on some shapes (metadata dropped when empty, stamped when there is
-    room, non-ASCII values mangled), so the executions of a run cycle through all of them and every
-    response check meets each.
-    """
-
-    label: str
-    metadata: dict[str, str] | None
-    workflow_input: dict[str, Any] | None
-    form: RequestForm = PLAIN
-
-
-FIXTURE_SHAPES: tuple[FixtureShape, ...] = (
-    FixtureShape("metadata at every limit, no input", boundary_metadata(), None),
-    FixtureShape("empty metadata, empty input", {}, {}),
-    FixtureShape("one metadata pair, an input object", {"purpose": "retry-contract"}, {"batch": 7}),
-    FixtureShape(
-        "non-ASCII metadata and input as raw UTF-8",
-        {"owner": "Åsa Ødegård", "note": "überprüft ✓ 再試行 \u200f\u05e2\u05d1\u05e8\u05d9\u05ea"},
-        {"city": "Tromsø", "emoji": "🛠️"},
-        RAW_UTF8,
-    ),
-    FixtureShape("no metadata field, no input", None, None),
-)
+def fixture_shapes(seed: int) -> tuple[FixtureShape, ...]:
+    """The fixtures a run with `seed` cycles through (see `fixture_values`)."""
+    return fixture_values.fixture_shapes(seed)
 
 
 def _function_task(
@@ -170,9 +148,12 @@ class Provisioner:
     client: CdfClient
     function_external_id: str = DEFAULT_FUNCTION_EXTERNAL_ID
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
+    # The run's seed: it draws the fixture values (the same seed, the same values).
+    seed: int = 0
     created_workflows: list[str] = field(default_factory=list)
     created_executions: list[str] = field(default_factory=list)
-    _ready_workflows: set[str] = field(default_factory=set)
+    # (workflow external id, version) pairs that exist on the target.
+    _ready_versions: set[tuple[str, str]] = field(default_factory=set)
     _timing_out: str | None = None
     _timing_out_since: float = 0.0
     _next_shape: int = 0
@@ -188,35 +169,45 @@ class Provisioner:
 
     # -- workflows --------------------------------------------------------------------------------
 
-    def _workflow(self, purpose: str, tasks: list[dict[str, Any]]) -> str:
-        external_id = f"retry-contract-{self.run_id}-{purpose}"
+    @property
+    def shapes(self) -> tuple[FixtureShape, ...]:
+        """The fixtures this run cycles through, drawn from its seed."""
+        return fixture_shapes(self.seed)
+
+    def _workflow(self, purpose: str, tasks: list[dict[str, Any]], shape: FixtureShape) -> str:
+        external_id = fixture_values.workflow_external_id(
+            f"retry-contract-{self.run_id}", purpose, shape.workflow_tail
+        )
         # Held while creating: another scenario must not run the version before it exists. Listed for
         # cleanup before the first request, ready only once both exist: a creation cut short by an error
         # is tried again by the next scenario that needs it.
         with self._lock:
-            if external_id not in self._ready_workflows:
+            if (external_id, shape.version) not in self._ready_versions:
                 if external_id not in self.created_workflows:
                     self.created_workflows.append(external_id)
                 self.client.upsert_workflow(
                     external_id, f"retry-contract fixture ({purpose}); safe to delete"
                 )
-                self.client.upsert_version(external_id, VERSION, tasks)
-                self._ready_workflows.add(external_id)
+                self.client.upsert_version(external_id, shape.version, tasks)
+                self._ready_versions.add((external_id, shape.version))
         return external_id
 
     def next_shape(self) -> FixtureShape:
         """The next shape of this provisioner's own cycle (each `for_scenario` copy starts at the first)."""
+        shapes = self.shapes
         with self._lock:
             self._next_shape += 1
-            return FIXTURE_SHAPES[(self._next_shape - 1) % len(FIXTURE_SHAPES)]
+            return shapes[(self._next_shape - 1) % len(shapes)]
 
     def _run(self, purpose: str, tasks: list[dict[str, Any]], shape: FixtureShape | None = None) -> str:
-        workflow = self._workflow(purpose, tasks)
         shape = shape or self.next_shape()
+        workflow = self._workflow(purpose, tasks, shape)
         # An interruption between the server creating the execution and the client reading its id
         # would leave an execution that cleanup cannot find.
         with signals_deferred():
-            execution = self.client.run(workflow, VERSION, shape.metadata, shape.workflow_input, shape.form)
+            execution = self.client.run(
+                workflow, shape.version, shape.metadata, shape.workflow_input, shape.form
+            )
             execution_id = execution.get("id")
             if not isinstance(execution_id, str):
                 raise UnexpectedAnswer(f"run answered without an execution id: {execution!r}")

@@ -25,6 +25,7 @@ from retry_contract.checks.retry_effects import took_effect
 from retry_contract.credentials import READONLY_TOKEN_ENV, Credentials
 from retry_contract.domain import ExecutionStatus
 from retry_contract.exchange import Credential, Exchange
+from retry_contract.fixture_values import PLAIN_VERSION, SUITE_WORKFLOW
 from retry_contract.interrupts import signals_deferred
 from retry_contract.polling import RETRY_SETTLE_SECONDS
 from retry_contract.provisioning import DEFAULT_FUNCTION_EXTERNAL_ID, FixtureShape, Provisioner
@@ -339,14 +340,17 @@ class _Replayer:
 
 
 def _shape_of(precondition: Precondition) -> FixtureShape:
-    """The run request of the recorded execution: its metadata and input, raw UTF-8 when non-ASCII
-    (as the run sent them)."""
+    """The run request of the recorded execution: its metadata, input, version and the generated part
+    of its workflow's external id, raw UTF-8 when non-ASCII (as the run sent them)."""
     recorded = precondition.metadata
     metadata = {str(k): str(v) for k, v in recorded.items()} if recorded is not None else None
     text = json.dumps([metadata, precondition.workflow_input], ensure_ascii=False)
+    suite_workflow = SUITE_WORKFLOW.match(precondition.workflow_external_id or "")
     return FixtureShape(
         "as recorded in the report",
         metadata,
         precondition.workflow_input,
         PLAIN if text.isascii() else RAW_UTF8,
+        workflow_tail=(suite_workflow.group("tail") or "") if suite_workflow else "",
+        version=precondition.version or PLAIN_VERSION,
     )

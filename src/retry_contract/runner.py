@@ -374,7 +374,7 @@ def run(
             timer=result.timer,
         )
         cleanup_client = _cleanup_client(client, effective)
-        provisioner = Provisioner(client, effective.function_external_id)
+        provisioner = Provisioner(client, effective.function_external_id, seed=effective.seed)
         # Every request, fuzzed ones included, spends from a budget: their count is what was sent.
         feed = _ProgressFeed(
             progress,

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from cdf_workflows_mock.defects import auth, responses, semantics, state, wire
+from cdf_workflows_mock.defects import auth, responses, semantics, state, values, wire
 from cdf_workflows_mock.defects.base import DefectiveDispatcher, Patch, SteppedHandlers, SteppedStore
 from cdf_workflows_mock.engine import TaskEngine
 
@@ -163,6 +163,23 @@ _ENTRIES: tuple[Defect, ...] = (
            "The retry adds retriedAt to the stored metadata when it has fewer than 10 pairs"),
     _entry("metadata-utf8-double-encoded", "RESP-UNCHANGED RESP-METADATA",
            "The retry's answer double-encodes non-ASCII metadata (UTF-8 read as latin-1): 'ü' becomes 'Ã¼'"),
+    # RESP-UNCHANGED: values only some run requests hold
+    _entry("metadata-keys-lowercased", "RESP-UNCHANGED",
+           "The retry saves metadata through a case-insensitive map: keys come back lower-cased"),
+    _entry("empty-metadata-value-null", "RESP-METADATA RESP-UNCHANGED",
+           "The retry's answer gives an empty-string metadata value as null"),
+    _entry("metadata-values-trimmed", "RESP-UNCHANGED",
+           "The retry saves metadata values stripped of surrounding whitespace"),
+    _entry("metadata-normalised-to-nfc", "RESP-UNCHANGED",
+           "The retry saves metadata normalised to NFC: decomposed (NFD) text comes back composed"),
+    _entry("astral-chars-replaced", "RESP-UNCHANGED",
+           "The retry saves metadata in 3-byte UTF-8: emoji and other astral characters become U+FFFD"),
+    _entry("metadata-cut-at-limit-in-bytes", "RESP-UNCHANGED",
+           "The retry saves metadata values in a column sized in bytes: long non-ASCII values lose the end"),
+    _entry("version-percent-encoded-in-answer", "RESP-UNCHANGED",
+           "The retry's answer gives the version percent-encoded as in its URL: 'v 1/2' becomes 'v%201%2F2'"),
+    _entry("workflow-id-plus-as-space", "RESP-UNCHANGED",
+           "The retry's answer form-decodes the workflow's external id: '+' becomes a space"),
     # SEM-*
     _entry("retry-starts-nothing", "SEM-TARGETED SEM-NESTED SEM-LIMIT SEM-CONCURRENT",
            "The retry answers RUNNING but starts no task, so the execution fails again at once"),
@@ -197,7 +214,7 @@ _ORDER: Mapping[str, int] = MappingProxyType({defect.name: index for index, defe
 def _patches() -> Mapping[str, Patch]:
     """Every family's patches, each defect's exactly once, and none the catalogue does not list."""
     patches: dict[str, Patch] = {}
-    for family in (auth, wire, state, responses, semantics):
+    for family in (auth, wire, state, responses, semantics, values):
         for name, patch in family.PATCHES.items():
             if name in patches:
                 raise RuntimeError(f"defect {name} is made in two families")

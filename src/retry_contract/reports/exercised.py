@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from retry_contract.fixture_values import fixture_shapes
 from retry_contract.runner import RunResult
 
 # How a judged exchange that never got a response is counted among the statuses.
@@ -38,9 +39,19 @@ def build(result: RunResult) -> dict[str, Any]:
         },
         "request_forms": dict(sorted(ledger.request_forms.items())),
         "successful_retries_by_fixture_shape": dict(sorted(result.fixture_shapes_retried.items())),
+        "fixture_values": fixture_values(result),
         "fuzz_cases": {
             "positive": result.fuzz.positive,
             "negative": result.fuzz.negative,
             "all": result.fuzz.cases,
         },
     }
+
+
+def fixture_values(result: RunResult) -> list[dict[str, Any]]:
+    """Every fixture the run provisioned from, in its cycle's order, with the exact values its
+    executions were run with (drawn again from the run's seed: the same seed, the same values)."""
+    return [
+        {**shape.as_record(), "successful_retries": result.fixture_shapes_retried.get(shape.label, 0)}
+        for shape in fixture_shapes(result.options.seed)
+    ]

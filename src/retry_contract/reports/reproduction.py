@@ -29,6 +29,7 @@ from retry_contract.exchange import (
     is_json,
     nonce_in,
 )
+from retry_contract.fixture_values import SUITE_WORKFLOW
 from retry_contract.request_forms import RequestForm
 from retry_contract.secrets_registry import REPLACEMENT, SecretRegistry, head
 
@@ -76,7 +77,6 @@ _REPEAT, _LENGTH, _TRUNCATED = "retry-contract:repeat", "retry-contract:length",
 _RETRY_PATH = re.compile(
     r"^(?P<prefix>.*?)/api/v1/projects/(?P<project>[^/]+)/workflows/executions/(?P<id>.*)/retry$"
 )
-_SUITE_WORKFLOW = re.compile(r"^retry-contract-[0-9a-f]{8}-(?P<purpose>.+)$")
 _FIXTURES = {
     "simple": "the suite's fixture of one asynchronous function task",
     "shapes": "the suite's fixture of every task shape",
@@ -146,6 +146,7 @@ class Precondition:
     # None: the run knew no execution by the path's id (an unknown or malformed id).
     status: str | None = None
     workflow_external_id: str | None = None
+    version: str | None = None
     # The purpose of the suite's fixture workflow (simple, shapes, timeout); None: not the suite's.
     fixture: str | None = None
     metadata: Mapping[str, Any] | None = None
@@ -163,7 +164,7 @@ class Precondition:
         if reading is None:
             return cls()
         workflow = reading.get("workflowExternalId")
-        match = _SUITE_WORKFLOW.match(workflow) if isinstance(workflow, str) else None
+        match = SUITE_WORKFLOW.match(workflow) if isinstance(workflow, str) else None
         metadata = reading.get("metadata")
         known, path_id = reading.get("id"), exchange.execution_id
         prefix = suffix = ""
@@ -174,6 +175,7 @@ class Precondition:
             id_suffix=suffix,
             status=_shown(execution_view.text_at(reading, "status")) or brief(reading.get("status")),
             workflow_external_id=_shown(workflow if isinstance(workflow, str) else None),
+            version=_shown(version) if isinstance(version := reading.get("version"), str) else None,
             fixture=match.group("purpose") if match else None,
             metadata=dict(metadata) if isinstance(metadata, Mapping) else None,
             workflow_input=reading.get("input"),
@@ -194,7 +196,10 @@ class Precondition:
         kind = _FIXTURES.get(self.fixture or "") or (
             f"the suite's {self.fixture} fixture" if self.fixture else "not created by the suite"
         )
-        text = f"an execution of workflow {self.workflow_external_id} ({kind}) in status {self.status}"
+        version = f" version {self.version!r}" if self.version is not None else ""
+        text = (
+            f"an execution of workflow {self.workflow_external_id}{version} ({kind}) in status {self.status}"
+        )
         if self.status == ExecutionStatus.RUNNING:
             text += ", an attempt still in progress"
         if self.rerun_tasks:
@@ -215,6 +220,7 @@ class Precondition:
             "exists": self.exists,
             "status": self.status,
             "workflow_external_id": self.workflow_external_id,
+            "version": self.version,
             "fixture": self.fixture,
             "metadata": self.metadata,
             "input": self.workflow_input,
@@ -231,6 +237,7 @@ class Precondition:
         return cls(
             status=str(status) if status is not None else None,
             workflow_external_id=data.get("workflow_external_id"),
+            version=data.get("version"),
             fixture=data.get("fixture"),
             metadata=dict(metadata) if isinstance(metadata, Mapping) else None,
             workflow_input=data.get("input"),

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from retry_contract.exchange import Exchange, Expectation
-from retry_contract.provisioning import FIXTURE_SHAPES
 from retry_contract.request_forms import ALWAYS_ACCEPTED, PLAIN, RAW_UTF8, REORDERED, RequestForm
 from retry_contract.scenarios.context import ScenarioContext
 from retry_contract.scenarios.semantics import effects_of
@@ -49,8 +48,9 @@ class _Executions:
     def __init__(self, ctx: ScenarioContext) -> None:
         self._ctx = ctx
         # Made at once: provisioning is not judged, and the shapes stay in their fixed order.
-        with ThreadPoolExecutor(max_workers=len(FIXTURE_SHAPES)) as pool:
-            self._ids = list(pool.map(ctx.provisioner.failed_execution, FIXTURE_SHAPES))
+        self._shapes = ctx.provisioner.shapes
+        with ThreadPoolExecutor(max_workers=len(self._shapes)) as pool:
+            self._ids = list(pool.map(ctx.provisioner.failed_execution, self._shapes))
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -65,7 +65,7 @@ class _Executions:
             self._ctx.judge.ledger.notes.append(
                 f"execution {execution_id} could not be failed again after a successful retry"
             )
-            shape = FIXTURE_SHAPES[index % len(FIXTURE_SHAPES)]
+            shape = self._shapes[index % len(self._shapes)]
             self._ids[index % len(self._ids)] = self._ctx.provisioner.failed_execution(shape)
 
 

@@ -1,0 +1,118 @@
+"""Defects in how the retry keeps the values an execution was run with: a retry that saves the record
+again through a layer that changes its text (case-insensitive maps, trimming, normalising, a 3-byte
+UTF-8 column, a column counted in bytes), or that answers its identifiers as they appear in a URL.
+
+Each shows only on a value that provokes it (an upper-case key, an empty value, NFD text, an astral
+character, a 255-character non-ASCII value, a version a path must encode), so the suite's fixtures
+must hold such values for any of them to be seen.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from types import MappingProxyType
+from urllib.parse import quote, unquote_plus
+
+from cdf_workflows_mock.cdf import METADATA_LIMITS
+from cdf_workflows_mock.defects.base import Patch
+from cdf_workflows_mock.engine import RetryPlan, TaskEngine
+from cdf_workflows_mock.model import Execution, JSONObject
+
+# What a database with 3-byte UTF-8 (MySQL's utf8mb3) stores for a character it cannot hold.
+REPLACEMENT_CHARACTER = "\ufffd"
+
+
+class _ResavesMetadata(TaskEngine):
+    """The retry saves the execution's metadata again, each key and value through the layer below."""
+
+    def apply_retry(self, execution: Execution, plan: RetryPlan) -> None:
+        super().apply_retry(execution, plan)
+        execution.metadata = {
+            self.resaved_key(key): self.resaved(value) for key, value in execution.metadata.items()
+        }
+
+    def resaved_key(self, key: str) -> str:
+        return self.resaved(key)
+
+    def resaved(self, text: str) -> str:
+        return text
+
+
+class _LowercasesMetadataKeys(_ResavesMetadata):
+    """The retry copies the metadata into a case-insensitive map, which lower-cases its keys (and keeps
+    one of two keys that differ only in case)."""
+
+    def resaved_key(self, key: str) -> str:
+        return key.lower()
+
+
+class _TrimsMetadataValues(_ResavesMetadata):
+    """The retry's save passes metadata values through a validator that strips surrounding whitespace."""
+
+    def resaved_key(self, key: str) -> str:
+        return key
+
+    def resaved(self, text: str) -> str:
+        return text.strip()
+
+
+class _NormalisesMetadata(_ResavesMetadata):
+    """The retry's save normalises metadata text to NFC: decomposed characters are composed."""
+
+    def resaved(self, text: str) -> str:
+        return unicodedata.normalize("NFC", text)
+
+
+class _ReplacesAstralCharacters(_ResavesMetadata):
+    """The retry's save goes through a 3-byte UTF-8 column: every character beyond the Basic
+    Multilingual Plane (emoji, mathematical letters, rare CJK) becomes U+FFFD."""
+
+    def resaved(self, text: str) -> str:
+        return "".join(REPLACEMENT_CHARACTER if ord(c) > 0xFFFF else c for c in text)
+
+
+class _CutsMetadataAtBytes(_ResavesMetadata):
+    """The retry's save goes through a column of as many bytes as the documented limit has characters:
+    a non-ASCII value near the limit loses its end (cut on a character boundary)."""
+
+    def resaved(self, text: str) -> str:
+        limit = METADATA_LIMITS.max_value_length
+        return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
+
+
+def _empty_metadata_value_null(answer: JSONObject) -> None:
+    # A serializer (or a database) that holds an empty string as "no value" answers null for it.
+    metadata = answer.get("metadata")
+    if isinstance(metadata, dict):
+        answer["metadata"] = {key: (None if value == "" else value) for key, value in metadata.items()}
+
+
+def _version_percent_encoded(answer: JSONObject) -> None:
+    # The retry reads the version back from the execution's resource path, where it is percent-encoded.
+    version = answer.get("version")
+    if isinstance(version, str):
+        answer["version"] = quote(version, safe="")
+
+
+def _workflow_plus_as_space(answer: JSONObject) -> None:
+    # The retry reads the workflow's external id back from its URL with form decoding: '+' turns into
+    # a space (and an escape such as %41 in the id turns into what it encodes).
+    workflow = answer.get("workflowExternalId")
+    if isinstance(workflow, str):
+        answer["workflowExternalId"] = unquote_plus(workflow)
+
+
+# How each defect of this family is made (the catalogue says what each does and breaks).
+PATCHES: Mapping[str, Patch] = MappingProxyType(
+    {
+        "metadata-keys-lowercased": Patch(engine=_LowercasesMetadataKeys),
+        "empty-metadata-value-null": Patch(answer=_empty_metadata_value_null),
+        "metadata-values-trimmed": Patch(engine=_TrimsMetadataValues),
+        "metadata-normalised-to-nfc": Patch(engine=_NormalisesMetadata),
+        "astral-chars-replaced": Patch(engine=_ReplacesAstralCharacters),
+        "metadata-cut-at-limit-in-bytes": Patch(engine=_CutsMetadataAtBytes),
+        "version-percent-encoded-in-answer": Patch(answer=_version_percent_encoded),
+        "workflow-id-plus-as-space": Patch(answer=_workflow_plus_as_space),
+    }
+)
