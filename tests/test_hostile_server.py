@@ -29,6 +29,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -57,7 +58,10 @@ from hostile_proxy import (
 PROJECT = "contract-test"
 SRC = Path(__file__).resolve().parents[1] / "src"
 REQUEST_TIMEOUT_SECONDS = 10
-MAX_DURATION_SECONDS = 120
+# Bounds the cases that never let a run finish (every retry dripping, nothing answered after the
+# preflight): the run must end by itself within them, and the tier stays quick.
+MAX_DURATION_SECONDS = 30
+CLEANUP_TIMEOUT_SECONDS = 15
 MAX_PEAK_RSS_MIB = 1024
 # A safety net for the machine, not the measured limit: a child that tries to hold a bomb in memory
 # meets MemoryError here, long after it has crossed MAX_PEAK_RSS_MIB.
@@ -323,8 +327,11 @@ class Outcome:
         return f"{dict(merged)} in {where}" if merged else "none"
 
 
-def _limit_address_space() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_CAP_BYTES, ADDRESS_SPACE_CAP_BYTES))
+def _limit_address_space(pid: int) -> None:
+    # Set from outside, just after the start: a preexec_fn is unsafe when cases run on threads, and
+    # the cap is only a safety net for the machine (the 1 GiB assertion is separate).
+    with contextlib.suppress(ProcessLookupError):
+        resource.prlimit(pid, resource.RLIMIT_AS, (ADDRESS_SPACE_CAP_BYTES, ADDRESS_SPACE_CAP_BYTES))
 
 
 def _wait(pid: int, deadline: float) -> tuple[int, resource.struct_rusage] | None:
@@ -349,6 +356,8 @@ def run_case(case: Case, directory: Path) -> Outcome:
     args = _drop_unsupported(case.args, flags)
     if "--max-duration" in flags:
         args += ["--max-duration", str(MAX_DURATION_SECONDS)]
+    if "--cleanup-timeout" in flags:
+        args += ["--cleanup-timeout", str(CLEANUP_TIMEOUT_SECONDS)]
     with (
         EmbeddedMock(MockConfig.with_tokens(PROJECT, write, readonly)) as mock,
         hostile_proxy(mock.base_url, case.hostility()) as (url, proxy),
@@ -377,8 +386,8 @@ def run_case(case: Case, directory: Path) -> Outcome:
                 stdout=out,
                 stderr=err,
                 start_new_session=True,
-                preexec_fn=_limit_address_space,
             )
+            _limit_address_space(child.pid)
             waited = _wait(child.pid, started + case.wall_seconds)
             ended_by_itself = waited is not None
             if waited is None:
@@ -543,14 +552,34 @@ def test_the_proxy_misbehaves_as_each_mode_says() -> None:
 # --- the suite against each case ----------------------------------------------------------------
 
 
+# Cases run side by side: most of a case's time is the suite waiting on a drip, a stall or its own
+# deadlines, not CPU. Each has its own mock, proxy and child process, measured on its own (wait4).
+CASES_AT_ONCE = 4
+
+
+@pytest.fixture(scope="module")
+def outcomes(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Future[Outcome]]]:
+    """Every selected case of this module, started at once on first use; each test waits for its own."""
+    selected = [
+        item.callspec.params["case"]
+        for item in request.session.items
+        if item.originalname == "test_the_suite_against_a_hostile_server" and hasattr(item, "callspec")
+    ]
+    runnable = [c for c in selected if all(flag in supported_flags() for flag in c.needs)]
+    with ThreadPoolExecutor(CASES_AT_ONCE, thread_name_prefix="hostile-case") as pool:
+        yield {c.name: pool.submit(run_case, c, tmp_path_factory.mktemp(c.name)) for c in runnable}
+
+
 @pytest.mark.parametrize(
     "case", [pytest.param(c, id=c.name, marks=[pytest.mark.slow] if c.slow else []) for c in CASES]
 )
-def test_the_suite_against_a_hostile_server(case: Case, tmp_path: Path) -> None:
+def test_the_suite_against_a_hostile_server(case: Case, outcomes: dict[str, Future[Outcome]]) -> None:
     missing = [flag for flag in case.needs if flag not in supported_flags()]
     if missing:
         pytest.skip(f"the suite has no {', '.join(missing)} yet (run --help); this case needs it")
-    outcome = run_case(case, tmp_path)
+    outcome = outcomes[case.name].result()
     said = f"{case.name} ({case.why}); stderr ends: {outcome.stderr_tail!r}"
     assert outcome.requests >= 1, f"nothing reached the proxy: {said}"
     assert outcome.applied >= 1 or case.control, f"the hostile mode never struck: {said}"
