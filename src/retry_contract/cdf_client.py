@@ -107,6 +107,10 @@ def _send_with_stdlib(exchange: Exchange, deadline: Deadline, max_body_bytes: in
                 content_encoding=response.getheader("content-encoding"),
                 accept_encoding=headers["accept-encoding"],
             )
+            if body.over_cap is None and response.length:
+                # http.client's read(n) returns what came when the connection closed early, without
+                # a word: fewer bytes than Content-Length said is a broken connection, as with httpx.
+                raise http.client.IncompleteRead(body.content, response.length)
         exchange.response_body, exchange.body_over_cap = body.content, body.over_cap
     except TimeoutError as error:
         exchange.status = None
