@@ -41,7 +41,8 @@ SAMPLE = (
     "raw-utf8-misread",  # the same document, encoded differently
     "long-nonce-500",  # values far longer than generated ones
     "metadata-stamped-when-room",  # visible only on fixtures below the metadata limits
-    "second-retry-starts-nothing",  # visible only on repeated retries
+    # Not second-retry-starts-nothing: a run waits out each effect that never comes (about 80 s of the
+    # sample's time); the full matrix (`retry-contract mutants`, CI's kill-matrix job) catches it.
 )
 SETTINGS = MatrixSettings(seed=20230101, max_examples=15, fail_fast=False)
 
