@@ -4,6 +4,7 @@ foreground for a standalone mock (`retry-contract mock`)."""
 from __future__ import annotations
 
 import gc
+import logging
 
 import uvicorn
 from starlette.applications import Starlette
@@ -89,6 +90,18 @@ class _FrozenHeap:
         await self._app(scope, receive, send)
 
 
+# uvicorn's HTTP protocols, whose warnings are about one request each (one it could not parse, an
+# upgrade it does not support): the mock has answered that request itself, with the error envelope
+# (limits.py), so a warning per request would only be noise in the standalone mock's output.
+_PER_REQUEST_WARNING_MODULES = frozenset({"h11_impl", "httptools_impl"})
+
+
+def _not_about_one_request(record: logging.LogRecord) -> bool:
+    """False for a warning of uvicorn's HTTP protocol about one request; errors (an exception in the
+    app) and the server's own start and stop still pass."""
+    return not (record.levelno == logging.WARNING and record.module in _PER_REQUEST_WARNING_MODULES)
+
+
 def serve_forever(
     config: MockConfig | None = None,
     host: str = DEFAULT_HOST,
@@ -120,6 +133,8 @@ def serve_forever(
             http=read_deadline_protocol(config.read_timeout_seconds),
             timeout_keep_alive=config.idle_timeout_seconds,
         )
+        # After uvicorn.Config, which configures uvicorn's loggers; the same function is added once.
+        logging.getLogger("uvicorn.error").addFilter(_not_about_one_request)
         server = uvicorn.Server(server_config)
         server.run(sockets=[sock])
     finally:
