@@ -92,6 +92,16 @@ def test_a_run_off_a_terminal_prints_plain_phase_lines() -> None:
     assert int(last["failures"]) == must_failures
 
 
+def test_the_last_progress_line_counts_the_requests_the_summary_counts() -> None:
+    """Fuzzed cases included: the progress line and the summary count one and the same thing."""
+    events: list[ProgressEvent] = []
+    options = RunOptions(base_url=None, project=MOCK_PROJECT, credentials=None, max_examples=3, seed=7)
+    result = run(options, progress=events.append)
+    assert result.fuzz.cases > 0
+    assert events[-1].phase == "finished"
+    assert events[-1].requests_sent == result.requests_sent
+
+
 def test_a_terminal_gets_a_live_line_not_timestamped_lines() -> None:
     output = StringIO()
     console = Console(file=output, force_terminal=True, force_interactive=True, width=120)

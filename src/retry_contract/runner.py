@@ -375,13 +375,14 @@ def run(
         )
         cleanup_client = _cleanup_client(client, effective)
         provisioner = Provisioner(client, effective.function_external_id, seed=effective.seed)
-        # Every request, fuzzed ones included, spends from a budget: their count is what was sent.
-        feed = _ProgressFeed(
-            progress,
-            started,
-            lambda: client.budget.spent + cleanup_client.budget.spent,
-            effective.strict,
-        )
+
+        # One count of what was sent, for the progress line and the result alike: the suite's own
+        # requests (cleanup's too) and every case Schemathesis sent (a case that goes out after the
+        # run stopped spends no budget, but was sent all the same).
+        def requests_sent() -> int:
+            return client.requests_sent + cleanup_client.requests_sent + result.fuzz.cases
+
+        feed = _ProgressFeed(progress, started, requests_sent, effective.strict)
         judging = _Judging()
         with feed.ticking():
             error = _judge_until_stopped(
@@ -405,7 +406,7 @@ def run(
                 provisioner.shapes_of.get(execution_id, "not created by the suite")
                 for execution_id in result.ledger.retried_executions
             )
-            result.requests_sent = client.requests_sent + cleanup_client.requests_sent + result.fuzz.cases
+            result.requests_sent = requests_sent()
             if not result.abandoned:
                 # A client still in use by an abandoned thread is left as it is: the process is ending.
                 client.close()
