@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import CLI
 from rich.console import Console
+from rich.table import Table
 
-from retry_contract.reports.progress import PlainLines, make_console, showing
+from retry_contract.reports.progress import OFF_TERMINAL_WIDTH, PlainLines, make_console, showing
 from retry_contract.requirements import CATALOGUE, Level
 from retry_contract.runner import MOCK_PROJECT, ProgressEvent, RunOptions, run
 from retry_contract.secrets_registry import SecretRegistry
@@ -116,6 +117,29 @@ def test_no_color_console_has_no_style_and_no_live_line() -> None:
     console = make_console(no_color=True)
     assert console.no_color
     assert console.color_system is None
+
+
+def test_off_a_terminal_the_console_is_wide_and_a_table_row_stays_on_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+    console = make_console(environ={})
+    assert not console.is_terminal
+    assert console.width == OFF_TERMINAL_WIDTH
+    table = Table()
+    for column in ("Requirement", "Outcome", "First failure / note"):
+        table.add_column(column, overflow="fold")
+    note = "the response body is not the error envelope: " + "x" * 100
+    table.add_row("ERR-ENVELOPE", "failed", note)
+    console.print(table)
+    assert any(note in line for line in capsys.readouterr().out.splitlines())
+
+
+def test_off_a_terminal_columns_still_sets_the_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    assert make_console(environ={"COLUMNS": "100"}).width == 100
 
 
 def _cli(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

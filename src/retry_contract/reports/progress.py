@@ -11,8 +11,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -26,14 +27,21 @@ from retry_contract.runner import ProgressEvent, ProgressListener, RunResult
 from retry_contract.secrets_registry import SecretRegistry
 
 PLAIN_LINE_EVERY_SECONDS = 30.0
+# Columns of the console off a terminal (a CI log, a file) when COLUMNS does not say: rich's own 80
+# would wrap the requirement table, and a log is read in a window far wider than that.
+OFF_TERMINAL_WIDTH = 200
 
 
-def make_console(*, no_color: bool = False, stderr: bool = False) -> Console:
-    """The run's console: rich's own choices (NO_COLOR, FORCE_COLOR, TTY_COMPATIBLE, width), except
-    that no colour means no style at all."""
+def make_console(
+    *, no_color: bool = False, stderr: bool = False, environ: Mapping[str, str] = os.environ
+) -> Console:
+    """The run's console: rich's own choices (NO_COLOR, FORCE_COLOR, TTY_COMPATIBLE, COLUMNS), except
+    that no colour means no style at all, and off a terminal a wide one unless COLUMNS says."""
     console = Console(stderr=stderr, highlight=False, no_color=True if no_color else None)
     if console.no_color:
-        return Console(stderr=stderr, highlight=False, no_color=True, color_system=None)
+        console = Console(stderr=stderr, highlight=False, no_color=True, color_system=None)
+    if not console.is_terminal and not environ.get("COLUMNS", "").isdigit():
+        console.width = OFF_TERMINAL_WIDTH
     return console
 
 
