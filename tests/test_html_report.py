@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from retry_contract.exchange import Exchange, Expectation
-from retry_contract.fuzzing import FuzzStats
 from retry_contract.reports import exercised, html, json_report
 from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
 from retry_contract.requirements import CATALOGUE
+from retry_contract.results import FuzzStats
 from retry_contract.runner import MOCK_PROJECT, RunOptions, RunResult, run
 from retry_contract.secrets_registry import REPLACEMENT, SecretRegistry
 from retry_contract.verdict import Ledger, Observation

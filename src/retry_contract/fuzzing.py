@@ -10,7 +10,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import hypothesis.strategies as st
@@ -30,9 +30,10 @@ from retry_contract.engine_isolation import EngineWarnings, isolated
 from retry_contract.exchange import Exchange, Expectation, credential_of, parse_json
 from retry_contract.fuzz_transport import body_over_cap, bound_engine_sessions
 from retry_contract.polling import RETRY_SETTLE_SECONDS
-from retry_contract.provisioning import RetryablePool
+from retry_contract.provisioning import DEFAULT_POOL_SIZE, RetryablePool
 from retry_contract.requirements import OPEN_METHODS
 from retry_contract.resilience import FAULT_STATUSES
+from retry_contract.results import FuzzStats
 from retry_contract.scenarios.context import resent_note, weigh_resent
 
 # Recomputed by the client when a request is re-sent.
@@ -41,8 +42,6 @@ _HOP_HEADERS = frozenset({"content-length", "host", "connection", "transfer-enco
 STEERED_EXECUTION_ID = "00000000-0000-4000-8000-000000000000"
 STEERED_NONCE = "retry-contract-steered-nonce"
 STEER_PERCENT = 40
-# Retryable executions that steered cases take turns on while used ones are made retryable again.
-DEFAULT_POOL_SIZE = 6
 # What the engine is configured with in place of the run's `Bearer <token>`: its configuration, its
 # strategies and its cases (and every warning, error or report that prints them) hold no secret.
 # The real header replaces it on the prepared request only, as it goes out (`_AuthorizationAtSend`);
@@ -63,20 +62,6 @@ class FuzzSettings:
     request_timeout: float = 30.0
     pool_size: int = DEFAULT_POOL_SIZE
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_MIB * MIB
-
-
-@dataclass
-class FuzzStats:
-    cases: int = 0
-    steered: int = 0
-    successes: int = 0
-    errors: list[str] = field(default_factory=list)
-    # Cases by Schemathesis's generation mode: valid requests (positive) and requests that break the
-    # schema on purpose (negative). A case without generation metadata counts in neither.
-    positive: int = 0
-    negative: int = 0
-    # What Hypothesis warned of while fuzzing (redacted, the first few): kept off the terminal.
-    warnings: list[str] = field(default_factory=list)
 
 
 def _expectation(case: Any, our_credentials: bool, steered: bool) -> Expectation | None:

@@ -18,17 +18,29 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 
-from retry_contract import contract, credential_check
-from retry_contract.bounded_read import DEFAULT_MAX_RESPONSE_MIB, MIB
+from retry_contract import credential_check
+from retry_contract.bounded_read import MIB
 from retry_contract.budget import BudgetExhausted, RequestBudget
 from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
-from retry_contract.credentials import Credentials, StaticToken
-from retry_contract.fuzzing import DEFAULT_POOL_SIZE, Fuzzer, FuzzSettings, FuzzStats
+from retry_contract.credentials import StaticToken
+from retry_contract.fuzzing import Fuzzer, FuzzSettings
 from retry_contract.interrupts import Background, StopSignals, Wake
-from retry_contract.provisioning import DEFAULT_FUNCTION_EXTERNAL_ID, Provisioner, RetryablePool
+from retry_contract.provisioning import Provisioner, RetryablePool
 from retry_contract.requirements import Level
-from retry_contract.resilience import DEFAULT_RETRY_POLICY, RetryPolicy
+
+# The run's data types live below the runner (reports read them without it); named here too, for
+# whoever drives a run through this module.
+from retry_contract.results import DEFAULT_CLEANUP_TIMEOUT_SECONDS as DEFAULT_CLEANUP_TIMEOUT_SECONDS
+from retry_contract.results import DEFAULT_CONCURRENCY as DEFAULT_CONCURRENCY
+from retry_contract.results import DEFAULT_MAX_EXAMPLES as DEFAULT_MAX_EXAMPLES
+from retry_contract.results import DEFAULT_SEED as DEFAULT_SEED
+from retry_contract.results import MOCK_PROJECT as MOCK_PROJECT
+from retry_contract.results import CouldNotRun as CouldNotRun
+from retry_contract.results import ProgressEvent as ProgressEvent
+from retry_contract.results import ProgressListener as ProgressListener
+from retry_contract.results import RunOptions as RunOptions
+from retry_contract.results import RunResult as RunResult
 from retry_contract.scenarios import (
     ALL_SCENARIOS,
     LATE_SCENARIOS,
@@ -38,37 +50,16 @@ from retry_contract.scenarios import (
 )
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.serving import AppLoadError, InProcessServer, load_app
-from retry_contract.timing import PhaseTimer
-from retry_contract.verdict import ExitCode, Ledger, Outcome, finding_level
+from retry_contract.verdict import Ledger, finding_level
 
-DEFAULT_SEED = 20230101
-DEFAULT_MAX_EXAMPLES = 40
-# Worker threads: scenarios and fuzzing run this many at a time (cleanup too), each with at most one
-# request in flight but for a few bounded helpers (the concurrency race, the fuzzer's pool).
-DEFAULT_CONCURRENCY = 8
 Task = Callable[[], None]
-MOCK_PROJECT = "contract-test"
 TOOLS = ("retry-contract", "schemathesis", "hypothesis", "openapi-core", "httpx")
 # Between phase changes, the run tells its progress listener where it is this often.
 PROGRESS_INTERVAL_SECONDS = 1.0
-# Cleanup gets this long (RunOptions.cleanup_timeout) before it is abandoned and what it may have left
-# is listed: enough for a few hundred cancels and one delete on a slow server, short enough for CI.
-DEFAULT_CLEANUP_TIMEOUT_SECONDS = 60.0
 # Once the run stops (a signal, --max-duration), its tasks stop at their next request; one still in a
 # request after this long is abandoned, not waited for.
 WORKER_GRACE_SECONDS = 2.0
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before the end"
-
-
-class CouldNotRun(Exception):
-    """The run could not judge the target: bad arguments, unreachable target, refused credentials.
-
-    `result`, once the target was reached, is the run as far as it went (marked incomplete with the
-    reason): a CI job still gets its reports, saying why nothing was judged."""
-
-    def __init__(self, reason: str, result: RunResult | None = None) -> None:
-        super().__init__(reason)
-        self.result = result
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -89,74 +80,6 @@ class RunBroken(Exception):
     def __init__(self, result: RunResult) -> None:
         super().__init__(result.incomplete)
         self.result = result
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    base_url: str | None
-    project: str
-    # None: take them from the environment (CDF_TOKEN or client credentials), or the mock's own.
-    credentials: Credentials | None
-    readonly_token: str | None = None
-    seed: int = DEFAULT_SEED
-    max_examples: int = DEFAULT_MAX_EXAMPLES
-    strict: bool = False
-    function_external_id: str = DEFAULT_FUNCTION_EXTERNAL_ID
-    # Total seconds per request (connect, send, the whole answer), and MiB read of an answer at most.
-    request_timeout: float = 30.0
-    max_response_mib: int = DEFAULT_MAX_RESPONSE_MIB
-    pool_size: int = DEFAULT_POOL_SIZE
-    concurrency: int = DEFAULT_CONCURRENCY
-    fuzz: bool = True
-    # Stop at the first MUST failure: enough when only the verdict matters.
-    fail_fast: bool = False
-    # Bounds on what the run sends: total requests (cleanup exempt) and requests per second.
-    max_requests: int | None = None
-    rate: float | None = None
-    retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY
-    # Where the credentials' secrets were registered, so the run's output redacts them too.
-    secrets: SecretRegistry | None = None
-    # Executions not created by the suite that the user explicitly allows it to retry, once each.
-    named_executions: tuple[str, ...] = ()
-    # `package.module:attribute` of an ASGI/WSGI app to test in-process, instead of base_url.
-    app: str | None = None
-    # Defects to switch on in the embedded mock (see `cdf_workflows_mock.defects`).
-    mock_defects: frozenset[str] = frozenset()
-    # A run that leaves any MUST requirement unjudged is inconclusive (exit 2), not conformant.
-    require_all_must: bool = False
-    # The faithful shape of the embedded mock (`cdf_workflows_mock.Profile`).
-    mock_profile: str = "classic"
-    # Seconds after which the run stops sending, cleans up and reports what it judged, marked
-    # incomplete. None: no bound but the requests' own (a run's length grows with --rate and
-    # --max-examples, and CI jobs have their own timeouts, which end in a signal the run handles).
-    max_duration: float | None = None
-    # Seconds cleanup may take before it is abandoned (what it may have left is reported).
-    cleanup_timeout: float = DEFAULT_CLEANUP_TIMEOUT_SECONDS
-
-    def __post_init__(self) -> None:
-        # Before anything is sent: a name that is no project's (`a/b`) would put requests on other
-        # paths, and every answer to them would be judged as the endpoint's.
-        try:
-            contract.check_project_name(self.project)
-        except contract.InvalidProjectName as error:
-            raise CouldNotRun(str(error)) from None
-
-
-@dataclass(frozen=True, slots=True)
-class ProgressEvent:
-    """Where a run is: emitted at each phase change and every PROGRESS_INTERVAL_SECONDS between."""
-
-    # One of the run's phases: preflight, scenarios and fuzzing, late scenarios, cleanup, finished.
-    phase: str
-    # Requests sent to the target so far, fuzzed ones and cleanup's included.
-    requests_sent: int
-    # Failed judgements so far of requirements whose failure fails the run (MUST; SHOULD when strict).
-    failures: int
-    # Seconds since the run started.
-    elapsed: float
-
-
-ProgressListener = Callable[[ProgressEvent], None]
 
 
 class _ProgressFeed:
@@ -235,59 +158,6 @@ class _ProgressFeed:
             for failure in list(result.failures)
             if self._strict or finding_level(failure) is Level.MUST
         )
-
-
-@dataclass
-class RunResult:
-    options: RunOptions
-    target: str
-    ledger: Ledger
-    secrets: SecretRegistry
-    fuzz: FuzzStats = field(default_factory=FuzzStats)
-    requests_sent: int = 0
-    seconds: float = 0.0
-    cleanup_problems: list[str] = field(default_factory=list)
-    # Why the run ended before judging everything (fail-fast, request budget); empty when it did not.
-    stop_reason: str = ""
-    # Why the run could not finish (a setup request that kept failing, an interruption): what was judged
-    # until then is reported, but a verdict of "conformant" cannot rest on it. Empty when it finished.
-    incomplete: str = ""
-    created_workflows: list[str] = field(default_factory=list)
-    created_executions: int = 0
-    spec_sha256: str = field(default_factory=contract.spec_sha256)
-    # Successful retries per fixture shape of the execution retried (FIXTURE_SHAPES' labels).
-    fixture_shapes_retried: Counter[str] = field(default_factory=Counter)
-    # Where the time went: wall seconds per phase, and time spent in requests and in waits.
-    timer: PhaseTimer = field(default_factory=PhaseTimer)
-    tool_versions: dict[str, str] = field(default_factory=dict)
-    # The internal error that ended the run early, if one did (its text is in `incomplete`).
-    error: BaseException | None = field(default=None, repr=False)
-    # Work the run stopped waiting for (a request that did not end, cleanup past its deadline): its
-    # threads may still be alive, so whoever owns the process should end it rather than wait.
-    abandoned: list[str] = field(default_factory=list)
-    # Cleanup ran to its end (its problems, if any, in `cleanup_problems`): not skipped, not abandoned.
-    cleaned_up: bool = False
-
-    @property
-    def unjudged_must(self) -> list[str]:
-        """MUST requirements the run did not judge in full."""
-        return [
-            r.requirement.id
-            for r in self.ledger.results.values()
-            if r.requirement.level is Level.MUST and r.outcome is Outcome.NOT_COVERED
-        ]
-
-    @property
-    def exit_code(self) -> ExitCode:
-        code = self.ledger.exit_code(strict=self.options.strict)
-        if self.error is not None:
-            # The suite's own failure: no verdict of it can be trusted, a violation found included.
-            return ExitCode.COULD_NOT_RUN
-        if code is ExitCode.CONFORMANT and (
-            self.incomplete or (self.options.require_all_must and self.unjudged_must)
-        ):
-            return ExitCode.COULD_NOT_RUN
-        return code
 
 
 def tool_versions() -> dict[str, str]:

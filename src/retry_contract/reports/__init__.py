@@ -22,7 +22,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from retry_contract.runner import RunResult
+    from retry_contract.results import RunResult
 
 CONSOLE = "console"
 # Format name → module of this package that writes it, in the order the reports are written and listed.

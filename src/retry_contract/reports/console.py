@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
-from retry_contract.runner import RunResult
+from retry_contract.results import RunResult
 
 _STYLE = {"passed": "green", "failed": "red", "not covered": "yellow"}
 # How much of a message the table and the first failure show; the reports have the rest.

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 from retry_contract.fixture_values import fixture_shapes
-from retry_contract.runner import RunResult
+from retry_contract.results import RunResult
 
 # How a judged exchange that never got a response is counted among the statuses.
 NO_RESPONSE = "no response"

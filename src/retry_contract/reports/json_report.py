@@ -9,7 +9,7 @@ from typing import Any
 from retry_contract.reports import exercised
 from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
 from retry_contract.reports.reproduction import curl
-from retry_contract.runner import RunResult
+from retry_contract.results import RunResult
 
 FILENAME = "retry-contract.json"
 # Raised when a field is removed or changes its meaning or type; adding a field keeps it.

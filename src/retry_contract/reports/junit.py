@@ -24,7 +24,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
 from retry_contract.reports.reproduction import abbreviated
-from retry_contract.runner import RunResult
+from retry_contract.results import RunResult
 
 FILENAME = "retry-contract-junit.xml"
 SUITE_NAME = "retry-contract"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
-from retry_contract.runner import RunResult
+from retry_contract.results import RunResult
 
 FILENAME = "retry-contract-summary.md"
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"

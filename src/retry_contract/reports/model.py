@@ -6,7 +6,7 @@ from typing import Any
 
 from retry_contract.reports.reproduction import RunFacts, abbreviated, reproduce, session_item_shown
 from retry_contract.requirements import Level
-from retry_contract.runner import RunResult
+from retry_contract.results import RunResult
 from retry_contract.verdict import ExitCode, Observation, Outcome, finding_level
 
 MAX_FAILURES_PER_REQUIREMENT = 5

@@ -23,7 +23,7 @@ from rich.status import Status
 from rich.text import Text
 
 from retry_contract.reports.model import coverage_text, verdict_text
-from retry_contract.runner import ProgressEvent, ProgressListener, RunResult
+from retry_contract.results import ProgressEvent, ProgressListener, RunResult
 from retry_contract.secrets_registry import SecretRegistry
 
 PLAIN_LINE_EVERY_SECONDS = 30.0
