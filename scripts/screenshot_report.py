@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from retry_contract.reports import html
+from retry_contract.reports.model import build as report_view
 from retry_contract.runner import MOCK_PROJECT, RunOptions, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     with tempfile.TemporaryDirectory(prefix="retry-contract-screenshot-") as directory:
-        page = html.write(result, Path(directory))
+        page = html.write(report_view(result), Path(directory))
         command = [
             chromium,
             "--headless",

@@ -17,6 +17,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped, TestCase
 from retry_contract import contract
 from retry_contract.exchange import Exchange
 from retry_contract.reports import FILE_FORMATS, junit, markdown, reporter, write_all
+from retry_contract.reports.model import build as report_view
 from retry_contract.requirements import CATALOGUE, Level
 from retry_contract.runner import MOCK_PROJECT, RunOptions, RunResult
 from retry_contract.secrets_registry import REPLACEMENT, SecretRegistry
@@ -156,25 +157,25 @@ def _cases(path: Path) -> dict[str, TestCase]:
 
 
 def test_junit_under_strict_fails_the_should_requirement(tmp_path: Path) -> None:
-    lenient = _cases(junit.write(_result(), tmp_path))
+    lenient = _cases(junit.write(report_view(_result()), tmp_path))
     assert lenient["HDR-REQUEST-ID"].is_passed
-    strict = _cases(junit.write(_result(strict=True), tmp_path))
+    strict = _cases(junit.write(report_view(_result(strict=True)), tmp_path))
     [failure] = strict["HDR-REQUEST-ID"].result
     assert isinstance(failure, Failure)
     assert failure.type == "SHOULD"
 
 
 def test_junit_skips_what_was_not_covered_and_errs_under_require_all_must(tmp_path: Path) -> None:
-    [skipped] = _cases(junit.write(_result(), tmp_path))["AUTH-403"].result
+    [skipped] = _cases(junit.write(report_view(_result()), tmp_path))["AUTH-403"].result
     assert isinstance(skipped, Skipped)
     assert skipped.message == "no read-only token"
-    [error] = _cases(junit.write(_result(require_all_must=True), tmp_path))["AUTH-403"].result
+    [error] = _cases(junit.write(report_view(_result(require_all_must=True)), tmp_path))["AUTH-403"].result
     assert isinstance(error, Error)
     assert "no read-only token" in error.message
 
 
 def test_junit_shows_infrastructure_faults_as_an_error(tmp_path: Path) -> None:
-    document = JUnitXml.fromfile(str(junit.write(_result(), tmp_path)))
+    document = JUnitXml.fromfile(str(junit.write(report_view(_result()), tmp_path)))
     [suite] = list(document)
     assert (suite.tests, suite.errors) == (len(CATALOGUE) + 1, 1)
     [error] = _cases(tmp_path / junit.FILENAME)["infrastructure"].result
@@ -184,7 +185,7 @@ def test_junit_shows_infrastructure_faults_as_an_error(tmp_path: Path) -> None:
 
 
 def test_junit_stays_parseable_and_holds_no_secret(tmp_path: Path) -> None:
-    path = junit.write(_result(), tmp_path)
+    path = junit.write(report_view(_result()), tmp_path)
     text = path.read_text(encoding="utf-8")
     assert SECRET not in text
     [failure] = _cases(path)["RESP-TIME"].result
@@ -192,7 +193,7 @@ def test_junit_stays_parseable_and_holds_no_secret(tmp_path: Path) -> None:
 
 
 def test_markdown_cells_are_escaped_and_redacted(tmp_path: Path) -> None:
-    text = markdown.write(_result(), tmp_path).read_text(encoding="utf-8")
+    text = markdown.write(report_view(_result()), tmp_path).read_text(encoding="utf-8")
     assert SECRET not in text
     [row] = [line for line in text.splitlines() if line.startswith("| RESP-TIME ")]
     cells = [cell.strip() for cell in row.replace("\\|", "").strip("|").split("|")]

@@ -15,6 +15,7 @@ from cdf_workflows_mock import EmbeddedMock, MockConfig
 from fault_proxy import Fault, fault_proxy
 from retry_contract.credentials import StaticToken
 from retry_contract.reports import json_report
+from retry_contract.reports.model import build as report_view
 from retry_contract.resilience import RetryPolicy
 from retry_contract.runner import CouldNotRun, RunOptions, run
 from retry_contract.verdict import ExitCode
@@ -118,6 +119,6 @@ def test_a_run_that_cannot_finish_keeps_what_it_judged(mock: EmbeddedMock, tmp_p
     assert result.incomplete.startswith("a request the suite needed kept failing")
     assert result.exit_code is ExitCode.COULD_NOT_RUN
     assert sum(r.judged for r in result.ledger.results.values()) > 0
-    report = json.loads(json_report.write(result, tmp_path).read_text())
+    report = json.loads(json_report.write(report_view(result), tmp_path).read_text())
     assert report["incomplete"] == result.incomplete
     assert report["verdict"].startswith("inconclusive: the run could not finish")

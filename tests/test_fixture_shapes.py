@@ -9,6 +9,7 @@ import pytest
 
 from retry_contract.provisioning import fixture_shapes
 from retry_contract.reports import json_report
+from retry_contract.reports.model import build as report_view
 from retry_contract.runner import DEFAULT_SEED, MOCK_PROJECT, RunOptions, run
 
 
@@ -18,7 +19,7 @@ def test_each_fixture_shape_is_retried_with_success_and_reported(tmp_path: Path)
     assert {shape.label for shape in fixture_shapes(DEFAULT_SEED)} <= {
         label for label, count in result.fixture_shapes_retried.items() if count
     }
-    report = json.loads(json_report.write(result, tmp_path).read_text())
+    report = json.loads(json_report.write(report_view(result), tmp_path).read_text())
     assert report["successful_retries_by_fixture_shape"] == dict(
         sorted(result.fixture_shapes_retried.items())
     )

@@ -23,6 +23,7 @@ from retry_contract.credentials import StaticToken
 from retry_contract.exchange import Expectation
 from retry_contract.provisioning import Provisioner
 from retry_contract.reports import json_report
+from retry_contract.reports.model import build as report_view
 from retry_contract.runner import DEFAULT_SEED, MOCK_PROJECT, RunOptions
 from retry_contract.scenarios import forms
 from retry_contract.secrets_registry import SecretRegistry
@@ -96,7 +97,7 @@ def test_a_failure_on_a_generated_version_replays_with_that_version(tmp_path: Pa
                 mock_defects=frozenset({defect}),
             )
         )
-    path = json_report.write(result, tmp_path)
+    path = json_report.write(report_view(result), tmp_path)
     data = json.loads(path.read_text())
     failure = next(
         f for row in data["requirements"] for f in row["failures"] if row["id"] == "RESP-UNCHANGED"

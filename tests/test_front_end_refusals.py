@@ -16,6 +16,7 @@ from cdf_workflows_mock.front_end import FrontEndLimits, error_page
 from retry_contract.checks import Judge
 from retry_contract.checks.openapi import OpenApiJudge
 from retry_contract.exchange import Exchange, Expectation
+from retry_contract.reports.model import build as report_view
 from retry_contract.requirements import BY_ID, OPEN_METHODS, Level
 from retry_contract.runner import RunOptions, run
 from retry_contract.verdict import ExitCode, Ledger, finding_level
@@ -149,7 +150,7 @@ def test_a_faithful_server_behind_a_front_end_passes_leniently_and_warns_strictl
     assert result.exit_code is (ExitCode.VIOLATIONS if strict else ExitCode.CONFORMANT)
     from retry_contract.reports import json_report
 
-    report = json.loads(json_report.write(result, tmp_path).read_text())
+    report = json.loads(json_report.write(report_view(result), tmp_path).read_text())
     rows = {row["id"]: row for row in report["requirements"]}
     assert rows["ROBUST"]["warning"] is not strict and rows["ROBUST"]["level"] == "MUST"
     assert {f["level"] for f in rows["ERR-ENVELOPE"]["failures"]} == {"SHOULD"}

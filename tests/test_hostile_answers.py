@@ -34,6 +34,7 @@ from retry_contract.checks.retry_effects import retry_effects, took_effect
 from retry_contract.credentials import StaticToken
 from retry_contract.exchange import MAX_JSON_DEPTH, TOO_DEEP, Exchange, Expectation, parse_json
 from retry_contract.reports import console, write_all
+from retry_contract.reports.model import build as report_view
 from retry_contract.reports.model import requirement_rows
 from retry_contract.requirements import CATALOGUE
 from retry_contract.resilience import RetryPolicy
@@ -194,7 +195,7 @@ def _publish_everywhere(result: RunResult) -> None:
         for path in write_all(result, Path(directory), environ={}):
             path.read_text(encoding="utf-8")
         json.loads((Path(directory) / "retry-contract.json").read_text(encoding="utf-8"))
-    console.render(result, Console(file=io.StringIO(), width=100), [])
+    console.render(report_view(result), Console(file=io.StringIO(), width=100), [])
 
 
 @settings(

@@ -18,6 +18,7 @@ import pytest
 
 from retry_contract.exchange import Exchange, Expectation
 from retry_contract.reports import exercised, html, json_report
+from retry_contract.reports.model import build as report_view
 from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
 from retry_contract.requirements import CATALOGUE
 from retry_contract.results import FuzzStats
@@ -158,11 +159,11 @@ def _hostile_result() -> RunResult:
 
 
 def test_the_page_is_self_contained_and_well_formed() -> None:
-    assert_self_contained_and_well_formed(html.render(_hostile_result()))
+    assert_self_contained_and_well_formed(html.render(report_view(_hostile_result())))
 
 
 def test_a_hostile_answer_is_shown_as_text_not_run_as_markup() -> None:
-    text = html.render(_hostile_result())
+    text = html.render(report_view(_hostile_result()))
     page = assert_self_contained_and_well_formed(text)
     assert "<script>" not in text and "&lt;script&gt;" in text
     (response,) = page.with_class("pre", "response")
@@ -171,7 +172,7 @@ def test_a_hostile_answer_is_shown_as_text_not_run_as_markup() -> None:
 
 def test_no_secret_in_the_page_in_any_spelling(tmp_path: Path) -> None:
     result = _hostile_result()
-    text = html.write(result, tmp_path).read_text(encoding="utf-8")
+    text = html.write(report_view(result), tmp_path).read_text(encoding="utf-8")
     for secret in (TOKEN, NONCE):
         for spelling in (secret, html_escaping.escape(secret), html_escaping.escape(secret, quote=False)):
             assert spelling not in text
@@ -227,10 +228,10 @@ def test_what_was_exercised_in_the_json_and_the_page(tmp_path: Path) -> None:
         "no metadata field": 1,
     }
     assert figures["fuzz_cases"] == {"positive": 3, "negative": 4, "all": 7}
-    report = json.loads(json_report.write(result, tmp_path).read_text())
+    report = json.loads(json_report.write(report_view(result), tmp_path).read_text())
     assert report["exercised"] == figures
 
-    page = Page.of(html.render(result))
+    page = Page.of(html.render(report_view(result)))
     bars = [e for e in page.elements if e.tag == "rect"]
     assert [bar.text.strip() for bar in bars] == ["200: 1", "404: 2", "503: 1", "no response: 1"]
     widths = [int(bar.attrs["width"]) for bar in bars]
@@ -264,7 +265,8 @@ def failing_run() -> RunResult:
 def test_a_failing_run_reads_verdict_first_then_matrix_failures_exercised_and_facts(
     failing_run: RunResult, tmp_path: Path
 ) -> None:
-    text = html.write(failing_run, tmp_path).read_text(encoding="utf-8")
+    view = report_view(failing_run)
+    text = html.write(view, tmp_path).read_text(encoding="utf-8")
     page = assert_self_contained_and_well_formed(text)
     sections = [e.attrs["id"] for e in page.elements if e.tag == "section"]
     assert sections == ["verdict", "requirements", "failures", "exercised", "run"]
@@ -279,10 +281,13 @@ def test_a_failing_run_reads_verdict_first_then_matrix_failures_exercised_and_fa
     assert outcomes["RESP-200"] == "passed"
     failing = page.with_id(html.anchor("STATE-RETRYABLE"))
     assert "200" in failing.text and "400 or 409 (STATE-RETRYABLE" in " ".join(failing.text.split())
-    # Every failure the model shows is on the page, with its reproduction as the model gives it.
+    # Every failure the model shows is on the page; each request and response once, with its
+    # reproduction as the model gives it.
     curls = [e.text for e in page.with_class("pre", "curl")]
-    shown = [f["reproduce"] for row in requirement_rows(failing_run) for f in row["failures"]]
-    assert curls == shown and curls
+    assert curls == [card.lead["reproduce"] for card in view.cards if "reproduce" in card.lead] and curls
+    numbers = [f["number"] for row in requirement_rows(failing_run) for f in row["failures"]]
+    ids = {e.attrs.get("id") for e in page.elements}
+    assert {f"failure-{number}" for number in numbers} <= ids
     assert str(failing_run.options.seed) in failing.text
     facts = page.with_id("run").text
     assert failing_run.spec_sha256 in facts and "scenarios and fuzzing" in facts
@@ -331,7 +336,7 @@ def test_a_failing_run_report_in_headless_chromium(failing_run: RunResult, tmp_p
     binary = chromium_binary()
     if binary is None:
         pytest.skip("no Chromium binary (chromium or chromium-browser) on PATH: apt-get install chromium")
-    page_path = html.write(failing_run, tmp_path)
+    page_path = html.write(report_view(failing_run), tmp_path)
     dom = Page.of(headless_chromium(binary, tmp_path / "profile", "--dump-dom", page_path.as_uri()))
     assert verdict_text(failing_run) in dom.with_id("verdict").text
     row = dom.with_id("requirement-STATE-RETRYABLE")

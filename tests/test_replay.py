@@ -17,6 +17,7 @@ from conftest import CLI
 from retry_contract import runner
 from retry_contract.cli import main
 from retry_contract.reports import json_report
+from retry_contract.reports.model import build as report_view
 from retry_contract.runner import MOCK_PROJECT, RunOptions
 from retry_contract.scenarios import auth, malformed, states
 from retry_contract.secrets_registry import SecretRegistry
@@ -44,7 +45,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dic
                 mock_defects=frozenset(DEFECTS),
             )
         )
-    path = json_report.write(result, tmp_path_factory.mktemp("replay"))
+    path = json_report.write(report_view(result), tmp_path_factory.mktemp("replay"))
     yield path, json.loads(path.read_text()), result.secrets
 
 

@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 from retry_contract.exchange import Credential
 from retry_contract.fixture_values import fixture_shapes
 from retry_contract.reports import json_report
+from retry_contract.reports.model import build as report_view
 from retry_contract.requirements import Level
 from retry_contract.runner import MOCK_PROJECT, RunOptions, RunResult, run
 from retry_contract.verdict import Outcome
@@ -32,7 +33,7 @@ def failing_run() -> RunResult:
 
 
 def _report(result: RunResult) -> dict[str, Any]:
-    built: dict[str, Any] = json.loads(json.dumps(json_report.build(result)))
+    built: dict[str, Any] = json.loads(json.dumps(json_report.build(report_view(result))))
     return built
 
 

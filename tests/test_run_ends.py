@@ -31,6 +31,7 @@ from retry_contract.credentials import StaticToken
 from retry_contract.exchange import Exchange
 from retry_contract.interrupts import Background, StopSignals, Wake
 from retry_contract.reports import json_report
+from retry_contract.reports.model import build as report_view
 from retry_contract.runner import WORKER_GRACE_SECONDS, RunOptions, RunResult, run
 from retry_contract.scenarios import states
 from retry_contract.secrets_registry import SecretRegistry
@@ -204,7 +205,7 @@ def test_a_dripping_cleanup_is_abandoned_at_its_deadline_and_what_it_left_is_rep
     (problem,) = [p for p in result.cleanup_problems if "--cleanup-timeout" in p]
     assert left and sorted(left) == sorted(result.created_workflows)
     assert all(workflow in problem for workflow in left)
-    report = json.loads(json_report.write(result, tmp_path).read_text())
+    report = json.loads(json_report.write(report_view(result), tmp_path).read_text())
     assert problem in report["cleanup_problems"]
 
 
@@ -281,7 +282,7 @@ def test_a_second_sigterm_ends_a_stalled_replay_at_once(mock: EmbeddedMock, tmp_
                 mock_defects=frozenset({"retry-running"}),
             )
         )
-    report = json_report.write(result, tmp_path)
+    report = json_report.write(report_view(result), tmp_path)
     server = HostileServer(stall_retries=True, retries_answered=0)
     with fault_proxy(mock.base_url, lambda _: None, by_request=server.choose) as (url, _):
         process = subprocess.Popen(

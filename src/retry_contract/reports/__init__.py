@@ -1,12 +1,13 @@
-"""Reporters: each reads a finished RunResult and writes one format. None of them judges anything.
+"""Reporters: each reads the report view of a finished run (`model.build`, built once per run) and
+writes one format. None of them judges anything.
 
 Every string they emit passes through the run's secret registry first.
 
 This module is the registry of formats, the choices of `retry-contract run --format`: the console
 (rendered by the CLI on its terminal, `reports/console.py`) and the files below, each written by a
-module of this package that has `FILENAME` and `write(result, directory) -> Path`. The modules are
+module of this package that has `FILENAME` and `write(view, directory) -> Path`. The modules are
 imported only when their format is written, so naming the formats (the CLI does when it starts) does
-not import the runner and everything under it.
+not import what a run is made of.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from retry_contract.reports.model import ReportView
     from retry_contract.results import RunResult
 
 CONSOLE = "console"
@@ -38,12 +40,21 @@ FORMATS: tuple[str, ...] = (CONSOLE, *FILE_FORMATS)
 class Reporter(Protocol):
     FILENAME: str
 
-    def write(self, result: RunResult, directory: Path) -> Path: ...
+    def write(self, view: ReportView, directory: Path) -> Path: ...
 
 
 def reporter(name: str) -> Reporter:
     """The module that writes the file format `name` (a key of FILE_FORMATS)."""
     return cast(Reporter, importlib.import_module(f"{__name__}.{FILE_FORMATS[name]}"))
+
+
+def view_of(result: RunResult, directory: Path, formats: Collection[str] = FORMATS) -> ReportView:
+    """The one view every report of `result` reads; its failures name the JSON report written into
+    `directory` (when it is among `formats`) in the command that replays them."""
+    from retry_contract.reports import model
+
+    json_report = directory / reporter("json").FILENAME if "json" in formats else None
+    return model.build(result, json_report)
 
 
 def write_all(
@@ -58,14 +69,14 @@ def write_all(
     Returns the paths written, in FILE_FORMATS' order; raises the first error met (an OSError when a
     file cannot be written) once every other report has been written.
     """
-    written, failures = write_each(result, directory, formats, environ)
+    written, failures = write_each(view_of(result, directory, formats), directory, formats, environ)
     if failures:
         raise failures[0][1]
     return written
 
 
 def write_each(
-    result: RunResult,
+    view: ReportView,
     directory: Path,
     formats: Collection[str] = FORMATS,
     environ: Mapping[str, str] = os.environ,
@@ -84,11 +95,11 @@ def write_each(
         for name in FILE_FORMATS:
             if name in formats:
                 try:
-                    written.append(reporter(name).write(result, directory))
+                    written.append(reporter(name).write(view, directory))
                 except Exception as error:  # the other reports are still written
                     failures.append((name, error))
     try:
-        summary = append_step_summary(result, environ)
+        summary = append_step_summary(view, environ)
     except Exception as error:
         failures.append((environ.get(STEP_SUMMARY_ENV, STEP_SUMMARY_ENV), error))
     else:
@@ -121,16 +132,22 @@ def publish(
     from retry_contract.reports import console as console_report
     from retry_contract.reports import progress
 
-    written, failures = write_each(result, directory, formats, environ)
     errors = progress.make_console(no_color=console.no_color, stderr=True)
+    try:
+        view = view_of(result, directory, formats)
+    except Exception as broken:  # no report can be written, but the run's verdict is still said
+        errors.print(Text(result.secrets.redact(failure_line("every", broken))), soft_wrap=True)
+        progress.print_brief(result, console, [], quiet=quiet)
+        return False
+    written, failures = write_each(view, directory, formats, environ)
     for name, error in failures:
-        errors.print(Text(result.secrets.redact(failure_line(name, error))), soft_wrap=True)
+        errors.print(Text(view.secrets.redact(failure_line(name, error))), soft_wrap=True)
     if CONSOLE in formats and not quiet:
         try:
-            console_report.render(result, console, written)
+            console_report.render(view, console, written)
         except Exception as error:  # the verdict line still ends the output
             failures.append((CONSOLE, error))
-            errors.print(Text(result.secrets.redact(failure_line(CONSOLE, error))), soft_wrap=True)
+            errors.print(Text(view.secrets.redact(failure_line(CONSOLE, error))), soft_wrap=True)
             progress.print_brief(result, console, written, quiet=quiet)
     else:
         progress.print_brief(result, console, written, quiet=quiet)

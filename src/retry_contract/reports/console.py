@@ -7,8 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
-from retry_contract.results import RunResult
+from retry_contract.reports.model import ReportView
 
 _STYLE = {"passed": "green", "failed": "red", "not covered": "yellow"}
 # How much of a message the table and the first failure show; the reports have the rest.
@@ -16,12 +15,11 @@ _NOTE_LIMIT = 160
 _FIRST_FAILURE_LIMIT = 300
 
 
-def render(result: RunResult, console: Console, written: list[Path]) -> None:
-    table = Table(title=f"retry-contract against {result.target} (project {result.options.project})")
+def render(view: ReportView, console: Console, written: list[Path]) -> None:
+    table = Table(title=f"retry-contract against {view.target} (project {view.project})")
     for column in ("Requirement", "Level", "Outcome", "Judged", "First failure / note"):
         table.add_column(column, overflow="fold")
-    rows = requirement_rows(result)
-    for row in rows:
+    for row in view.rows:
         outcome = "warning" if row["warning"] else row["outcome"]
         note = row["failures"][0]["message"] if row["failures"] else row["not_covered_reason"]
         style = "yellow" if row["warning"] else _STYLE[row["outcome"]]
@@ -30,37 +28,42 @@ def render(result: RunResult, console: Console, written: list[Path]) -> None:
             row["level"],
             f"[{style}]{outcome}[/{style}]",
             str(row["judged"]),
-            result.secrets.cut(note, _NOTE_LIMIT),
+            view.secrets.cut(note, _NOTE_LIMIT),
         )
     console.print(table)
     console.print(
-        f"{result.requests_sent} requests ({result.fuzz.cases} fuzzed, {result.fuzz.successes} successful "
-        f"fuzzed retries) in {result.seconds:.1f} s; seed {result.options.seed}; "
-        f"{len(result.ledger.disagreements)} validator disagreements"
+        f"{view.requests_sent} requests ({view.fuzzing.cases} fuzzed, {view.fuzzing.successes} successful "
+        f"fuzzed retries) in {view.seconds:.1f} s; seed {view.seed}; "
+        f"{len(view.disagreements)} validator disagreements"
     )
-    if result.stop_reason:
-        console.print(f"[yellow]stopped early: {result.stop_reason}[/yellow]")
-    for fault in result.ledger.faults[:5]:
+    if view.stopped_early:
+        console.print(f"[yellow]stopped early: {view.stopped_early}[/yellow]")
+    for fault in view.faults[:5]:
         console.print(
             f"[yellow]infrastructure fault (not a contract failure): {fault.origin}: {fault.fault}[/yellow]"
         )
     # The first failure in report order, with all it takes to see it again: whoever reads only the
-    # console must be able to reproduce something without opening the JSON report.
-    first = next((f for row in rows for f in row["failures"] if f.get("reproduce_steps")), None)
+    # console must be able to reproduce something without opening the JSON report. Its card lists
+    # every requirement that same request and response failed.
+    first = next((card for card in view.cards if card.lead.get("reproduce_steps")), None)
     if first is not None:
-        console.print(
-            f"first failure (#{first['number']}, {first['requirement']}): "
-            + result.secrets.cut(first["message"], _FIRST_FAILURE_LIMIT),
-            markup=False,
-        )
-        for step in first["reproduce_steps"]:
+        numbers = ", ".join(f"#{f['number']} {f['requirement']}" for f in first.failures)
+        console.print(f"first failure ({numbers}):", markup=False, soft_wrap=True)
+        for failure in first.failures:
+            console.print(
+                f"  {failure['requirement']}: " + view.secrets.cut(failure["message"], _FIRST_FAILURE_LIMIT),
+                markup=False,
+            )
+        for step in first.lead["reproduce_steps"]:
             # soft_wrap: a curl command broken by the console's line wrapping could not be pasted.
-            console.print(f"  {result.secrets.redact(step)}", markup=False, soft_wrap=True)
-    for note in result.ledger.notes:
-        console.print(f"note: {result.secrets.redact(note)}")
-    for problem in result.cleanup_problems:
-        console.print(f"[yellow]cleanup: {result.secrets.redact(problem)}[/yellow]")
+            console.print(f"  {view.secrets.redact(step)}", markup=False, soft_wrap=True)
+        if first.replay:
+            console.print(f"  replay: {first.replay}", markup=False, soft_wrap=True)
+    for note in view.notes:
+        console.print(f"note: {view.secrets.redact(note)}")
+    for problem in view.cleanup_problems:
+        console.print(f"[yellow]cleanup: {view.secrets.redact(problem)}[/yellow]")
     for path in written:
         console.print(f"report: {path}")
-    style = "green" if result.exit_code == 0 else "red"
-    console.print(f"[bold {style}]verdict: {verdict_text(result)} ({coverage_text(result)})[/bold {style}]")
+    style = "green" if view.conformant else "red"
+    console.print(f"[bold {style}]verdict: {view.verdict} ({view.coverage})[/bold {style}]")

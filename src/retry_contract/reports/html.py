@@ -15,9 +15,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from retry_contract.reports import exercised
-from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
+from retry_contract.reports.model import FailureCard, ReportView
 from retry_contract.reports.reproduction import abbreviated
-from retry_contract.results import RunResult
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.verdict import ExitCode, Observation
 
@@ -106,23 +105,32 @@ def _failure(observation: Observation, data: Mapping[str, Any], secrets: SecretR
     }
 
 
-def _failure_sections(result: RunResult, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _card(card: FailureCard, secrets: SecretRegistry) -> dict[str, Any]:
+    """A card as the page shows it: its lead failure with the exchange in full, the other failures
+    found on the same request and response, and the command that replays it."""
+    return {
+        **_failure(card.observations[0], card.lead, secrets),
+        "others": list(card.failures[1:]),
+        "requirements": card.requirements,
+        "replay_command": card.replay,
+    }
+
+
+def _failure_sections(view: ReportView) -> list[dict[str, Any]]:
+    """One section per failed requirement, with its failures: a failure that leads its card shows the
+    card; one found on a request and response shown already points at that card."""
     sections = []
-    # requirement_rows follows the ledger's order and keeps its first failures in order.
-    for row, requirement_result in zip(rows, result.ledger.results.values(), strict=True):
+    for row in view.rows:
         if not row["failures"]:
             continue
-        observations = requirement_result.failures[: len(row["failures"])]
-        sections.append(
-            {
-                **row,
-                "anchor": anchor(row["id"]),
-                "shown": [
-                    _failure(observation, data, result.secrets)
-                    for observation, data in zip(observations, row["failures"], strict=True)
-                ],
-            }
-        )
+        shown = []
+        for failure in row["failures"]:
+            card = view.card_of(failure["number"])
+            if card.number == failure["number"]:
+                shown.append({**_card(card, view.secrets), "is_card": True})
+            else:
+                shown.append({**failure, "is_card": False, "card": card.number})
+        sections.append({**row, "anchor": anchor(row["id"]), "shown": shown})
     return sections
 
 
@@ -137,33 +145,32 @@ def _matrix(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _facts(result: RunResult) -> dict[str, Any]:
-    options = result.options
+def _facts(view: ReportView) -> dict[str, Any]:
     return {
-        "target": result.target,
-        "project": options.project,
-        "spec_sha256": result.spec_sha256,
-        "tool_versions": sorted(result.tool_versions.items()),
-        "seed": options.seed,
-        "max_examples": options.max_examples if options.fuzz else None,
-        "strict": options.strict,
-        "concurrency": options.concurrency,
-        "seconds": round(result.seconds, 2),
-        "requests_sent": result.requests_sent,
-        "stop_reason": result.stop_reason,
-        "phases": result.timer.as_json(),
+        "target": view.target,
+        "project": view.project,
+        "spec_sha256": view.spec_sha256,
+        "tool_versions": sorted(view.tool_versions.items()),
+        "seed": view.seed,
+        "max_examples": view.max_examples if view.fuzz else None,
+        "strict": view.strict,
+        "concurrency": view.concurrency,
+        "seconds": round(view.seconds, 2),
+        "requests_sent": view.requests_sent,
+        "stopped_early": view.stopped_early,
+        "phases": view.phases,
         "faults": [
             {
-                "request": f"{e.method} {abbreviated(e.url, result.secrets)}",
+                "request": f"{e.method} {abbreviated(e.url, view.secrets)}",
                 "origin": e.origin,
                 "fault": e.fault,
             }
-            for e in result.ledger.faults
+            for e in view.faults
         ],
-        "disagreements": len(result.ledger.disagreements),
-        "notes": list(result.ledger.notes),
-        "cleanup_problems": list(result.cleanup_problems),
-        "fuzz_engine_errors": list(result.fuzz.errors),
+        "disagreements": len(view.disagreements),
+        "notes": list(view.notes),
+        "cleanup_problems": list(view.cleanup_problems),
+        "fuzz_engine_errors": list(view.fuzzing.errors),
     }
 
 
@@ -178,35 +185,34 @@ def _redacted(value: Any, secrets: SecretRegistry) -> Any:
     return value
 
 
-def build(result: RunResult) -> dict[str, Any]:
+def build(view: ReportView) -> dict[str, Any]:
     """The page as plain data, every secret replaced."""
-    rows = requirement_rows(result)
-    figures = exercised.build(result)
-    view = {
+    figures = view.exercised
+    page = {
         "verdict": {
-            "text": verdict_text(result),
-            "coverage": coverage_text(result),
-            "exit_code": int(result.exit_code),
-            "tone": _TONE_OF_EXIT[result.exit_code],
+            "text": view.verdict,
+            "coverage": view.coverage,
+            "exit_code": int(view.exit_code),
+            "tone": _TONE_OF_EXIT[view.exit_code],
         },
-        "strict": result.options.strict,
-        "seed": result.options.seed,
-        "matrix": _matrix(rows),
-        "failures": _failure_sections(result, rows),
+        "strict": view.strict,
+        "seed": view.seed,
+        "matrix": _matrix(view.rows),
+        "failures": _failure_sections(view),
         "exercised": figures,
         "chart": _chart(figures["responses_by_status"]),
-        "facts": _facts(result),
+        "facts": _facts(view),
     }
-    redacted: dict[str, Any] = _redacted(view, result.secrets)
+    redacted: dict[str, Any] = _redacted(page, view.secrets)
     return redacted
 
 
-def render(result: RunResult) -> str:
-    page = _ENVIRONMENT.get_template(TEMPLATE).render(build(result))
-    return result.secrets.redact(page)
+def render(view: ReportView) -> str:
+    page = _ENVIRONMENT.get_template(TEMPLATE).render(build(view))
+    return view.secrets.redact(page)
 
 
-def write(result: RunResult, directory: Path) -> Path:
+def write(view: ReportView, directory: Path) -> Path:
     path = directory / FILENAME
-    path.write_text(render(result), encoding="utf-8")
+    path.write_text(render(view), encoding="utf-8")
     return path

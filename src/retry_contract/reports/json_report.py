@@ -6,10 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from retry_contract.reports import exercised
-from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
-from retry_contract.reports.reproduction import curl
-from retry_contract.results import RunResult
+from retry_contract.reports.model import ReportView
 
 FILENAME = "retry-contract.json"
 # Raised when a field is removed or changes its meaning or type; adding a field keeps it.
@@ -18,56 +15,55 @@ SCHEMA_VERSION = "1"
 SCHEMA = Path(__file__).parent / "schema" / "retry-contract-report.schema.json"
 
 
-def build(result: RunResult) -> dict[str, Any]:
-    options = result.options
+def build(view: ReportView) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
-        "verdict": verdict_text(result),
-        "must_requirements_judged": coverage_text(result),
-        "exit_code": int(result.exit_code),
-        "strict": options.strict,
-        "target": result.target,
-        "project": options.project,
-        "seed": options.seed,
-        "max_examples": options.max_examples,
-        "spec_sha256": result.spec_sha256,
-        "tool_versions": result.tool_versions,
-        "seconds": round(result.seconds, 2),
-        "concurrency": options.concurrency,
-        "phases": result.timer.as_json(),
-        "requests_sent": result.requests_sent,
-        "stopped_early": result.stop_reason or None,
-        "incomplete": result.incomplete or None,
+        "verdict": view.verdict,
+        "must_requirements_judged": view.coverage,
+        "exit_code": int(view.exit_code),
+        "strict": view.strict,
+        "target": view.target,
+        "project": view.project,
+        "seed": view.seed,
+        "max_examples": view.max_examples,
+        "spec_sha256": view.spec_sha256,
+        "tool_versions": dict(view.tool_versions),
+        "seconds": round(view.seconds, 2),
+        "concurrency": view.concurrency,
+        "phases": view.phases,
+        "requests_sent": view.requests_sent,
+        "stopped_early": view.stopped_early or None,
+        "incomplete": view.incomplete or None,
         "infrastructure_faults": [
-            {"request": f"{e.method} {e.url}", "origin": e.origin, "fault": e.fault}
-            for e in result.ledger.faults
+            {"request": f"{fault.method} {fault.url}", "origin": fault.origin, "fault": fault.fault}
+            for fault in view.faults
         ],
-        "successful_retries_by_fixture_shape": dict(sorted(result.fixture_shapes_retried.items())),
+        "successful_retries_by_fixture_shape": view.successful_retries_by_fixture_shape,
         "fuzzing": {
-            "cases": result.fuzz.cases,
-            "steered_to_retryable_executions": result.fuzz.steered,
-            "successful_retries": result.fuzz.successes,
-            "engine_errors": result.fuzz.errors,
+            "cases": view.fuzzing.cases,
+            "steered_to_retryable_executions": view.fuzzing.steered,
+            "successful_retries": view.fuzzing.successes,
+            "engine_errors": view.fuzzing.errors,
         },
-        "exercised": exercised.build(result),
-        "requirements": requirement_rows(result),
+        "exercised": view.exercised,
+        "requirements": view.rows,
         "validator_disagreements": [
             {
-                "request": f"{d.exchange.method} {d.exchange.url}",
-                "status": d.exchange.status,
-                "schemathesis": d.schemathesis_says,
-                "openapi_core": d.openapi_core_says,
-                "reproduce": curl(d.exchange, result.secrets),
+                "request": d.request,
+                "status": d.status,
+                "schemathesis": d.schemathesis,
+                "openapi_core": d.openapi_core,
+                "reproduce": d.reproduce,
             }
-            for d in result.ledger.disagreements
+            for d in view.disagreements
         ],
-        "cleanup_problems": result.cleanup_problems,
-        "notes": result.ledger.notes,
+        "cleanup_problems": list(view.cleanup_problems),
+        "notes": list(view.notes),
     }
 
 
-def write(result: RunResult, directory: Path) -> Path:
+def write(view: ReportView, directory: Path) -> Path:
     path = directory / FILENAME
-    text = json.dumps(build(result), indent=2, ensure_ascii=False)
-    path.write_text(result.secrets.redact(text) + "\n", encoding="utf-8")
+    text = json.dumps(build(view), indent=2, ensure_ascii=False)
+    path.write_text(view.secrets.redact(text) + "\n", encoding="utf-8")
     return path

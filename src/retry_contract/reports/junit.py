@@ -22,9 +22,8 @@ from typing import Any
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
-from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
+from retry_contract.reports.model import ReportView
 from retry_contract.reports.reproduction import abbreviated
-from retry_contract.results import RunResult
 
 FILENAME = "retry-contract-junit.xml"
 SUITE_NAME = "retry-contract"
@@ -37,32 +36,31 @@ _FAULTS_LISTED = 20
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def _text(result: RunResult, value: str) -> str:
+def _text(view: ReportView, value: str) -> str:
     # Redacted before the XML is escaped: an escaped secret (`&` → `&amp;`) would no longer match.
-    return _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", result.secrets.redact(value))
+    return _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", view.secrets.redact(value))
 
 
-def build(result: RunResult) -> JUnitXml:
+def build(view: ReportView) -> JUnitXml:
     suite = TestSuite(SUITE_NAME)
-    options = result.options
     for name, value in (
-        ("target", result.target),
-        ("project", options.project),
-        ("seed", str(options.seed)),
-        ("spec_sha256", result.spec_sha256),
-        ("strict", str(options.strict).lower()),
-        ("verdict", verdict_text(result)),
-        ("must_requirements_judged", coverage_text(result)),
-        ("requests_sent", str(result.requests_sent)),
-        ("stopped_early", result.stop_reason),
+        ("target", view.target),
+        ("project", view.project),
+        ("seed", str(view.seed)),
+        ("spec_sha256", view.spec_sha256),
+        ("strict", str(view.strict).lower()),
+        ("verdict", view.verdict),
+        ("must_requirements_judged", view.coverage),
+        ("requests_sent", str(view.requests_sent)),
+        ("stopped_early", view.stopped_early),
     ):
         if value:
-            suite.add_property(name, _text(result, value))
-    cases = [_requirement_case(result, row) for row in requirement_rows(result)]
-    if result.ledger.faults:
-        cases.append(_infrastructure_case(result))
+            suite.add_property(name, _text(view, value))
+    cases = [_requirement_case(view, row) for row in view.rows]
+    if view.faults:
+        cases.append(_infrastructure_case(view))
     suite.add_testcases(cases)
-    suite.time = round(result.seconds, 2)
+    suite.time = round(view.seconds, 2)
     document = JUnitXml(SUITE_NAME)
     document.add_testsuite(suite)
     # The root's totals too: some CI readers take them from `testsuites` alone.
@@ -71,29 +69,29 @@ def build(result: RunResult) -> JUnitXml:
     return document
 
 
-def _requirement_case(result: RunResult, row: dict[str, Any]) -> TestCase:
-    case = TestCase(_text(result, f"{row['id']}: {row['summary']}"), f"retry_contract.{row['level']}")
+def _requirement_case(view: ReportView, row: dict[str, Any]) -> TestCase:
+    case = TestCase(_text(view, f"{row['id']}: {row['summary']}"), f"retry_contract.{row['level']}")
     details = "\n\n".join(_failure_details(f) for f in row["failures"])
     first = row["failures"][0]["message"] if row["failures"] else ""
     if row["outcome"] == "failed" and not row["warning"]:
         failure = Failure(
             _text(
-                result,
+                view,
                 abbreviated(
                     f"{row['failed']} of {row['judged']} judgements failed: {first}",
-                    result.secrets,
+                    view.secrets,
                     _MESSAGE_LIMIT,
                 ),
             ),
             row["level"],
         )
-        failure.text = _text(result, details)
+        failure.text = _text(view, details)
         case.result = [failure]
     elif row["outcome"] == "failed":
-        case.system_err = _text(result, f"WARNING (SHOULD, not strict): {details}")
+        case.system_err = _text(view, f"WARNING (SHOULD, not strict): {details}")
     elif row["outcome"] == "not covered":
-        reason = _text(result, row["not_covered_reason"] or "no response judged it")
-        if row["level"] == "MUST" and result.options.require_all_must:
+        reason = _text(view, row["not_covered_reason"] or "no response judged it")
+        if row["level"] == "MUST" and view.require_all_must:
             case.result = [Error(f"not covered, and --require-all-must: {reason}", "not covered")]
         else:
             case.result = [Skipped(reason)]
@@ -106,8 +104,8 @@ def _failure_details(failure: dict[str, Any]) -> str:
     return "\n  ".join([failure["message"], f"via {failure.get('origin', failure['judge'])}", *steps])
 
 
-def _infrastructure_case(result: RunResult) -> TestCase:
-    faults = result.ledger.faults
+def _infrastructure_case(view: ReportView) -> TestCase:
+    faults = view.faults
     case = TestCase(INFRASTRUCTURE_CASE, "retry_contract.infrastructure")
     error = Error(
         f"{len(faults)} requests met infrastructure faults that never cleared (not contract failures): "
@@ -115,20 +113,20 @@ def _infrastructure_case(result: RunResult) -> TestCase:
         "infrastructure",
     )
     listed = [
-        f"{e.origin}: {e.method} {abbreviated(e.url, result.secrets, 200)}: {e.fault}"
+        f"{e.origin}: {e.method} {abbreviated(e.url, view.secrets, 200)}: {e.fault}"
         for e in faults[:_FAULTS_LISTED]
     ]
     if len(faults) > _FAULTS_LISTED:
         listed.append(f"... and {len(faults) - _FAULTS_LISTED} more (see retry-contract.json)")
-    error.text = _text(result, "\n".join(listed))
+    error.text = _text(view, "\n".join(listed))
     case.result = [error]
     return case
 
 
-def write(result: RunResult, directory: Path) -> Path:
+def write(view: ReportView, directory: Path) -> Path:
     path = directory / FILENAME
     buffer = io.BytesIO()
-    build(result).write(buffer)
+    build(view).write(buffer)
     # Redacted once more as a whole, as every report is, for any string a future change forgets.
-    path.write_text(result.secrets.redact(buffer.getvalue().decode("utf-8")) + "\n", encoding="utf-8")
+    path.write_text(view.secrets.redact(buffer.getvalue().decode("utf-8")) + "\n", encoding="utf-8")
     return path

@@ -12,8 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
-from retry_contract.results import RunResult
+from retry_contract.reports.model import FailureCard, ReportView
 
 FILENAME = "retry-contract-summary.md"
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
@@ -45,97 +44,99 @@ def code_block(text: str, language: str = "") -> str:
     return f"{fence}{language}\n{text}\n{fence}"
 
 
-def _cell(result: RunResult, text: str, limit: int = _CELL_LIMIT) -> str:
+def _cell(view: ReportView, text: str, limit: int = _CELL_LIMIT) -> str:
     # Redacted, and cut, before it is escaped: an escaped secret (`|` → `\|`) would no longer match,
     # and a secret cut short would not match either.
-    return cell(result.secrets.cut(" ".join(text.split()), limit - 3, "..."), limit)
+    return cell(view.secrets.cut(" ".join(text.split()), limit - 3, "..."), limit)
 
 
 def _marker(row: Mapping[str, Any]) -> str:
     return MARKERS["warning" if row["warning"] else row["outcome"]]
 
 
-def _first_failure(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The first failure that fails the run, else the first warning."""
-    failing = [row for row in rows if row["failures"]]
-    failing.sort(key=lambda row: bool(row["warning"]))
-    return (failing[0], failing[0]["failures"][0]) if failing else None
+def _first_card(view: ReportView) -> FailureCard | None:
+    """The first card with a failure that fails the run, else the first card (a warning)."""
+    warnings = {row["id"] for row in view.rows if row["warning"]}
+    failing = [card for card in view.cards if any(r not in warnings for r in card.requirements)]
+    return next(iter(failing or view.cards), None)
 
 
-def build(result: RunResult) -> str:
-    rows = requirement_rows(result)
-    options = result.options
+def build(view: ReportView) -> str:
     lines = [
         "## retry-contract",
         "",
-        f"**Verdict: {verdict_text(result)}** ({coverage_text(result)}; exit status {int(result.exit_code)}"
-        f"{'; strict: SHOULD failures fail the run' if options.strict else ''}).",
+        f"**Verdict: {view.verdict}** ({view.coverage}; exit status {int(view.exit_code)}"
+        f"{'; strict: SHOULD failures fail the run' if view.strict else ''}).",
         "",
         "| Requirement | Level | Outcome | Judged | First failure / note |",
         "|---|---|---|---:|---|",
     ]
-    for row in rows:
+    for row in view.rows:
         note = row["failures"][0]["message"] if row["failures"] else row["not_covered_reason"]
         lines.append(
-            f"| {row['id']} | {row['level']} | {_marker(row)} | {row['judged']} | {_cell(result, note)} |"
+            f"| {row['id']} | {row['level']} | {_marker(row)} | {row['judged']} | {_cell(view, note)} |"
         )
-    first = _first_failure(rows)
-    if first is not None:
-        row, failure = first
+    card = _first_card(view)
+    if card is not None:
+        failure = card.lead
+        lines += ["", f"### First failure: #{failure['number']}, {_requirements(card)}", ""]
+        # One card per request and response: every requirement it failed, each with its message.
         lines += [
-            "",
-            f"### First failure: #{failure['number']}, {row['id']} ({row['level']})",
-            "",
-            _cell(result, failure["message"], 2000),
+            f"- {f['requirement']} (#{f['number']}): {_cell(view, f['message'], 2000)}" for f in card.failures
         ]
         # The steps say how to recreate the state the request met, then send it; a failure seen on no
         # single request (a scenario's conclusion) has none.
         steps = failure.get("reproduce_steps") or ([failure["reproduce"]] if "reproduce" in failure else [])
         if steps:
-            lines += ["", code_block(result.secrets.redact("\n".join(steps)), "text")]
-    faults = result.ledger.faults
-    if faults:
-        lines += ["", f"### Infrastructure faults: {len(faults)} (not contract failures)", ""]
+            lines += ["", code_block(view.secrets.redact("\n".join(steps)), "text")]
+        if card.replay:
+            lines += ["", "Send it again, judged the same way:", "", code_block(card.replay, "text")]
+    if view.faults:
+        lines += ["", f"### Infrastructure faults: {len(view.faults)} (not contract failures)", ""]
         lines += [
-            f"- {_cell(result, f'{e.origin}: {e.method} {e.url}: {e.fault}')}"
-            for e in faults[:_FAULTS_LISTED]
+            f"- {_cell(view, f'{e.origin}: {e.method} {e.url}: {e.fault}')}"
+            for e in view.faults[:_FAULTS_LISTED]
         ]
-    lines += ["", "### The run", "", *(f"- {fact}" for fact in _facts(result))]
-    return result.secrets.redact("\n".join(lines)) + "\n"
+    lines += ["", "### The run", "", *(f"- {fact}" for fact in _facts(view))]
+    return view.secrets.redact("\n".join(lines)) + "\n"
 
 
-def _facts(result: RunResult) -> list[str]:
-    options = result.options
+def _requirements(card: FailureCard) -> str:
+    levels = {f["requirement"]: f["level"] for f in card.failures}
+    return ", ".join(f"{requirement} ({levels[requirement]})" for requirement in card.requirements)
+
+
+def _facts(view: ReportView) -> list[str]:
     facts = [
-        f"Target: {_cell(result, result.target)} (project {_cell(result, options.project)})",
-        f"Requests sent: {result.requests_sent} ({result.fuzz.cases} generated by Schemathesis) "
-        f"in {result.seconds:.1f} s, {options.concurrency} at a time",
-        f"Seed: {options.seed}; {options.max_examples} examples per fuzzing phase"
-        if options.fuzz
-        else f"Seed: {options.seed}; no fuzzing",
-        f"Strict: {'yes' if options.strict else 'no'}",
-        f"Spec SHA-256: {result.spec_sha256}",
-        "Tools: " + ", ".join(f"{name} {version}" for name, version in sorted(result.tool_versions.items())),
+        f"Target: {_cell(view, view.target)} (project {_cell(view, view.project)})",
+        f"Requests sent: {view.requests_sent} ({view.fuzzing.cases} generated by Schemathesis) "
+        f"in {view.seconds:.1f} s, {view.concurrency} at a time",
+        f"Seed: {view.seed}; {view.max_examples} examples per fuzzing phase"
+        if view.fuzz
+        else f"Seed: {view.seed}; no fuzzing",
+        f"Strict: {'yes' if view.strict else 'no'}",
+        f"Spec SHA-256: {view.spec_sha256}",
+        "Tools: " + ", ".join(f"{name} {version}" for name, version in sorted(view.tool_versions.items())),
     ]
-    if result.stop_reason:
-        facts.append(f"Stopped early: {_cell(result, result.stop_reason)}")
-    facts += [f"Cleanup: {_cell(result, problem)}" for problem in result.cleanup_problems]
+    if view.stopped_early:
+        facts.append(f"Stopped early: {_cell(view, view.stopped_early)}")
+    facts += [f"Cleanup: {_cell(view, problem)}" for problem in view.cleanup_problems]
     return facts
 
 
-def write(result: RunResult, directory: Path) -> Path:
+def write(view: ReportView, directory: Path) -> Path:
     path = directory / FILENAME
     # Lone surrogates (from odd-value probes echoed in answers) cannot be encoded: shown escaped.
-    path.write_text(build(result), encoding="utf-8", errors="backslashreplace")
+    path.write_text(build(view), encoding="utf-8", errors="backslashreplace")
     return path
 
 
-def append_step_summary(result: RunResult, environ: Mapping[str, str]) -> Path | None:
+def append_step_summary(view: ReportView, environ: Mapping[str, str]) -> Path | None:
     """Append the summary to GitHub's step summary file when `environ` names one; its path, or None."""
     name = environ.get(STEP_SUMMARY_ENV)
     if not name:
         return None
     path = Path(name)
     with path.open("a", encoding="utf-8", errors="backslashreplace") as summary:
-        summary.write(build(result))
+        summary.write(build(view))
     return path

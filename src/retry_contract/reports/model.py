@@ -1,12 +1,30 @@
-"""The report as plain data: what every format shows, built once from a RunResult."""
+"""The report as plain data: what every format shows, built once from a RunResult.
+
+`build` makes one :class:`ReportView` of a finished run; the console, JUnit, JSON, HTML and Markdown
+reports each read that view and nothing else, so a fact (a count, a reason the run stopped, a fault)
+has one name and one value in every format. The functions below it build its parts.
+"""
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from retry_contract.reports.reproduction import RunFacts, abbreviated, reproduce, session_item_shown
+from retry_contract.reports import exercised
+from retry_contract.reports.reproduction import (
+    RunFacts,
+    abbreviated,
+    curl,
+    reproduce,
+    session_item_shown,
+)
 from retry_contract.requirements import Level
-from retry_contract.results import RunResult
+from retry_contract.results import FuzzStats, RunResult
+from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.verdict import ExitCode, Observation, Outcome, finding_level
 
 MAX_FAILURES_PER_REQUIREMENT = 5
@@ -134,3 +152,198 @@ def requirement_rows(result: RunResult) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def replay_command(json_report: Path, failure: int, base_url: str | None = None) -> str:
+    """The command that sends failure number `failure` of the JSON report at `json_report` again:
+    against `base_url` when the run had one (without any user or password it may hold), else
+    against what the record says (a fresh embedded mock)."""
+    words = ["retry-contract", "replay", str(json_report), "--failure", str(failure)]
+    if base_url:
+        parts = urlsplit(base_url)
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        words += ["--base-url", urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))]
+    return shlex.join(words)
+
+
+@dataclass(frozen=True)
+class FaultLine:
+    """A request that never got a judgeable answer (an infrastructure fault, not a failure)."""
+
+    method: str
+    url: str
+    origin: str
+    fault: str | None
+
+
+@dataclass(frozen=True)
+class DisagreementLine:
+    """Schemathesis and openapi-core judged one body differently."""
+
+    request: str
+    status: int | None
+    schemathesis: str
+    openapi_core: str
+    reproduce: str
+
+
+@dataclass(frozen=True)
+class FailureCard:
+    """The failures found on one request and its response, shown once with every requirement it
+    failed: two judges failing the same exchange are one thing to look at, not two. Failures seen on
+    no single request (a scenario's conclusion) are a card each."""
+
+    # The failures (as failure_data gives them), in the report's order; the first one leads.
+    failures: tuple[dict[str, Any], ...]
+    # The observation behind each failure, same order: what a format shows of the exchange itself.
+    observations: tuple[Observation, ...]
+    # The command that sends the card's request again, when the JSON report holds its record.
+    replay: str | None
+
+    @property
+    def number(self) -> int:
+        """The card's failure number: its first failure's, the one `replay --failure` takes."""
+        return int(self.failures[0]["number"])
+
+    @property
+    def lead(self) -> dict[str, Any]:
+        return self.failures[0]
+
+    @property
+    def requirements(self) -> list[str]:
+        """The requirements the exchange failed, each once, in the report's order."""
+        return list(dict.fromkeys(str(f["requirement"]) for f in self.failures))
+
+
+@dataclass(frozen=True)
+class ReportView:
+    """Everything a report shows of a run, built once (`build`); every format reads only this."""
+
+    secrets: SecretRegistry
+    verdict: str
+    coverage: str
+    exit_code: ExitCode
+    strict: bool
+    require_all_must: bool
+    target: str
+    project: str
+    seed: int
+    fuzz: bool
+    max_examples: int
+    concurrency: int
+    seconds: float
+    requests_sent: int
+    spec_sha256: str
+    tool_versions: Mapping[str, str]
+    phases: dict[str, Any]
+    # Why the run ended before judging everything (fail-fast, the request budget); "" when it did not.
+    stopped_early: str
+    # Why the run could not finish; "" when it did.
+    incomplete: str
+    fuzzing: FuzzStats
+    faults: tuple[FaultLine, ...]
+    disagreements: tuple[DisagreementLine, ...]
+    successful_retries_by_fixture_shape: dict[str, int]
+    # What the run exercised (exercised.build).
+    exercised: dict[str, Any]
+    # One per requirement, in the catalogue's order, each with its first failures (requirement_rows).
+    rows: list[dict[str, Any]]
+    # Every failure shown in `rows`, one card per request and response, in the report's order.
+    cards: tuple[FailureCard, ...]
+    notes: tuple[str, ...]
+    cleanup_problems: tuple[str, ...]
+
+    @property
+    def conformant(self) -> bool:
+        return self.exit_code is ExitCode.CONFORMANT
+
+    def card_of(self, number: int) -> FailureCard:
+        """The card that shows failure number `number`."""
+        return next(card for card in self.cards if any(f["number"] == number for f in card.failures))
+
+
+def _same_exchange_key(observation: Observation) -> object:
+    """What makes two failures one card: the same request and the same response."""
+    exchange = observation.exchange
+    if exchange is None:
+        return observation
+    return (
+        exchange.method,
+        exchange.url,
+        exchange.request_body,
+        exchange.status,
+        exchange.response_body,
+        exchange.transport_error,
+    )
+
+
+def failure_cards(
+    result: RunResult, rows: list[dict[str, Any]], replay_report: Path | None
+) -> tuple[FailureCard, ...]:
+    """The failures of `rows`, grouped by request and response, in the order they first appear."""
+    grouped: dict[object, list[tuple[dict[str, Any], Observation]]] = {}
+    # requirement_rows follows the ledger's order and keeps its first failures in order.
+    for row, requirement_result in zip(rows, result.ledger.results.values(), strict=True):
+        observations = requirement_result.failures[: len(row["failures"])]
+        for failure, observation in zip(row["failures"], observations, strict=True):
+            grouped.setdefault(_same_exchange_key(observation), []).append((failure, observation))
+    base_url = result.options.base_url
+    return tuple(
+        FailureCard(
+            failures=tuple(failure for failure, _ in members),
+            observations=tuple(observation for _, observation in members),
+            replay=None
+            if replay_report is None or "replay" not in members[0][0]
+            else result.secrets.redact(replay_command(replay_report, members[0][0]["number"], base_url)),
+        )
+        for members in grouped.values()
+    )
+
+
+def build(result: RunResult, replay_report: Path | None = None) -> ReportView:
+    """The view every report reads. `replay_report`: where the JSON report (which holds the replay
+    records) is written, when it is; the cards then carry the command that replays them."""
+    options = result.options
+    rows = requirement_rows(result)
+    return ReportView(
+        secrets=result.secrets,
+        verdict=verdict_text(result),
+        coverage=coverage_text(result),
+        exit_code=result.exit_code,
+        strict=options.strict,
+        require_all_must=options.require_all_must,
+        target=result.target,
+        project=options.project,
+        seed=options.seed,
+        fuzz=options.fuzz,
+        max_examples=options.max_examples,
+        concurrency=options.concurrency,
+        seconds=result.seconds,
+        requests_sent=result.requests_sent,
+        spec_sha256=result.spec_sha256,
+        tool_versions=dict(result.tool_versions),
+        phases=result.timer.as_json(),
+        stopped_early=result.stop_reason,
+        incomplete=result.incomplete,
+        fuzzing=result.fuzz,
+        faults=tuple(FaultLine(e.method, e.url, e.origin, e.fault) for e in result.ledger.faults),
+        disagreements=tuple(
+            DisagreementLine(
+                request=f"{d.exchange.method} {d.exchange.url}",
+                status=d.exchange.status,
+                schemathesis=d.schemathesis_says,
+                openapi_core=d.openapi_core_says,
+                reproduce=curl(d.exchange, result.secrets),
+            )
+            for d in result.ledger.disagreements
+        ),
+        successful_retries_by_fixture_shape=dict(sorted(result.fixture_shapes_retried.items())),
+        exercised=exercised.build(result),
+        rows=rows,
+        cards=failure_cards(result, rows, replay_report),
+        notes=tuple(result.ledger.notes),
+        cleanup_problems=tuple(result.cleanup_problems),
+    )
