@@ -14,9 +14,10 @@ from retry_contract.mutants import (
     MatrixSettings,
     faithful_label,
     matrix_passes,
+    matrix_view,
     run_matrix,
-    write_reports,
 )
+from retry_contract.reports import kill_matrix
 
 SAMPLE = (
     "auth-header-optional",  # AUTH
@@ -77,6 +78,6 @@ def test_each_sampled_defect_is_caught_by_its_own_check(tmp_path: Path) -> None:
     }
     assert not missed, f"not caught by the check of the requirement they break: {missed}"
     assert matrix_passes(outcomes)
-    markdown, data = write_reports(outcomes, tmp_path, SETTINGS, wall=0.0)
+    markdown, data = kill_matrix.write(matrix_view(outcomes, SETTINGS, wall=0.0), tmp_path)
     assert "| `limit-reset` |" in markdown.read_text()
     assert data.is_file()

@@ -17,8 +17,6 @@ from conftest import CLI
 from retry_contract.cli import main
 from retry_contract.mutants import (
     FAITHFUL_PROFILES,
-    JSON,
-    MARKDOWN,
     SHARD_KEY,
     MatrixSettings,
     MergeError,
@@ -27,12 +25,14 @@ from retry_contract.mutants import (
     ShardPlan,
     faithful_label,
     matrix_targets,
+    matrix_view,
     merge_shards,
     partition,
     shard_of,
     target_name,
-    write_reports,
 )
+from retry_contract.reports import kill_matrix
+from retry_contract.reports.kill_matrix import JSON, MARKDOWN
 
 SETTINGS = MatrixSettings(seed=7, max_examples=5, fail_fast=False)
 FAITHFUL = [faithful_label(profile) for profile in FAITHFUL_PROFILES]
@@ -142,7 +142,9 @@ def _write_shards(
     for index in range(1, count + 1):
         plan = ShardPlan(Shard(index, count), tuple(matrix))
         directory = tmp_path / f"shard-{index}-of-{count}"
-        write_reports([outcomes[name] for name in plan.runs], directory, settings, 10.0 + index, plan)
+        kill_matrix.write(
+            matrix_view([outcomes[name] for name in plan.runs], settings, 10.0 + index, plan), directory
+        )
         paths.append(directory / JSON)
     return paths
 
@@ -156,10 +158,14 @@ def test_merged_shards_are_the_matrix_an_unsharded_run_writes(tmp_path: Path, co
     matrix = [target_name(target) for target in matrix_targets(DEFECTS)]
     paths = _write_shards(tmp_path, count)
     # The longest shard's wall clock is the matrix's when the shards run side by side.
-    unsharded = write_reports(_outcomes(matrix), tmp_path / "unsharded", SETTINGS, 10.0 + count)
+    unsharded = kill_matrix.write(
+        matrix_view(_outcomes(matrix), SETTINGS, 10.0 + count), tmp_path / "unsharded"
+    )
 
     merged = merge_shards(_documents(list(reversed(paths))))
-    written = write_reports(merged.outcomes, tmp_path / "merged", merged.settings, merged.wall)
+    written = kill_matrix.write(
+        matrix_view(merged.outcomes, merged.settings, merged.wall), tmp_path / "merged"
+    )
 
     assert [p.name for p in written] == [p.name for p in unsharded] == [MARKDOWN, JSON]
     for mine, theirs in zip(written, unsharded, strict=True):
@@ -240,7 +246,7 @@ def test_shards_of_other_defects_are_refused(tmp_path: Path) -> None:
 
 def test_an_unsharded_matrix_is_not_a_shard(tmp_path: Path) -> None:
     matrix = [target_name(target) for target in matrix_targets(DEFECTS)]
-    _, whole = write_reports(_outcomes(matrix), tmp_path, SETTINGS, 1.0)
+    _, whole = kill_matrix.write(matrix_view(_outcomes(matrix), SETTINGS, 1.0), tmp_path)
     assert "written without --shard" in _refusal(_documents([whole]))
 
 

@@ -139,6 +139,9 @@ def test_the_duplicate_card_and_the_replay_command_in_console_html_and_markdown(
     console.render(view, output, [])
     text = output.file.getvalue()  # type: ignore[attr-defined]
     assert state_replay in text
+    # Every other failure, with its own command: the shared card once, under its first number.
+    assert text.count(replay) == 1 and summary.count(replay) == 1
+    assert f"failure #{shared.number} (RESP-STATUS, RESP-TIME): {replay}" in text
     for shown in (page, summary, text):
         assert PASSWORD not in shown and "user:" not in shown
 

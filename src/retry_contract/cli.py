@@ -479,11 +479,12 @@ def mutants(
         matrix_problems,
         matrix_tally,
         matrix_targets,
+        matrix_view,
         run_matrix,
         shard_of,
         target_name,
-        write_reports,
     )
+    from retry_contract.reports import kill_matrix
     from retry_contract.runner import DEFAULT_MAX_EXAMPLES, DEFAULT_SEED
 
     unknown = sorted(set(selected) - set(BY_NAME))
@@ -521,7 +522,7 @@ def mutants(
             shard=None if plan is None else plan.shard,
         )
     wall = time.perf_counter() - started
-    written = write_reports(outcomes, report_dir, settings, wall, plan)
+    written = kill_matrix.write(matrix_view(outcomes, settings, wall, plan), report_dir)
     _conclude_matrix(
         matrix_problems(outcomes),
         f"{matrix_tally(outcomes)} in {wall:.0f} s",
@@ -562,9 +563,10 @@ def mutants_merge(shard_files: tuple[Path, ...], report_dir: Path) -> None:
         matrix_passes,
         matrix_problems,
         matrix_tally,
+        matrix_view,
         merge_shards,
-        write_reports,
     )
+    from retry_contract.reports import kill_matrix
 
     def refuse(reason: str) -> NoReturn:
         click.echo(f"retry-contract: cannot merge the kill matrix: {reason}", err=True)
@@ -583,7 +585,7 @@ def mutants_merge(shard_files: tuple[Path, ...], report_dir: Path) -> None:
     except MergeError as error:
         refuse(str(error))
     try:
-        written = write_reports(merged.outcomes, report_dir, merged.settings, merged.wall)
+        written = kill_matrix.write(matrix_view(merged.outcomes, merged.settings, merged.wall), report_dir)
     except OSError as error:
         refuse(f"cannot write to {report_dir}: {error.strerror or error}")
     _conclude_matrix(

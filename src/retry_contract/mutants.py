@@ -12,26 +12,21 @@ set of shards that is not exactly one whole matrix.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 from retry_contract.requirements import Level
+from retry_contract.results import SHARD_KEY, MatrixRow, MatrixShard, MatrixView
 from retry_contract.runner import MOCK_PROJECT, CouldNotRun, RunOptions, run
 
 FAITHFUL = "(faithful mock)"
 # Faithful shapes of server the matrix also runs, expecting no failure: a failure there is a false alarm.
 FAITHFUL_PROFILES = ("classic", "recorded")
-MARKDOWN = "kill-matrix.md"
-JSON = "kill-matrix.json"
-# The key of a shard's JSON that says which shard it is; an unsharded or merged matrix has none.
-SHARD_KEY = "shard"
 
 _T = TypeVar("_T")
 
@@ -247,15 +242,14 @@ def matrix_tally(outcomes: Sequence[MutantOutcome]) -> str:
     )
 
 
-def write_reports(
+def matrix_view(
     outcomes: Sequence[MutantOutcome],
-    directory: Path,
     settings: MatrixSettings,
     wall: float,
     plan: ShardPlan | None = None,
-) -> list[Path]:
-    """Write kill-matrix.json and kill-matrix.md; a shard's (`plan`) also say which shard they are."""
-    directory.mkdir(parents=True, exist_ok=True)
+) -> MatrixView:
+    """The matrix as its reports show it (reports/kill_matrix.py writes them); a shard's (`plan`)
+    also says which shard it is."""
     defects = [o for o in outcomes if not o.is_faithful]
     summary = {
         "passes": matrix_passes(outcomes),
@@ -269,63 +263,24 @@ def write_reports(
         "requests_total": sum(o.requests for o in outcomes),
         **asdict(settings),
     }
-    rows = [
-        {
-            **asdict(o),
-            "caught": o.caught,
-            "caught_by_own_check": o.caught_by_own_check,
-            "seconds": round(o.seconds, 2),
-        }
+    rows = tuple(
+        MatrixRow(
+            record={
+                **asdict(o),
+                "caught": o.caught,
+                "caught_by_own_check": o.caught_by_own_check,
+                "seconds": round(o.seconds, 2),
+            },
+            faithful=o.is_faithful,
+        )
         for o in outcomes
-    ]
-    document: dict[str, object] = {"summary": summary, "outcomes": rows}
+    )
+    shard = None
     if plan is not None:
-        document[SHARD_KEY] = plan.as_json()
-    json_path = directory / JSON
-    json_path.write_text(json.dumps(document, indent=2) + "\n")
-    md_path = directory / MARKDOWN
-    md_path.write_text(_markdown(outcomes, summary, plan))
-    return [md_path, json_path]
-
-
-def _markdown(
-    outcomes: Sequence[MutantOutcome], summary: dict[str, object], plan: ShardPlan | None = None
-) -> str:
-    heading = ["# Kill matrix", ""]
-    if plan is not None:
-        heading = [
-            f"# Kill matrix, shard {plan.shard.index} of {plan.shard.count}",
-            "",
-            f"{len(plan.runs)} of the matrix's {len(plan.matrix)} runs; `retry-contract mutants-merge` "
-            "puts the shards' kill-matrix.json together into the whole matrix.",
-            "",
-        ]
-    lines = [
-        *heading,
-        f"{summary['caught']} of {summary['defects']} defects caught, "
-        f"{summary['caught_by_own_check']} by the check of the requirement they break; "
-        "false alarms on the faithful mock: "
-        f"{summary['false_alarms_on_faithful'] or 'none'}. Seed {summary['seed']}, "
-        f"{summary['max_examples']} examples per phase, fail-fast {summary['fail_fast']}; "
-        f"{summary['wall_seconds']} s wall clock, {summary['requests_total']} requests.",
-        "",
-        "| defect | breaks | caught | by own check | failed requirements (failed judgements) | requests "
-        "| seconds |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for o in outcomes:
-        caught = "error" if o.error else ("—" if o.is_faithful else ("yes" if o.caught else "**MISSED**"))
-        own = "—" if o.is_faithful else ("yes" if o.caught_by_own_check else "no")
-        failed = ", ".join(f"{r} ({o.failures_by_requirement.get(r, 1)})" for r in o.failed) or (
-            "none" if o.error is None else o.error
+        shard = MatrixShard(
+            plan.shard.index, plan.shard.count, len(plan.runs), len(plan.matrix), plan.as_json()
         )
-        lines.append(
-            f"| `{o.defect}` | {', '.join(o.breaks) or '—'} | {caught} | {own} | {failed} | {o.requests} "
-            f"| {o.seconds:.1f} |"
-        )
-    lines += ["", "Descriptions:", ""]
-    lines += [f"- `{o.defect}`: {o.description}" for o in outcomes if not o.is_faithful]
-    return "\n".join(lines) + "\n"
+    return MatrixView(summary=summary, rows=rows, shard=shard)
 
 
 class MergeError(ValueError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from retry_contract import contract
 from retry_contract.bounded_read import DEFAULT_MAX_RESPONSE_MIB
@@ -178,3 +179,39 @@ class RunResult:
         ):
             return ExitCode.COULD_NOT_RUN
         return code
+
+
+# The key of a shard's kill-matrix.json that says which shard it is; an unsharded or merged matrix has
+# none.
+SHARD_KEY = "shard"
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    """One run of the kill matrix as its reports show it."""
+
+    # As kill-matrix.json records it (mutants.outcome_from_row reads it back).
+    record: dict[str, Any]
+    # A run of a faithful profile (expected to fail nothing), not of a defect.
+    faithful: bool
+
+
+@dataclass(frozen=True)
+class MatrixShard:
+    """Which shard of which matrix a shard's reports hold."""
+
+    index: int
+    count: int
+    runs: int
+    matrix_runs: int
+    # As the shard's kill-matrix.json records it, under SHARD_KEY.
+    record: dict[str, object]
+
+
+@dataclass(frozen=True)
+class MatrixView:
+    """The kill matrix (mutants.matrix_view), built once and read by its JSON and Markdown reports."""
+
+    summary: dict[str, Any]
+    rows: tuple[MatrixRow, ...]
+    shard: MatrixShard | None = None

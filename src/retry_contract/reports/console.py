@@ -13,6 +13,8 @@ _STYLE = {"passed": "green", "failed": "red", "not covered": "yellow"}
 # How much of a message the table and the first failure show; the reports have the rest.
 _NOTE_LIMIT = 160
 _FIRST_FAILURE_LIMIT = 300
+# The other failures are listed one line each, with the command that replays them, this many at most.
+_OTHER_FAILURES_LISTED = 20
 
 
 def render(view: ReportView, console: Console, written: list[Path]) -> None:
@@ -59,6 +61,15 @@ def render(view: ReportView, console: Console, written: list[Path]) -> None:
             console.print(f"  {view.secrets.redact(step)}", markup=False, soft_wrap=True)
         if first.replay:
             console.print(f"  replay: {first.replay}", markup=False, soft_wrap=True)
+    others = [card for card in view.cards if card is not first and card.replay]
+    for card in others[:_OTHER_FAILURES_LISTED]:
+        console.print(
+            f"failure #{card.number} ({', '.join(card.requirements)}): {card.replay}",
+            markup=False,
+            soft_wrap=True,
+        )
+    if len(others) > _OTHER_FAILURES_LISTED:
+        console.print(f"... and {len(others) - _OTHER_FAILURES_LISTED} more failures in the HTML report")
     for note in view.notes:
         console.print(f"note: {view.secrets.redact(note)}")
     for problem in view.cleanup_problems:

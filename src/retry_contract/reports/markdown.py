@@ -20,6 +20,7 @@ MARKERS = {"passed": "PASS", "failed": "FAIL", "warning": "WARN", "not covered":
 # A table cell shows this much of a message; the JSON and HTML reports have the rest.
 _CELL_LIMIT = 200
 _FAULTS_LISTED = 5
+_REPLAYS_LISTED = 50
 
 
 def cell(text: str, limit: int = _CELL_LIMIT) -> str:
@@ -36,12 +37,23 @@ def cell(text: str, limit: int = _CELL_LIMIT) -> str:
 
 def code_block(text: str, language: str = "") -> str:
     """A fenced block no backtick run inside `text` can close early."""
+    fence = "`" * max(3, _longest_backtick_run(text) + 1)
+    return f"{fence}{language}\n{text}\n{fence}"
+
+
+def code_span(text: str) -> str:
+    """Inline code no backtick run inside `text` can close early."""
+    fence = "`" * (_longest_backtick_run(text) + 1)
+    padding = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{padding}{text}{padding}{fence}"
+
+
+def _longest_backtick_run(text: str) -> int:
     longest, run = 0, 0
     for character in text:
         run = run + 1 if character == "`" else 0
         longest = max(longest, run)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}{language}\n{text}\n{fence}"
+    return longest
 
 
 def _cell(view: ReportView, text: str, limit: int = _CELL_LIMIT) -> str:
@@ -91,6 +103,15 @@ def build(view: ReportView) -> str:
             lines += ["", code_block(view.secrets.redact("\n".join(steps)), "text")]
         if card.replay:
             lines += ["", "Send it again, judged the same way:", "", code_block(card.replay, "text")]
+    others = [other for other in view.cards if other is not card and other.replay]
+    if others:
+        lines += ["", "### Every other failure, and the command that replays it", ""]
+        lines += [
+            f"- #{other.number} {', '.join(other.requirements)}: {code_span(other.replay or '')}"
+            for other in others[:_REPLAYS_LISTED]
+        ]
+        if len(others) > _REPLAYS_LISTED:
+            lines.append(f"- ... and {len(others) - _REPLAYS_LISTED} more in the HTML report")
     if view.faults:
         lines += ["", f"### Infrastructure faults: {len(view.faults)} (not contract failures)", ""]
         lines += [
