@@ -127,7 +127,10 @@ def print_verdict(result: RunResult, console: Console) -> None:
 
 def print_brief(result: RunResult, console: Console, written: list[Path], *, quiet: bool) -> None:
     """What is shown instead of the console report: where the reports are (unless quiet), the verdict,
-    and on stderr what cleanup could not remove, since it stays in the user's project."""
+    and on stderr what cleanup could not remove, since it stays in the user's project.
+
+    It reads the result, not the report view: it is also what is shown when the view could not be
+    built. Its verdict comes from the functions the view takes its own from (model.verdict_text)."""
     if not quiet:
         for path in written:
             console.print(Text(f"report: {path}"), soft_wrap=True)
