@@ -3,6 +3,7 @@ answers itself with the error envelope (README, "it logs no line per request")."
 
 from __future__ import annotations
 
+import select
 import signal
 import socket
 import subprocess
@@ -48,6 +49,9 @@ def test_the_standalone_mock_is_silent_about_a_request_it_cannot_parse() -> None
     )
     try:
         assert child.stdout is not None
+        # Bounded: a child that never listens fails the test instead of hanging it.
+        readable, _, _ = select.select([child.stdout], [], [], 60)
+        assert readable, "the mock did not start listening within 60 s"
         port = int(child.stdout.readline())
         answer = _exchange(port, b"NOT HTTP AT ALL\r\n\r\n")
         # Answered, with the envelope: a 400 the client can read, and nothing said about it.

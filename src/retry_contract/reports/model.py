@@ -2,7 +2,8 @@
 
 `build` makes one :class:`ReportView` of a finished run; the console, JUnit, JSON, HTML and Markdown
 reports each read that view and nothing else, so a fact (a count, a reason the run stopped, a fault)
-has one name and one value in every format. The functions below it build its parts.
+has one name and one value in every format. `verdict_text`, `requirement_rows` and `failure_cards`
+build its parts.
 """
 
 from __future__ import annotations
