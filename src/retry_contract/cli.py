@@ -21,6 +21,8 @@ import click
 from rich.console import Console
 
 from retry_contract import output_guard, settings
+from retry_contract.baseline import BaselineError
+from retry_contract.baseline import load as load_baseline
 from retry_contract.bounded_read import DEFAULT_MAX_RESPONSE_MIB
 from retry_contract.credentials import (
     CLIENT_ID_ENV,
@@ -267,6 +269,14 @@ def _report_formats() -> tuple[str, ...]:
     metavar="SECONDS",
     help="Abandon cleanup after this long; the reports list the workflows it may have left.",
 )
+@click.option(
+    "--baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Known failures: a previous JSON report (retry-contract.json) or a file of accepted_failures. "
+    "The exit status counts only findings not in it; the reports list new and known ones apart.",
+)
 def run(
     base_url: str | None,
     app: str | None,
@@ -293,6 +303,7 @@ def run(
     no_color: bool,
     max_duration: float | None,
     cleanup_timeout: float,
+    baseline: Path | None,
 ) -> None:
     """Run the conformance suite against a server, or the embedded mock without --base-url.
 
@@ -335,6 +346,12 @@ def run(
         credentials = from_environment(environment, registry, timeout=timeout) if external else None
     except CredentialsError as error:
         _fail(str(error))
+    known_failures = None
+    if baseline is not None:
+        try:
+            known_failures = load_baseline(baseline)
+        except BaselineError as error:
+            _fail(f"--baseline: {error}")
     defaults = RunOptions(base_url=None, project=MOCK_PROJECT, credentials=None)
     options = RunOptions(
         base_url=base_url,
@@ -360,6 +377,7 @@ def run(
         require_all_must=require_all_must,
         max_duration=max_duration,
         cleanup_timeout=cleanup_timeout,
+        baseline=known_failures,
     )
     console: Console = progress.make_console(no_color=no_color)
     if dry_run:

@@ -44,6 +44,7 @@ RUN_KEYS = frozenset(
         "concurrency",
         "max-duration",
         "cleanup-timeout",
+        "baseline",
     }
 )
 CREDENTIAL_KEYS = {"client-id": CLIENT_ID_ENV, "token-url": TOKEN_URL_ENV, "scopes": SCOPES_ENV}
