@@ -24,6 +24,7 @@ from retry_contract import output_guard, settings
 from retry_contract.baseline import BaselineError
 from retry_contract.baseline import load as load_baseline
 from retry_contract.bounded_read import DEFAULT_MAX_RESPONSE_MIB
+from retry_contract.caller_names import for_caller
 from retry_contract.credentials import (
     CLIENT_ID_ENV,
     CLIENT_SECRET_ENV,
@@ -47,8 +48,10 @@ def _base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         # Said without the value: it holds a password, and httpx would send it as Basic auth in place
         # of the bearer token. One line, like every refusal of the credentials.
         click.echo(
-            "retry-contract: --base-url must not carry credentials (user:password@host); give the "
-            f"token in {TOKEN_ENV}, or the client credentials in {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV}",
+            for_caller(
+                "retry-contract: --base-url must not carry credentials (user:password@host); give the "
+                f"token in {TOKEN_ENV}, or the client credentials in {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV}"
+            ),
             err=True,
         )
         ctx.exit(ExitCode.COULD_NOT_RUN)
@@ -71,7 +74,7 @@ def _project(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     try:
         return contract.check_project_name(value)
     except contract.InvalidProjectName as error:
-        click.echo(f"retry-contract: --project: {error}", err=True)
+        click.echo(for_caller(f"retry-contract: --project: {error}"), err=True)
         ctx.exit(ExitCode.COULD_NOT_RUN)
 
 
@@ -101,12 +104,30 @@ def _unwritable(directory: Path) -> str | None:
 
 
 def _fail(message: str) -> NoReturn:
-    click.echo(f"retry-contract: could not run: {output_guard.redacted(message)}", err=True)
+    click.echo(for_caller(f"retry-contract: could not run: {output_guard.redacted(message)}"), err=True)
     output_guard.drain()
     sys.exit(ExitCode.COULD_NOT_RUN)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group, whose usage errors (a bad option value, a missing one) name what the caller
+    set: the action's inputs when the GitHub Action runs the command (caller_names)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as error:
+            said = error.format_message()
+            named = for_caller(said)
+            if named == said:
+                raise
+            # The same class of error, with the same exit status (2 for usage errors).
+            if isinstance(error, click.UsageError):
+                raise click.UsageError(named, error.ctx) from None
+            raise click.ClickException(named) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="retry-contract")
 def main() -> None:
     """Contract tests for CDF's Retry workflow execution endpoint."""
