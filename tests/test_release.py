@@ -126,7 +126,7 @@ def test_the_release_workflow_checks_then_builds_then_moves_the_major_tag() -> N
     steps = workflow["jobs"]["release"]["steps"]
     runs = [str(step.get("run", "")) for step in steps]
     check = next(i for i, run in enumerate(runs) if "scripts/release_check.py" in run)
-    build = next(i for i, run in enumerate(runs) if "python -m build" in run)
+    build = next(i for i, run in enumerate(runs) if "pip wheel --no-deps --wheel-dir dist ." in run)
     move = next(i for i, run in enumerate(runs) if "git push --force origin" in run)
     assert check < build < move
     assert steps[move]["if"] == "${{ !github.event.release.prerelease }}"
