@@ -162,6 +162,19 @@ def test_the_cli_refuses_a_bad_baseline_in_one_line_before_running(tmp_path: Pat
     assert not (tmp_path / "reports" / "retry-contract.json").exists()
 
 
+def test_the_settings_file_names_a_baseline_as_the_option_does(tmp_path: Path) -> None:
+    settings = tmp_path / "retry-contract.toml"
+    settings.write_text('baseline = "no-such-report.json"\n', encoding="utf-8")
+    completed = subprocess.run(
+        [*CLI, "run", "--config", str(settings), "--report-dir", str(tmp_path / "reports")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == ExitCode.COULD_NOT_RUN
+    assert "--baseline: cannot read no-such-report.json" in completed.stderr
+
+
 def _result(known: baseline.Baseline | None) -> RunResult:
     options = RunOptions(
         base_url="http://127.0.0.1:9", project=MOCK_PROJECT, credentials=None, baseline=known

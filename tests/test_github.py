@@ -450,6 +450,16 @@ def test_the_suites_own_refusals_name_the_actions_inputs(tmp_path: Path) -> None
     assert "no credentials: set input `token`, or input `client-id`" in seen["summary"]
     assert "CDF_TOKEN" not in seen["summary"] + completed.stderr
     assert seen["outputs"]["verdict"] == "could-not-run"
+    # A value click refuses, in its own words, names the input too.
+    (tmp_path / "bad-bound").mkdir()
+    completed, seen = _run_step(
+        tmp_path / "bad-bound",
+        0,
+        installed=real,
+        **{"base-url": "https://cdf.example", "project": "p", "token": "t", "max-requests": "many"},
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "Invalid value for input `max-requests`: 'many'" in seen["summary"]
 
 
 def test_every_input_an_error_may_name_is_an_input_of_the_action() -> None:
