@@ -265,6 +265,7 @@ def test_the_scripts_of_the_action_pass_shellcheck() -> None:
 
 STUB = """#!/usr/bin/env bash
 printf '%s\\n' "$@" > "$STUB_ARGS"
+if [ -n "$STUB_WRITES" ]; then mkdir -p "$STUB_WRITES" && echo '{}' > "$STUB_WRITES/retry-contract.json"; fi
 for name in CDF_TOKEN CDF_CLIENT_ID CDF_CLIENT_SECRET CDF_TOKEN_URL CDF_SCOPES CDF_READONLY_TOKEN; do
   if [ "${!name+set}" = set ]; then echo "$name" >> "$STUB_ENV"; fi
 done
@@ -273,11 +274,12 @@ exit "$STUB_EXIT"
 
 
 def _run_step(
-    tmp_path: Path, exit_code: int, *, installed: str | None = None, **given: str
+    tmp_path: Path, exit_code: int, *, installed: str | None = None, writes: str = "", **given: str
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """The action's run step as GitHub runs it (bash -eo pipefail), with the inputs `given` over the
     defaults, and a stand-in retry-contract that records what it was given and exits `exit_code`;
-    or, with `installed`, the retry-contract of that bin directory ("" as after a failed install)."""
+    or, with `installed`, the retry-contract of that bin directory ("" as after a failed install).
+    With `writes`, the stand-in writes a JSON report into that directory (under tmp_path)."""
     step = next(step for step in _steps() if step.get("id") == "run")
     declared = _action()["inputs"]
     inputs = {name: str(spec.get("default", "")) for name, spec in declared.items()}
@@ -312,6 +314,7 @@ def _run_step(
             "STUB_ARGS": str(files["args"]),
             "STUB_ENV": str(files["env"]),
             "STUB_EXIT": str(exit_code),
+            "STUB_WRITES": str(tmp_path / writes) if writes else "",
         },
         capture_output=True,
         text=True,
@@ -408,6 +411,25 @@ def test_a_run_that_could_not_start_says_so_on_the_runs_page(tmp_path: Path) -> 
     assert completed.returncode == 2
     assert (seen["outputs"]["exit-code"], seen["outputs"]["verdict"]) == ("2", "could-not-run")
     assert "**Verdict: could not run** (exit status 2)" in seen["summary"]
+
+
+def test_the_report_outputs_name_only_what_this_run_wrote(tmp_path: Path) -> None:
+    # A report an earlier run left in the directory (or the baseline kept there) is not this run's.
+    stale = tmp_path / "retry-contract-reports" / "retry-contract.json"
+    stale.parent.mkdir()
+    stale.write_text("{}", encoding="utf-8")
+    os.utime(stale, (0, 0))
+    given = {"base-url": "https://cdf.example", "project": "p", "token": "t"}
+    completed, seen = _run_step(tmp_path, 2, **given)
+    assert completed.returncode == 2
+    assert seen["outputs"]["json-report"] == ""
+    assert "**Verdict: could not run** (exit status 2)" in seen["summary"]
+    assert stale.exists(), "the action deleted a file it did not write"
+    (tmp_path / "again").mkdir()
+    completed, seen = _run_step(tmp_path / "again", 1, writes="retry-contract-reports", **given)
+    assert completed.returncode == 1
+    assert seen["outputs"]["json-report"] == "retry-contract-reports/retry-contract.json"
+    assert seen["outputs"]["html-report"] == ""
 
 
 def test_a_switch_that_is_neither_true_nor_false_is_refused_with_outputs_and_summary(tmp_path: Path) -> None:
