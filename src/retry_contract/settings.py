@@ -10,7 +10,8 @@
     token-url = "https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token"
     scopes = ["https://api.cognitedata.com/.default"]
 
-Command-line flags override the file; the environment overrides its credentials section.
+Command-line flags override the file; the environment overrides its credentials section. Which keys
+it takes, and which it refuses as secrets, follows from the declarations in `run_settings`.
 """
 
 from __future__ import annotations
