@@ -8,13 +8,14 @@ from pathlib import Path
 import click
 
 from retry_contract.cli.errors import COULD_NOT_RUN, fail
+from retry_contract.run_settings import MOCK_PROJECT
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option(
-    "--project", default="contract-test", show_default=True, help="The project the tokens are valid for."
+    "--project", default=MOCK_PROJECT, show_default=True, help="The project the tokens are valid for."
 )
 @click.option(
     "--defect",
