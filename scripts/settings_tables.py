@@ -69,13 +69,18 @@ def action_table(root: Path) -> str:
         default = (
             "required" if spec.get("required") else (f"`{spec['default']}`" if spec.get("default") else "")
         )
-        meaning = setting.help if setting is not None else str(spec["description"])
+        meaning = _action_help(setting) if setting is not None else str(spec["description"])
         rows.append(f"| `{name}` | {default} | {_cell(meaning)} |")
     return "\n".join(rows)
 
 
 def _action_settings() -> list[Setting]:
     return [setting for setting in RUN_SETTINGS if setting.action is not None]
+
+
+def _action_help(setting: Setting) -> str:
+    assert setting.action is not None
+    return setting.action.help or setting.help
 
 
 def _input_name(setting: Setting) -> str:
@@ -93,11 +98,12 @@ def action_inputs(root: Path) -> str:
     lines: list[str] = []
     for setting in _action_settings():
         assert setting.action is not None
-        description = setting.help + (" Pass a secret." if setting.secret else "")
+        description = _action_help(setting) + (" Pass a secret." if setting.secret else "")
         if setting.flag:
             description += ' "true" or "false".'
         elif setting.multiple:
-            description += " Space-separated."
+            among = f", among {' '.join(setting.choices())}" if setting.choices is not None else ""
+            description += f" Space-separated{among}."
         elif setting.on_command_line and not setting.action.required:
             description += " Empty: the command's default."
         # JSON strings are YAML strings, quoted whatever they hold.

@@ -63,6 +63,8 @@ class ActionInput:
     required: bool = False
     # The input's name when it is not the setting's (kept for callers of older versions of the action).
     name: str | None = None
+    # What the input means when the setting's help speaks of the command line only.
+    help: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ RUN_SETTINGS: tuple[Setting, ...] = (
         metavar="URL",
         field="base_url",
         in_file=True,
-        action=ActionInput(required=True),
+        action=ActionInput(required=True, help="Server to test, e.g. https://api.cognitedata.com."),
     ),
     Setting(
         "app",
@@ -165,7 +167,7 @@ RUN_SETTINGS: tuple[Setting, ...] = (
         field="project",
         to_field=_project_or_mock,
         in_file=True,
-        action=ActionInput(required=True),
+        action=ActionInput(required=True, help="The CDF project (URL name)."),
     ),
     Setting(
         "report-dir",
@@ -310,7 +312,11 @@ RUN_SETTINGS: tuple[Setting, ...] = (
         choices=_report_formats,
         dest="formats",
         in_file=True,
-        action=ActionInput(default="console junit json html markdown", name="formats"),
+        action=ActionInput(
+            default="console junit json html markdown",
+            name="formats",
+            help="Reports to write.",
+        ),
     ),
     Setting(
         "quiet",
