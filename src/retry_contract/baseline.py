@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from retry_contract.contract import API_PREFIX, RETRY_PATH_TEMPLATE
+from retry_contract.errors import RetryContractError
 from retry_contract.requirements import BY_ID
 from retry_contract.verdict import Observation
 
@@ -53,7 +54,7 @@ _RETRY_PATH = re.compile(
 )
 
 
-class BaselineError(Exception):
+class BaselineError(RetryContractError):
     """The baseline file cannot be read or is neither a report nor a list of accepted failures."""
 
 

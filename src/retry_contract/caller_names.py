@@ -11,38 +11,18 @@ import os
 import re
 from collections.abc import Mapping
 
-from retry_contract.credentials import (
-    CLIENT_ID_ENV,
-    CLIENT_SECRET_ENV,
-    READONLY_TOKEN_ENV,
-    SCOPES_ENV,
-    TOKEN_ENV,
-    TOKEN_URL_ENV,
-)
+from retry_contract.run_settings import RUN_SETTINGS
 
 # Set by action.yml to ACTION: errors name the action's inputs.
 CALLER_ENV = "RETRY_CONTRACT_CALLER"
 ACTION = "github-action"
 
-# What the action's run step turns each input into (action.yml, step `run`); a self-test checks that
-# every input named here is one action.yml declares.
+# What the action's run step turns each input into (its variable for a credential, else its option),
+# from the settings' declarations, as action.yml's run step is made from them.
 ACTION_INPUT_OF: dict[str, str] = {
-    TOKEN_ENV: "token",
-    CLIENT_ID_ENV: "client-id",
-    CLIENT_SECRET_ENV: "client-secret",
-    TOKEN_URL_ENV: "token-url",
-    SCOPES_ENV: "scopes",
-    READONLY_TOKEN_ENV: "readonly-token",
-    "--base-url": "base-url",
-    "--project": "project",
-    "--function-external-id": "function-external-id",
-    "--max-requests": "max-requests",
-    "--rate": "rate",
-    "--require-all-must": "require-all-must",
-    "--strict": "strict",
-    "--report-dir": "report-dir",
-    "--format": "formats",
-    "--baseline": "baseline",
+    setting.env or setting.option: setting.action.name or setting.name
+    for setting in RUN_SETTINGS
+    if setting.action is not None
 }
 # An environment variable or an option as a whole word (CDF_TOKEN, not the start of CDF_TOKEN_URL),
 # also quoted as click quotes it ('--project').
