@@ -281,3 +281,11 @@ def test_a_new_violation_beside_the_known_ones_exits_1_and_is_listed_apart(runs:
     assert 'id="requirement-METHOD" data-outcome="accepted"' in page
     assert 'id="requirement-PATH-UUID" data-outcome="failed"' in page
     assert "known failure, accepted by the baseline" in page
+
+
+def test_the_pytest_plugin_fails_no_test_for_a_known_failure() -> None:
+    from retry_contract.pytest_plugin import check_requirement
+
+    with pytest.raises(pytest.fail.Exception, match="METHOD"):
+        check_requirement(_result(None), "METHOD")
+    check_requirement(_result(baseline.Baseline("known.yaml", (AcceptedFailure("METHOD"),))), "METHOD")
