@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
+from retry_contract.errors import RetryContractError
 from retry_contract.requirements import Level
 from retry_contract.results import SHARD_KEY, MatrixRow, MatrixShard, MatrixView
 from retry_contract.runner import MOCK_PROJECT, CouldNotRun, RunOptions, run
@@ -283,7 +284,7 @@ def matrix_view(
     return MatrixView(summary=summary, rows=rows, shard=shard)
 
 
-class MergeError(ValueError):
+class MergeError(RetryContractError, ValueError):
     """The shards given are not exactly one whole matrix; the message is one line saying why."""
 
 

@@ -29,8 +29,8 @@ from retry_contract.domain import (
 )
 from retry_contract.fixture_values import FixtureShape as FixtureShape
 from retry_contract.interrupts import signals_deferred
+from retry_contract.run_settings import DEFAULT_FUNCTION_EXTERNAL_ID
 
-DEFAULT_FUNCTION_EXTERNAL_ID = "retry-contract-async-noop"
 # Retryable executions that the fuzzer's steered cases take turns on (a RetryablePool) while used ones
 # are made retryable again.
 DEFAULT_POOL_SIZE = 6

@@ -8,32 +8,37 @@ neither (nor any driver), so a report can be written, and tested, without the ma
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from retry_contract import contract
+from retry_contract.baseline import Baseline
 from retry_contract.bounded_read import DEFAULT_MAX_RESPONSE_MIB
 from retry_contract.credentials import Credentials
-from retry_contract.provisioning import DEFAULT_FUNCTION_EXTERNAL_ID, DEFAULT_POOL_SIZE
+from retry_contract.errors import RetryContractError
+from retry_contract.provisioning import DEFAULT_POOL_SIZE
 from retry_contract.requirements import Level
 from retry_contract.resilience import DEFAULT_RETRY_POLICY, RetryPolicy
+from retry_contract.run_settings import (
+    DEFAULT_CLEANUP_TIMEOUT_SECONDS,
+    DEFAULT_FUNCTION_EXTERNAL_ID,
+    DEFAULT_MOCK_PROFILE,
+    DEFAULT_REQUEST_TIMEOUT_SECONDS,
+    run_option_fields,
+)
+
+# Declared with the settings; named here too, where callers have found them.
+from retry_contract.run_settings import DEFAULT_CONCURRENCY as DEFAULT_CONCURRENCY
+from retry_contract.run_settings import DEFAULT_MAX_EXAMPLES as DEFAULT_MAX_EXAMPLES
+from retry_contract.run_settings import DEFAULT_SEED as DEFAULT_SEED
+from retry_contract.run_settings import MOCK_PROJECT as MOCK_PROJECT
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.timing import PhaseTimer
-from retry_contract.verdict import ExitCode, Ledger, Outcome
-
-DEFAULT_SEED = 20230101
-DEFAULT_MAX_EXAMPLES = 40
-# Worker threads: scenarios and fuzzing run this many at a time (cleanup too), each with at most one
-# request in flight but for a few bounded helpers (the concurrency race, the fuzzer's pool).
-DEFAULT_CONCURRENCY = 8
-MOCK_PROJECT = "contract-test"
-# Cleanup gets this long (RunOptions.cleanup_timeout) before it is abandoned and what it may have left
-# is listed: enough for a few hundred cancels and one delete on a slow server, short enough for CI.
-DEFAULT_CLEANUP_TIMEOUT_SECONDS = 60.0
+from retry_contract.verdict import ExitCode, Ledger, Observation, Outcome
 
 
-class CouldNotRun(Exception):
+class CouldNotRun(RetryContractError):
     """The run could not judge the target: bad arguments, unreachable target, refused credentials.
 
     `result`, once the target was reached, is the run as far as it went (marked incomplete with the
@@ -56,7 +61,7 @@ class RunOptions:
     strict: bool = False
     function_external_id: str = DEFAULT_FUNCTION_EXTERNAL_ID
     # Total seconds per request (connect, send, the whole answer), and MiB read of an answer at most.
-    request_timeout: float = 30.0
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
     max_response_mib: int = DEFAULT_MAX_RESPONSE_MIB
     pool_size: int = DEFAULT_POOL_SIZE
     concurrency: int = DEFAULT_CONCURRENCY
@@ -78,13 +83,29 @@ class RunOptions:
     # A run that leaves any MUST requirement unjudged is inconclusive (exit 2), not conformant.
     require_all_must: bool = False
     # The faithful shape of the embedded mock (`cdf_workflows_mock.Profile`).
-    mock_profile: str = "classic"
+    mock_profile: str = DEFAULT_MOCK_PROFILE
     # Seconds after which the run stops sending, cleans up and reports what it judged, marked
     # incomplete. None: no bound but the requests' own (a run's length grows with --rate and
     # --max-examples, and CI jobs have their own timeouts, which end in a signal the run handles).
     max_duration: float | None = None
     # Seconds cleanup may take before it is abandoned (what it may have left is reported).
     cleanup_timeout: float = DEFAULT_CLEANUP_TIMEOUT_SECONDS
+    # Known failures (`--baseline`): reported apart, not counted by the exit status. None: none known.
+    baseline: Baseline | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        values: Mapping[str, Any],
+        *,
+        credentials: Credentials | None,
+        readonly_token: str | None,
+        secrets: SecretRegistry,
+    ) -> RunOptions:
+        """The options of the run settings in `values` (`run_settings`, keyed by Python name), as the
+        CLI and the pytest plugin read them; a setting not in `values` keeps its default."""
+        fields = {"project": MOCK_PROJECT, "base_url": None, **run_option_fields(values)}
+        return cls(credentials=credentials, readonly_token=readonly_token, secrets=secrets, **fields)
 
     def __post_init__(self) -> None:
         # Before anything is sent: a name that is no project's (`a/b`) would put requests on other
@@ -103,7 +124,8 @@ class ProgressEvent:
     phase: str
     # Requests sent to the target so far, fuzzed ones and cleanup's included.
     requests_sent: int
-    # Failed judgements so far of requirements whose failure fails the run (MUST; SHOULD when strict).
+    # Failed judgements so far of requirements whose failure fails the run (MUST; SHOULD when strict),
+    # known failures of the baseline left out.
     failures: int
     # Seconds since the run started.
     elapsed: float
@@ -168,9 +190,14 @@ class RunResult:
             if r.requirement.level is Level.MUST and r.outcome is Outcome.NOT_COVERED
         ]
 
+    def accepts(self, observation: Observation) -> bool:
+        """Whether a failure is a known one of the run's baseline, which the exit status leaves out."""
+        baseline = self.options.baseline
+        return baseline is not None and baseline.accepts(observation)
+
     @property
     def exit_code(self) -> ExitCode:
-        code = self.ledger.exit_code(strict=self.options.strict)
+        code = self.ledger.exit_code(strict=self.options.strict, accepted=self.accepts)
         if self.error is not None:
             # The suite's own failure: no verdict of it can be trusted, a violation found included.
             return ExitCode.COULD_NOT_RUN

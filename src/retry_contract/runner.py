@@ -28,10 +28,6 @@ from retry_contract.fuzzing import Fuzzer, FuzzSettings
 from retry_contract.interrupts import Background, StopSignals, Wake
 from retry_contract.provisioning import Provisioner, RetryablePool
 from retry_contract.requirements import Level
-
-# The run's data types live below the runner (reports read them without it); named here too, for
-# whoever drives a run through this module.
-from retry_contract.results import DEFAULT_CLEANUP_TIMEOUT_SECONDS as DEFAULT_CLEANUP_TIMEOUT_SECONDS
 from retry_contract.results import DEFAULT_CONCURRENCY as DEFAULT_CONCURRENCY
 from retry_contract.results import DEFAULT_MAX_EXAMPLES as DEFAULT_MAX_EXAMPLES
 from retry_contract.results import DEFAULT_SEED as DEFAULT_SEED
@@ -41,6 +37,10 @@ from retry_contract.results import ProgressEvent as ProgressEvent
 from retry_contract.results import ProgressListener as ProgressListener
 from retry_contract.results import RunOptions as RunOptions
 from retry_contract.results import RunResult as RunResult
+
+# The run's data types live below the runner (reports read them without it); named here too, for
+# whoever drives a run through this module.
+from retry_contract.run_settings import DEFAULT_CLEANUP_TIMEOUT_SECONDS as DEFAULT_CLEANUP_TIMEOUT_SECONDS
 from retry_contract.scenarios import (
     ALL_SCENARIOS,
     LATE_SCENARIOS,
@@ -50,7 +50,7 @@ from retry_contract.scenarios import (
 )
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.serving import AppLoadError, InProcessServer, load_app
-from retry_contract.verdict import Ledger, finding_level
+from retry_contract.verdict import Accepted, Ledger, finding_level
 
 Task = Callable[[], None]
 TOOLS = ("retry-contract", "schemathesis", "hypothesis", "openapi-core", "httpx")
@@ -92,12 +92,18 @@ class _ProgressFeed:
     """
 
     def __init__(
-        self, listener: ProgressListener, started: float, requests_sent: Callable[[], int], strict: bool
+        self,
+        listener: ProgressListener,
+        started: float,
+        requests_sent: Callable[[], int],
+        strict: bool,
+        accepted: Accepted,
     ) -> None:
         self._listener = listener
         self._started = started
         self._requests_sent = requests_sent
         self._strict = strict
+        self._accepted = accepted
         self._lock = threading.Lock()
         self._phase = "starting"
         # The ledgers of the scenarios and the fuzzer, as they are created; they are merged into the
@@ -156,7 +162,7 @@ class _ProgressFeed:
             for ledger in list(self._ledgers)
             for result in list(ledger.results.values())
             for failure in list(result.failures)
-            if self._strict or finding_level(failure) is Level.MUST
+            if (self._strict or finding_level(failure) is Level.MUST) and not self._accepted(failure)
         )
 
 
@@ -252,7 +258,7 @@ def run(
         def requests_sent() -> int:
             return client.requests_sent + cleanup_client.requests_sent + result.fuzz.cases
 
-        feed = _ProgressFeed(progress, started, requests_sent, effective.strict)
+        feed = _ProgressFeed(progress, started, requests_sent, effective.strict, result.accepts)
         judging = _Judging()
         with feed.ticking():
             error = _judge_until_stopped(
@@ -453,7 +459,9 @@ def _judge_everything(
     feed.watch(ledgers)
 
     def stop() -> bool:
-        return halt.is_set() or (options.fail_fast and any(ledger.has_must_failure() for ledger in ledgers))
+        return halt.is_set() or (
+            options.fail_fast and any(ledger.has_must_failure(result.accepts) for ledger in ledgers)
+        )
 
     def scenario_task(scenario: Scenario) -> Task:
         ledgers.append(Ledger())

@@ -7,9 +7,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from retry_contract.reports.model import ReportView
+from retry_contract.reports.model import ReportView, shown_outcome
 
-_STYLE = {"passed": "green", "failed": "red", "not covered": "yellow"}
+_STYLE = {"passed": "green", "failed": "red", "not covered": "yellow", "warning": "yellow", "accepted": "dim"}
 # How much of a message the table and the first failure show; the reports have the rest.
 _NOTE_LIMIT = 160
 _FIRST_FAILURE_LIMIT = 300
@@ -22,9 +22,11 @@ def render(view: ReportView, console: Console, written: list[Path]) -> None:
     for column in ("Requirement", "Level", "Outcome", "Judged", "First failure / note"):
         table.add_column(column, overflow="fold")
     for row in view.rows:
-        outcome = "warning" if row["warning"] else row["outcome"]
+        outcome = shown_outcome(row)
         note = row["failures"][0]["message"] if row["failures"] else row["not_covered_reason"]
-        style = "yellow" if row["warning"] else _STYLE[row["outcome"]]
+        if row["accepted_failures"] and outcome != "accepted":
+            note = f"{row['failed'] - row['accepted_failures']} new, {row['accepted_failures']} known; {note}"
+        style = _STYLE[outcome]
         table.add_row(
             row["id"],
             row["level"],
@@ -38,6 +40,8 @@ def render(view: ReportView, console: Console, written: list[Path]) -> None:
         f"fuzzed retries) in {view.seconds:.1f} s; seed {view.seed}; "
         f"{len(view.disagreements)} validator disagreements"
     )
+    if view.baseline_text:
+        console.print(view.secrets.redact(view.baseline_text), markup=False)
     if view.stopped_early:
         console.print(f"[yellow]stopped early: {view.stopped_early}[/yellow]")
     for fault in view.faults[:5]:
@@ -47,7 +51,9 @@ def render(view: ReportView, console: Console, written: list[Path]) -> None:
     # The first failure in report order, with all it takes to see it again: whoever reads only the
     # console must be able to reproduce something without opening the JSON report. Its card lists
     # every requirement that same request and response failed.
-    first = next((card for card in view.cards if card.lead.get("reproduce_steps")), None)
+    first = next(
+        (card for card in view.cards if card.lead.get("reproduce_steps") and not card.lead["accepted"]), None
+    )
     if first is not None:
         numbers = ", ".join(f"#{f['number']} {f['requirement']}" for f in first.failures)
         console.print(f"first failure ({numbers}):", markup=False, soft_wrap=True)

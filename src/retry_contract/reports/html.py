@@ -15,7 +15,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from retry_contract.reports import exercised
-from retry_contract.reports.model import FailureCard, ReportView
+from retry_contract.reports.model import FailureCard, ReportView, shown_outcome
 from retry_contract.reports.reproduction import abbreviated
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.verdict import ExitCode, Observation
@@ -138,7 +138,7 @@ def _matrix(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             **row,
-            "shown_outcome": "warning" if row["warning"] else row["outcome"],
+            "shown_outcome": shown_outcome(row),
             "anchor": anchor(row["id"]) if row["failures"] else None,
         }
         for row in rows
@@ -195,6 +195,7 @@ def build(view: ReportView) -> dict[str, Any]:
             "exit_code": int(view.exit_code),
             "tone": _TONE_OF_EXIT[view.exit_code],
         },
+        "baseline": view.baseline_text,
         "strict": view.strict,
         "seed": view.seed,
         "matrix": _matrix(view.rows),

@@ -59,6 +59,7 @@ def build(view: ReportView) -> dict[str, Any]:
         ],
         "cleanup_problems": list(view.cleanup_problems),
         "notes": list(view.notes),
+        "baseline": view.baseline,
     }
 
 

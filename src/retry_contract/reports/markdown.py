@@ -12,11 +12,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from retry_contract.reports.model import FailureCard, ReportView
+from retry_contract.reports.model import FailureCard, ReportView, shown_outcome
 
 FILENAME = "retry-contract-summary.md"
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
-MARKERS = {"passed": "PASS", "failed": "FAIL", "warning": "WARN", "not covered": "NOT COVERED"}
+MARKERS = {
+    "passed": "PASS",
+    "failed": "FAIL",
+    "warning": "WARN",
+    "not covered": "NOT COVERED",
+    "accepted": "KNOWN",
+}
 # A table cell shows this much of a message; the JSON and HTML reports have the rest.
 _CELL_LIMIT = 200
 _FAULTS_LISTED = 5
@@ -62,15 +68,19 @@ def _cell(view: ReportView, text: str, limit: int = _CELL_LIMIT) -> str:
     return cell(view.secrets.cut(" ".join(text.split()), limit - 3, "..."), limit)
 
 
-def _marker(row: Mapping[str, Any]) -> str:
-    return MARKERS["warning" if row["warning"] else row["outcome"]]
+def _marker(row: dict[str, Any]) -> str:
+    return MARKERS[shown_outcome(row)]
 
 
 def _first_card(view: ReportView) -> FailureCard | None:
-    """The first card with a failure that fails the run, else the first card (a warning)."""
+    """The first card with a failure that fails the run, else the first warning, else the first known one."""
     warnings = {row["id"] for row in view.rows if row["warning"]}
-    failing = [card for card in view.cards if any(r not in warnings for r in card.requirements)]
-    return next(iter(failing or view.cards), None)
+
+    def rank(card: FailureCard) -> tuple[bool, bool]:
+        fails_the_run = any(not f["accepted"] and f["requirement"] not in warnings for f in card.failures)
+        return (all(f["accepted"] for f in card.failures), not fails_the_run)
+
+    return min(view.cards, key=rank, default=None)
 
 
 def build(view: ReportView) -> str:
@@ -83,6 +93,8 @@ def build(view: ReportView) -> str:
         "| Requirement | Level | Outcome | Judged | First failure / note |",
         "|---|---|---|---:|---|",
     ]
+    if view.baseline_text:
+        lines[3:3] = ["", f"{_cell(view, view.baseline_text, 2000)}."]
     for row in view.rows:
         note = row["failures"][0]["message"] if row["failures"] else row["not_covered_reason"]
         lines.append(
@@ -91,7 +103,8 @@ def build(view: ReportView) -> str:
     card = _first_card(view)
     if card is not None:
         failure = card.lead
-        lines += ["", f"### First failure: #{failure['number']}, {_requirements(card)}", ""]
+        known = "known " if all(f["accepted"] for f in card.failures) else ""
+        lines += ["", f"### First {known}failure: #{failure['number']}, {_requirements(card)}", ""]
         # One card per request and response: every requirement it failed, each with its message.
         lines += [
             f"- {f['requirement']} (#{f['number']}): {_cell(view, f['message'], 2000)}" for f in card.failures

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from retry_contract.baseline import signature_of
 from retry_contract.reports import exercised
 from retry_contract.reports.reproduction import (
     RunFacts,
@@ -26,18 +27,34 @@ from retry_contract.reports.reproduction import (
 from retry_contract.requirements import Level
 from retry_contract.results import FuzzStats, RunResult
 from retry_contract.secrets_registry import SecretRegistry
-from retry_contract.verdict import ExitCode, Observation, Outcome, finding_level
+from retry_contract.verdict import ExitCode, Observation, Outcome, failing_level_of, finding_level
 
 MAX_FAILURES_PER_REQUIREMENT = 5
 _BODY_PREVIEW = 300
 
 
+def accepted_count(result: RunResult) -> int:
+    """How many failures of the run its baseline accepts as known."""
+    return sum(
+        1 for row in result.ledger.results.values() for failure in row.failures if result.accepts(failure)
+    )
+
+
+def baseline_text(result: RunResult) -> str:
+    """What the baseline did to the run, or "" without one."""
+    baseline = result.options.baseline
+    if baseline is None:
+        return ""
+    total = sum(len(row.failures) for row in result.ledger.results.values())
+    accepted = accepted_count(result)
+    return f"baseline {baseline.source}: {total - accepted} new findings, {accepted} known ones accepted"
+
+
 def verdict_text(result: RunResult) -> str:
     code = result.exit_code
     if code is ExitCode.VIOLATIONS:
-        return "contract violations found" + (
-            f" before the run could finish ({result.incomplete})" if result.incomplete else ""
-        )
+        found = "new contract violations found" if result.options.baseline else "contract violations found"
+        return found + (f" before the run could finish ({result.incomplete})" if result.incomplete else "")
     if result.incomplete:
         return f"inconclusive: the run could not finish ({result.incomplete}); what was judged is reported"
     if code is ExitCode.COULD_NOT_RUN and result.ledger.faults:
@@ -46,9 +63,12 @@ def verdict_text(result: RunResult) -> str:
     listed = ", ".join(unjudged)
     if code is ExitCode.COULD_NOT_RUN:
         return f"inconclusive (--require-all-must): {len(unjudged)} MUST requirements not covered ({listed})"
+    accepted = accepted_count(result)
+    known = f" ({accepted} known failures accepted by the baseline)" if accepted else ""
     if unjudged:
-        return f"no violations found, but {len(unjudged)} MUST requirements not covered ({listed})"
-    return "conformant"
+        found = "no new violations found" if known else "no violations found"
+        return f"{found}{known}, but {len(unjudged)} MUST requirements not covered ({listed})"
+    return f"no new violations{known}" if known else "conformant"
 
 
 def coverage_text(result: RunResult) -> str:
@@ -60,6 +80,18 @@ def coverage_text(result: RunResult) -> str:
 def is_warning(result: RunResult, level: Level | None, outcome: Outcome) -> bool:
     """A failure at SHOULD level is a warning unless the run is strict."""
     return outcome is Outcome.FAILED and level is Level.SHOULD and not result.options.strict
+
+
+# The outcome a row shows: its outcome, or "warning" (a SHOULD failure, not strict), or "accepted"
+# (every failure a known one of the baseline).
+ACCEPTED = "accepted"
+WARNING = "warning"
+
+
+def shown_outcome(row: dict[str, Any]) -> str:
+    if row["failed"] and row["accepted_failures"] == row["failed"]:
+        return ACCEPTED
+    return WARNING if row["warning"] else str(row["outcome"])
 
 
 def run_facts(result: RunResult) -> RunFacts:
@@ -97,6 +129,9 @@ def failure_data(
         "judge": observation.judge,
         # The level the finding counts at: its requirement's, or SHOULD where the contract relaxes it.
         "level": finding_level(observation).value,
+        # What identifies the finding across runs, and whether the run's baseline knows it.
+        "signature": signature_of(observation).as_json(),
+        "accepted": result.accepts(observation),
     }
     if exchange is not None:
         reproduction = reproduce(
@@ -133,10 +168,12 @@ def requirement_rows(result: RunResult) -> list[dict[str, Any]]:
     for requirement_result in result.ledger.results.values():
         requirement = requirement_result.requirement
         outcome = requirement_result.outcome
+        ordered = shown_order(result, requirement_result.failures)
+        accepted = sum(1 for observation in ordered if result.accepts(observation))
         # Numbered across the whole report, in its order: `retry-contract replay --failure N`.
         failures = [
             failure_data(result, observation, numbered + index, facts)
-            for index, observation in enumerate(requirement_result.failures[:MAX_FAILURES_PER_REQUIREMENT], 1)
+            for index, observation in enumerate(ordered[:MAX_FAILURES_PER_REQUIREMENT], 1)
         ]
         numbered += len(failures)
         rows.append(
@@ -145,14 +182,37 @@ def requirement_rows(result: RunResult) -> list[dict[str, Any]]:
                 "level": requirement.level.value,
                 "summary": requirement.summary,
                 "outcome": outcome.value,
-                "warning": is_warning(result, requirement_result.failing_level, outcome),
+                "warning": is_warning(
+                    result, failing_level_of(requirement_result.new_failures(result.accepts)), outcome
+                ),
                 "judged": requirement_result.judged,
                 "failed": len(requirement_result.failures),
+                "accepted_failures": accepted,
                 "not_covered_reason": requirement_result.uncovered_reason,
                 "failures": failures,
+                # Every distinct signature of its failures, shown or not: what a later run given this
+                # report as its --baseline accepts.
+                "failure_signatures": _signatures(result, ordered),
             }
         )
     return rows
+
+
+def shown_order(result: RunResult, failures: list[Observation]) -> list[Observation]:
+    """A requirement's failures in the report's order: new ones first, then the baseline's known ones
+    (those shown, a few of each requirement, are the ones that fail the run)."""
+    return sorted(failures, key=result.accepts)
+
+
+def _signatures(result: RunResult, failures: list[Observation]) -> list[dict[str, Any]]:
+    counted: dict[Any, dict[str, Any]] = {}
+    for observation in failures:
+        found = signature_of(observation)
+        entry = counted.setdefault(
+            found, {**found.as_json(), "count": 0, "accepted": result.accepts(observation)}
+        )
+        entry["count"] += 1
+    return list(counted.values())
 
 
 def replay_command(json_report: Path, failure: int, base_url: str | None = None) -> str:
@@ -256,6 +316,9 @@ class ReportView:
     cards: tuple[FailureCard, ...]
     notes: tuple[str, ...]
     cleanup_problems: tuple[str, ...]
+    # What the baseline (--baseline) did to the run, "" without one; and its figures for the JSON report.
+    baseline_text: str = ""
+    baseline: dict[str, Any] | None = None
 
     @property
     def conformant(self) -> bool:
@@ -288,7 +351,7 @@ def failure_cards(
     grouped: dict[object, list[tuple[dict[str, Any], Observation]]] = {}
     # requirement_rows follows the ledger's order and keeps its first failures in order.
     for row, requirement_result in zip(rows, result.ledger.results.values(), strict=True):
-        observations = requirement_result.failures[: len(row["failures"])]
+        observations = shown_order(result, requirement_result.failures)[: len(row["failures"])]
         for failure, observation in zip(row["failures"], observations, strict=True):
             grouped.setdefault(_same_exchange_key(observation), []).append((failure, observation))
     base_url = result.options.base_url
@@ -347,4 +410,23 @@ def build(result: RunResult, replay_report: Path | None = None) -> ReportView:
         cards=failure_cards(result, rows, replay_report),
         notes=tuple(result.ledger.notes),
         cleanup_problems=tuple(result.cleanup_problems),
+        baseline_text=baseline_text(result),
+        baseline=_baseline(result),
     )
+
+
+def _baseline(result: RunResult) -> dict[str, Any] | None:
+    """The known failures given (`--baseline`): how many findings were new and how many known, and
+    the entries nothing matched (fixed since: the file may drop them)."""
+    baseline = result.options.baseline
+    if baseline is None:
+        return None
+    failures = [failure for row in result.ledger.results.values() for failure in row.failures]
+    accepted = accepted_count(result)
+    return {
+        "source": baseline.source,
+        "entries": len(baseline.entries),
+        "new_findings": len(failures) - accepted,
+        "accepted_findings": accepted,
+        "unmatched_entries": [entry.describe() for entry in baseline.unmatched(failures)],
+    }
