@@ -1,6 +1,8 @@
 """`retry-contract replay` end to end over HTTP: a run against a defective embedded mock writes a
-report whose failures replay as "still fails" against the same defect and "holds now" against the
-faithful mock; a report or failure that cannot be replayed is one line and exit 2."""
+report whose failures replay, by default on the report's own target (a fresh mock with the same
+defects, or the server the run reached), as "still fails"; on another target the verdict is about that
+target only ("does not reproduce here", "reproduced elsewhere"), never a fix; a report or failure that
+cannot be replayed, an unreachable target or missing credentials is one line and exit 2."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import CLI
 
+from cdf_workflows_mock import EmbeddedMock, MockConfig
 from retry_contract import runner
 from retry_contract.cli import main
 from retry_contract.reports import json_report
@@ -89,19 +92,30 @@ def test_the_report_numbers_its_failures_and_records_how_to_replay_them(
 @pytest.mark.parametrize(
     ("requirement", "origin"), [("AUTH-403", "read-only"), ("STATE-RETRYABLE", "RUNNING")]
 )
-def test_a_failure_still_fails_on_the_same_defect_and_holds_on_the_faithful_mock(
+def test_by_default_a_failure_replays_on_the_report_s_target_and_elsewhere_never_says_fixed(
     report: tuple[Path, dict[str, Any], SecretRegistry], requirement: str, origin: str
 ) -> None:
     path, data, _ = report
     number = str(number_of(data, requirement, origin))
-    defect = [option for name in DEFECTS for option in ("--mock-defect", name)]
-    broken = replay(str(path), "--failure", number, *defect)
-    assert broken.exit_code == 1, broken.output
-    assert f"{requirement} still fails: answered 200" in broken.stdout
-    faithful = CliRunner().invoke(main, ["reproduce", str(path), "--failure", number])
+    # The report's target: a fresh embedded mock with the run's defects.
+    same = replay(str(path), "--failure", number)
+    assert same.exit_code == 1, same.output
+    assert f"replayed on a fresh embedded mock (with {', '.join(sorted(DEFECTS))})" in same.stdout
+    assert same.stdout.splitlines()[-1].startswith(f"{requirement} still fails: answered 200")
+    assert "not the report's target" not in same.stdout
+    # The faithful mock is another target: the failure does not reproduce there, which fixes nothing.
+    faithful = CliRunner().invoke(main, ["reproduce", str(path), "--failure", number, "--mock"])
     assert faithful.exit_code == 0, faithful.output
-    assert faithful.stdout.splitlines()[-1] == f"{requirement} holds now"
-    assert "embedded mock (faithful)" in faithful.stdout
+    first, *_, last = faithful.stdout.splitlines()
+    assert first.startswith("not the report's target: replayed on a fresh embedded mock (faithful);")
+    assert last.startswith(f"{requirement} does not reproduce here; this says nothing about a fresh embedded")
+    assert "holds now" not in faithful.stdout and "fixed" not in faithful.stdout
+    # Some of the run's defects only: another mock too, where it reproduces, but not "still".
+    some = ("--mock-defect", "readonly-can-retry", "--mock-defect", "retry-running")
+    other = replay(str(path), "--failure", number, *some)
+    assert other.exit_code == 1, other.output
+    assert other.stdout.splitlines()[-1].startswith(f"{requirement} reproduced elsewhere: answered 200")
+    assert "still fails" not in other.stdout
 
 
 def test_a_failure_out_of_range_is_one_line_listing_them(
@@ -143,12 +157,72 @@ def test_a_response_check_on_an_answer_that_is_no_longer_a_success_holds(
 ) -> None:
     path, data, _ = report
     number = str(number_of(data, "RESP-ID", "37 characters"))
-    broken = replay(str(path), "--failure", number, "--mock-defect", "id-truncated-to-36")
+    broken = replay(str(path), "--failure", number)
     assert broken.exit_code == 1, broken.output
     assert "RESP-ID still fails: id '" in broken.stdout
-    faithful = replay(str(path), "--failure", number)
+    faithful = replay(str(path), "--failure", number, "--mock")
     assert faithful.exit_code == 0, faithful.output
     # The faithful mock refuses the malformed id (400 or 404): a success's id is not at stake.
-    assert faithful.stdout.splitlines()[-1] in {
-        f"RESP-ID holds now (not at stake on an answer {status})" for status in (400, 404)
+    assert faithful.stdout.splitlines()[-1].split(";")[0] in {
+        f"RESP-ID does not reproduce here (not at stake on an answer {status})" for status in (400, 404)
     }
+
+
+def as_run_against(data: dict[str, Any], base_url: str, directory: Path) -> Path:
+    """The report as a run against the server at `base_url` would have written it."""
+    server = json.loads(json.dumps(data))
+    server["target"] = base_url
+    for failure in failures(server):
+        run = failure["replay"]["run"]
+        run.update(embedded_mock=False, base_url=base_url, mock_defects=[], mock_profile="classic")
+    path = directory / "server-report.json"
+    path.write_text(json.dumps(server))
+    return path
+
+
+def test_a_report_of_a_server_replays_on_that_server_with_credentials_from_the_environment(
+    report: tuple[Path, dict[str, Any], SecretRegistry], tmp_path: Path
+) -> None:
+    _, data, _ = report
+    number = str(number_of(data, "STATE-RETRYABLE", "RUNNING"))
+    write, readonly = "server-write-token-4f1e", "server-readonly-token-9a3b"
+    config = MockConfig.with_tokens(MOCK_PROJECT, write, readonly, defects=frozenset({"retry-running"}))
+    environment: dict[str, str | None] = {"CDF_TOKEN": write, "CDF_READONLY_TOKEN": readonly}
+    with EmbeddedMock(config) as server:
+        server_url = server.base_url
+        path = as_run_against(data, server_url, tmp_path)
+        same = CliRunner().invoke(main, ["replay", str(path), "--failure", number], env=environment)
+        assert same.exit_code == 1, same.output
+        assert f"replayed on {server_url} (project {MOCK_PROJECT})" in same.stdout
+        assert same.stdout.splitlines()[-1].startswith("STATE-RETRYABLE still fails: answered 200")
+        assert "not the report's target" not in same.stdout
+        assert write not in same.output and readonly not in same.output
+        # Without credentials: one line, before anything is sent.
+        unset: dict[str, str | None] = {"CDF_TOKEN": None, "CDF_READONLY_TOKEN": None, "CDF_CLIENT_ID": None}
+        bare = CliRunner().invoke(main, ["replay", str(path), "--failure", number], env=unset)
+        assert bare.exit_code == 2 and bare.stdout == ""
+        assert bare.stderr.splitlines() == [
+            f"retry-contract: could not replay: no credentials for {server_url} (project "
+            f"{MOCK_PROJECT}): set CDF_TOKEN, or CDF_CLIENT_ID, CDF_CLIENT_SECRET and CDF_TOKEN_URL, "
+            "as for run"
+        ]
+        # Another server: its verdict is its own.
+        with EmbeddedMock(MockConfig.with_tokens(MOCK_PROJECT, write, readonly)) as other:
+            other_url = other.base_url
+            elsewhere = CliRunner().invoke(
+                main,
+                ["replay", str(path), "--failure", number, "--base-url", other_url],
+                env=environment,
+            )
+        assert elsewhere.exit_code == 0, elsewhere.output
+        assert elsewhere.stdout.splitlines()[0] == (
+            f"not the report's target: replayed on {other_url} (project {MOCK_PROJECT}); the report "
+            f"saw the failure on {server_url} (project {MOCK_PROJECT})"
+        )
+        assert elsewhere.stdout.splitlines()[-1].startswith("STATE-RETRYABLE does not reproduce here")
+        assert "holds now" not in elsewhere.stdout
+    # The server is gone: one line, no traceback.
+    gone = CliRunner().invoke(main, ["replay", str(path), "--failure", number], env=environment)
+    assert gone.exit_code == 2 and gone.stdout == ""
+    [line] = gone.stderr.splitlines()
+    assert line.startswith(f"retry-contract: could not replay: cannot reach {server_url}")

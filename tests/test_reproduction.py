@@ -179,7 +179,7 @@ def test_an_embedded_mock_run_says_how_to_see_it_again(secrets: SecretRegistry) 
     steps = reproduce(retry(READONLY_TOKEN, Credential.READONLY), "AUTH-403", 4, FACTS, secrets).steps
     assert steps[-1].startswith("The target was the run's embedded mock; its port is gone with it.")
     assert "`retry-contract run --seed 7 --mock-defect readonly-can-retry`" in steps[-1]
-    assert "--failure 4 --mock-defect readonly-can-retry`" in steps[-1]
+    assert "`retry-contract replay <JSON report> --failure 4` (a fresh mock with the same" in steps[-1]
     real = RunFacts(project="contract-test", seed=7)
     assert not any(
         "gone" in step

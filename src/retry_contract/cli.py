@@ -772,10 +772,25 @@ def spec_drift(file: Path) -> None:
     "--base-url",
     callback=_base_url,
     metavar="URL",
-    help="Server to replay on (credentials from the environment, as for run). Without it: an embedded mock.",
+    help="Replay on this server instead of the report's target (credentials from the environment, as "
+    "for run).",
+)
+@click.option(
+    "--app", metavar="MODULE:ATTR", help="Replay on this ASGI or WSGI app, served in-process, instead."
+)
+@click.option(
+    "--mock",
+    is_flag=True,
+    help="Replay on a fresh embedded mock (faithful, or with --mock-defect) instead of the report's target.",
 )
 @click.option("--project", callback=_project, metavar="NAME", help="CDF project (default: the report's).")
 @_MOCK_DEFECT
+@click.option(
+    "--mock-profile",
+    default=None,
+    metavar="NAME",
+    help="Faithful shape of the embedded mock (classic, recorded, proxied); implies --mock.",
+)
 @_FUNCTION_EXTERNAL_ID
 @_TIMEOUT
 @_MAX_RESPONSE_MIB
@@ -783,24 +798,36 @@ def replay(
     report: Path,
     number: int,
     base_url: str | None,
+    app: str | None,
+    mock: bool,
     project: str | None,
     mock_defects: tuple[str, ...],
+    mock_profile: str | None,
     function_external_id: str | None,
     timeout: float,
     max_response_mib: int,
 ) -> None:
     """Send failure N of a JSON report again, on a fresh execution in the state it needed.
 
-    Recreates the precondition through the real endpoints, takes a fresh nonce from a new session,
-    sends the recorded request with a credential of the recorded role, judges the answer, and cleans
-    up. Exit 0 when the requirement holds now, 1 when it still fails, 2 when it could not replay.
+    By default on the report's own target: the server it ran against (credentials from the
+    environment, as for run), or a fresh embedded mock with the run's profile and defects, or the
+    run's app served again. Recreates the precondition through the real endpoints, takes a fresh
+    nonce from a new session, sends the recorded request with a credential of the recorded role,
+    judges the answer, and cleans up. On the report's target: exit 0 when the requirement holds now,
+    1 when it still fails. On another one the verdict is about that one only ("does not reproduce
+    here", exit 0; "reproduced elsewhere", exit 1), never a fix. Exit 2 when it could not replay.
     """
     from retry_contract import replay as replaying
+    from retry_contract import replay_target
     from retry_contract.interrupts import Background, StopSignals, Wake
     from retry_contract.runner import CouldNotRun
 
-    if base_url and mock_defects:
-        raise click.UsageError("--mock-defect applies to the embedded mock only")
+    mocked = mock or bool(mock_defects) or mock_profile is not None
+    if sum((base_url is not None, app is not None, mocked)) > 1:
+        raise click.UsageError(
+            "--base-url, --app and the embedded mock (--mock, --mock-defect, --mock-profile) exclude "
+            "each other"
+        )
     registry = output_guard.registry()
 
     def could_not(message: str) -> NoReturn:
@@ -812,17 +839,37 @@ def replay(
     # it finish and clean up what it created (a handful of requests), a second one ends the process.
     with StopSignals() as signals:
         try:
-            record = replaying.pick(replaying.load_failures(report), number, report)
-            # As for run: a real target's credentials come from the environment; the mock has its own.
-            credentials = from_environment(os.environ, registry, timeout=timeout) if base_url else None
-            readonly = (os.environ.get(READONLY_TOKEN_ENV) or None) if base_url else None
+            loaded = replaying.load_report(report)
+            record = replaying.pick(loaded.failures, number, report)
+            recorded = replaying.report_target(loaded, record)
+            try:
+                target = replay_target.chosen(
+                    recorded,
+                    base_url=base_url,
+                    app=app,
+                    mock=mock,
+                    mock_defects=frozenset(mock_defects),
+                    mock_profile=mock_profile,
+                    project=project,
+                )
+            except ValueError as error:
+                could_not(str(error))
+            # As for run: a server's or an app's credentials come from the environment; the mock has
+            # its own.
+            external = not target.embedded_mock
+            credentials = from_environment(os.environ, registry, timeout=timeout) if external else None
+            if external and credentials is None:
+                could_not(
+                    f"no credentials for {target.describe()}: set CDF_TOKEN, or CDF_CLIENT_ID, "
+                    "CDF_CLIENT_SECRET and CDF_TOKEN_URL, as for run"
+                )
+            readonly = (os.environ.get(READONLY_TOKEN_ENV) or None) if external else None
             registry.add(readonly)
             options = replaying.ReplayOptions(
-                base_url=base_url,
-                project=project,
+                target=target,
+                report_target=recorded,
                 credentials=credentials,
                 readonly_token=readonly,
-                mock_defects=frozenset(mock_defects),
                 function_external_id=function_external_id,
                 timeout=timeout,
                 max_response_mib=max_response_mib,
@@ -857,10 +904,17 @@ def replay(
         could_not(f"internal error ({type(failure).__name__}: {failure}); set {DEBUG_ENV}=1 for details")
     outcome = replaying_thread.value
     assert outcome is not None
-    target = "the embedded mock" + (f" with {', '.join(mock_defects)}" if mock_defects else " (faithful)")
+    if outcome.elsewhere is not None:
+        # Said before anything else: the verdict below is about this target, not the report's.
+        click.echo(
+            registry.redact(
+                f"not the report's target: replayed on {target.describe()}; the report saw the failure on "
+                f"{outcome.elsewhere}"
+            )
+        )
     click.echo(
         registry.redact(
-            f"failure {number} replayed on {base_url or target}: {outcome.request} answered "
+            f"failure {number} replayed on {target.describe()}: {outcome.request} answered "
             f"{outcome.status}; precondition: {outcome.precondition}"
         )
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from retry_contract import execution_view
+from retry_contract import execution_view, replay_target
 from retry_contract.bounded_read import DEFAULT_MAX_RESPONSE_MIB, MIB
 from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
@@ -29,6 +29,7 @@ from retry_contract.fixture_values import PLAIN_VERSION, SUITE_WORKFLOW
 from retry_contract.interrupts import signals_deferred
 from retry_contract.polling import RETRY_SETTLE_SECONDS
 from retry_contract.provisioning import DEFAULT_FUNCTION_EXTERNAL_ID, FixtureShape, Provisioner
+from retry_contract.replay_target import ReplayTarget
 from retry_contract.reports.reproduction import (
     INVALID_TOKEN,
     NonceUse,
@@ -58,8 +59,16 @@ class ReportedFailure:
     replay: Mapping[str, Any] | None
 
 
-def load_failures(path: Path) -> list[ReportedFailure]:
-    """Every failure of a JSON report, in report order (the order of `--failure N`)."""
+@dataclass(frozen=True)
+class LoadedReport:
+    failures: list[ReportedFailure]
+    # The report's `target` (the base URL its run reached) and `project`, when it names them.
+    target: str | None
+    project: str | None
+
+
+def load_report(path: Path) -> LoadedReport:
+    """Every failure of a JSON report, in report order (the order of `--failure N`), and its target."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
@@ -83,7 +92,18 @@ def load_failures(path: Path) -> list[ReportedFailure]:
                     replay=record if isinstance(record, dict) else None,
                 )
             )
-    return found
+    assert isinstance(data, dict)
+    target, project = data.get("target"), data.get("project")
+    return LoadedReport(
+        found,
+        target if isinstance(target, str) else None,
+        project if isinstance(project, str) else None,
+    )
+
+
+def report_target(report: LoadedReport, record: ReplayRecord) -> ReplayTarget | None:
+    """Where the report's run saw the failure (see `replay_target.recorded`)."""
+    return replay_target.recorded(record.run, report.target, report.project or MOCK_PROJECT)
 
 
 def pick(failures: list[ReportedFailure], number: int, path: Path) -> ReplayRecord:
@@ -107,13 +127,13 @@ def pick(failures: list[ReportedFailure], number: int, path: Path) -> ReplayReco
 
 @dataclass(frozen=True)
 class ReplayOptions:
-    # None: an embedded mock (with `mock_defects` switched on), started for the replay only.
-    base_url: str | None
-    # None: the project of the report's run.
-    project: str | None
+    # Where the replay goes (an embedded mock is started for the replay only).
+    target: ReplayTarget
+    # Where the report's run saw the failure; None when the report does not say.
+    report_target: ReplayTarget | None
+    # For a server or an app: from the environment, as `run` takes them (the mock has its own).
     credentials: Credentials | None
     readonly_token: str | None = None
-    mock_defects: frozenset[str] = frozenset()
     function_external_id: str | None = None
     timeout: float = 30.0
     max_response_mib: int = DEFAULT_MAX_RESPONSE_MIB
@@ -126,6 +146,7 @@ class ReplayOutcome:
     holds: bool
     # Why it still fails (the failed judgements, joined), empty when it holds.
     problem: str
+    # The base URL the requests went to.
     target: str
     precondition: str
     request: str
@@ -133,24 +154,37 @@ class ReplayOutcome:
     # Why the requirement holds without a judgement (not at stake on this answer); empty when judged.
     note: str = ""
     cleanup_problems: tuple[str, ...] = ()
+    # The report's target, described, when the replay went elsewhere (or the report did not say where
+    # it ran): then the verdict is about this target only, never a fix of that one.
+    elsewhere: str | None = None
 
     @property
     def verdict(self) -> str:
+        note = f" ({self.note})" if self.note else ""
+        if self.elsewhere is None:
+            if self.holds:
+                return f"{self.requirement} holds now{note}"
+            return f"{self.requirement} still fails: {self.problem}"
         if self.holds:
-            return f"{self.requirement} holds now" + (f" ({self.note})" if self.note else "")
-        return f"{self.requirement} still fails: {self.problem}"
+            return (
+                f"{self.requirement} does not reproduce here{note}; this says nothing about "
+                f"{self.elsewhere}, where the report saw it fail"
+            )
+        return f"{self.requirement} reproduced elsewhere: {self.problem}"
 
 
 def replay(record: ReplayRecord, options: ReplayOptions) -> ReplayOutcome:
     """Recreate the precondition on the target, send the request again, judge it, clean up."""
     registry = options.secrets
+    target = options.target
     run_options = RunOptions(
-        base_url=options.base_url,
-        project=options.project or str(record.run.get("project") or MOCK_PROJECT),
+        base_url=target.base_url,
+        app=target.app,
+        project=target.project,
         credentials=options.credentials,
         readonly_token=options.readonly_token,
-        mock_defects=options.mock_defects,
-        mock_profile=str(record.run.get("mock_profile") or "classic"),
+        mock_defects=target.mock_defects,
+        mock_profile=target.mock_profile,
         function_external_id=options.function_external_id
         or str(record.run.get("function_external_id") or DEFAULT_FUNCTION_EXTERNAL_ID),
         request_timeout=options.timeout,
@@ -158,8 +192,8 @@ def replay(record: ReplayRecord, options: ReplayOptions) -> ReplayOutcome:
         secrets=registry,
     )
     try:
-        # The run's own way to reach a target: the given server, or an embedded mock with throwaway
-        # tokens (its read-only one too), so the replay meets what the run met.
+        # The run's own way to reach a target: a server, an app served in-process, or an embedded
+        # mock with throwaway tokens (its read-only one too), so the replay meets what the run met.
         with reach_target(run_options) as (base_url, effective):
             assert effective.credentials is not None
             registry.add(effective.readonly_token)
@@ -184,7 +218,13 @@ def replay(record: ReplayRecord, options: ReplayOptions) -> ReplayOutcome:
                 client.close()
     except CouldNotRun as error:
         raise ReplayError(str(error)) from None
-    return replace(outcome, cleanup_problems=tuple(cleanup))
+    report = options.report_target
+    elsewhere = None
+    if report is None:
+        elsewhere = "the report's own target (the report does not say where its run was)"
+    elif not report.same_as(target):
+        elsewhere = report.describe()
+    return replace(outcome, cleanup_problems=tuple(cleanup), elsewhere=elsewhere)
 
 
 class _Replayer:

@@ -52,6 +52,7 @@ def run_facts(result: RunResult) -> RunFacts:
         project=options.project,
         seed=options.seed,
         embedded_mock=options.base_url is None and options.app is None,
+        base_url=options.base_url.rstrip("/") if options.base_url is not None else None,
         app=options.app,
         mock_defects=tuple(sorted(options.mock_defects)),
         mock_profile=options.mock_profile,

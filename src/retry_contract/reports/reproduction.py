@@ -274,9 +274,10 @@ class RunFacts:
 
     project: str
     seed: int
-    # Where the target was: an embedded mock, an app served in-process, or a server at a URL; the
-    # first two are gone with the run's process.
+    # Where the target was: an embedded mock, an app served in-process, or a server at `base_url`;
+    # the first two are gone with the run's process. A replay goes there by default.
     embedded_mock: bool = False
+    base_url: str | None = None
     app: str | None = None
     mock_defects: tuple[str, ...] = ()
     mock_profile: str = "classic"
@@ -293,6 +294,7 @@ class RunFacts:
             "project": self.project,
             "seed": self.seed,
             "embedded_mock": self.embedded_mock,
+            "base_url": self.base_url,
             "app": self.app,
             "mock_defects": list(self.mock_defects),
             "mock_profile": self.mock_profile,
@@ -613,11 +615,11 @@ def _rerun_note(failure: int, facts: RunFacts) -> str | None:
         options += [f"--mock-profile {facts.mock_profile}"] if facts.mock_profile != "classic" else []
         options += ["--no-fuzz"] if not facts.fuzz else []
         options += [f"--max-examples {facts.max_examples}"] if facts.max_examples else []
-        defects = "".join(f" --mock-defect {name}" for name in facts.mock_defects)
         return (
             "The target was the run's embedded mock; its port is gone with it. See it again with "
             f"`retry-contract run {' '.join(options)}` or "
-            f"`retry-contract replay <JSON report> --failure {failure}{defects}`."
+            f"`retry-contract replay <JSON report> --failure {failure}` (a fresh mock with the same "
+            "defects and profile)."
         )
     if facts.app is not None:
         return (
