@@ -14,7 +14,8 @@ from retry_contract.cdf_client import CdfClient
 from retry_contract.credentials import StaticToken
 from retry_contract.exchange import Credential, Exchange, Expectation, credential_of
 from retry_contract.fixture_values import SUITE_WORKFLOW
-from retry_contract.reports.reproduction import (
+from retry_contract.reports.curl_script import curl
+from retry_contract.reports.replay_record import (
     INVALID_TOKEN,
     NONCE_FIELD,
     NonceUse,
@@ -22,11 +23,10 @@ from retry_contract.reports.reproduction import (
     ReplayRecord,
     RunFacts,
     compact,
-    curl,
     expand,
     record,
-    reproduce,
 )
+from retry_contract.reports.reproduction import reproduce
 from retry_contract.request_forms import SDK
 from retry_contract.secrets_registry import SecretRegistry
 
@@ -44,9 +44,21 @@ FAILED_READING: dict[str, Any] = {
     "status": "FAILED",
     "metadata": {"owner": "Åsa"},
     "input": {"batch": 7},
+    "workflowDefinition": {
+        "tasks": [
+            {"externalId": "done", "type": "function", "parameters": {"function": {"externalId": "f"}}},
+            {"externalId": "step", "type": "function", "dependsOn": [{"externalId": "done"}]},
+        ]
+    },
     "executedTasks": [
-        {"id": "a1", "externalId": "step", "status": "FAILED_WITH_TERMINAL_ERROR", "startTime": 1},
-        {"id": "a0", "externalId": "done", "status": "COMPLETED", "startTime": 0},
+        {
+            "id": "a1",
+            "externalId": "step",
+            "status": "FAILED_WITH_TERMINAL_ERROR",
+            "startTime": 1,
+            "endTime": 2,
+        },
+        {"id": "a0", "externalId": "done", "status": "COMPLETED", "startTime": 0, "endTime": 1},
     ],
 }
 FACTS = RunFacts(project="contract-test", seed=7, embedded_mock=True, mock_defects=("readonly-can-retry",))

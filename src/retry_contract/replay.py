@@ -30,7 +30,7 @@ from retry_contract.interrupts import signals_deferred
 from retry_contract.polling import RETRY_SETTLE_SECONDS
 from retry_contract.provisioning import DEFAULT_FUNCTION_EXTERNAL_ID, FixtureShape, Provisioner
 from retry_contract.replay_target import ReplayTarget
-from retry_contract.reports.reproduction import (
+from retry_contract.reports.replay_record import (
     INVALID_TOKEN,
     NonceUse,
     Precondition,

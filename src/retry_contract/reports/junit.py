@@ -23,7 +23,7 @@ from typing import Any
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
-from retry_contract.reports.reproduction import abbreviated
+from retry_contract.reports.replay_record import abbreviated
 from retry_contract.runner import RunResult
 
 FILENAME = "retry-contract-junit.xml"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from retry_contract.reports.reproduction import RunFacts, abbreviated, reproduce, session_item_shown
+from retry_contract.reports.replay_record import RunFacts, abbreviated, session_item_shown
+from retry_contract.reports.reproduction import reproduce
 from retry_contract.requirements import Level
 from retry_contract.runner import RunResult
 from retry_contract.verdict import ExitCode, Observation, Outcome, finding_level
@@ -100,6 +101,7 @@ def failure_data(
                 "precondition": reproduction.precondition,
                 "reproduce": reproduction.curl,
                 "reproduce_steps": list(reproduction.steps),
+                "reproduce_script": reproduction.script,
                 "replay": reproduction.record.to_json(result.secrets),
             }
         )
