@@ -89,10 +89,11 @@ def curl(
     *,
     execution_placeholder: bool = False,
     base_url_placeholder: bool = False,
+    quiet: bool = False,
 ) -> str:
     """The request as a curl command; with `execution_placeholder`, the path's execution id is
     `$EXECUTION_ID` (the reader recreates an execution in the precondition's state); with
-    `base_url_placeholder`, the server is `$BASE_URL` (a script's)."""
+    `base_url_placeholder`, the server is `$BASE_URL` (a script's); `quiet`: no progress meter."""
     url = exchange.url
     match = RETRY_PATH.match(urlsplit(url).path)
     if base_url_placeholder and match:
@@ -122,7 +123,8 @@ def curl(
             )
             path = parts.path[: match.start("id")] + segment + parts.path[match.end("id") :]
             url = parts._replace(path=path).geturl()
-    command = ["curl", "-i", "-X", exchange.method, _quote(abbreviated(url, secrets))]
+    command = ["curl", *(["-sS"] if quiet else []), "-i", "-X", exchange.method]
+    command.append(_quote(abbreviated(url, secrets)))
     for name, value in exchange.request_headers.items():
         if name.lower() in _SKIPPED_HEADERS:
             continue
@@ -326,17 +328,22 @@ def script(exchange: Exchange, record: ReplayRecord, facts: RunFacts, secrets: S
     """The bash script that reproduces the failure of `record` (sent as `exchange`): see the module."""
     precondition = record.precondition
     role = role_of(exchange)
-    recorded_base = facts.base_url or _base_url_of(exchange.url)
-    where = (
-        f"the run's server, {recorded_base}"
-        if facts.base_url is not None
-        else "a server of your own (the run's target is gone with it): set CDF_BASE_URL"
-    )
+    if facts.base_url is not None:
+        where = f"the run's server, {facts.base_url}; CDF_BASE_URL points it at another"
+        base = [
+            f"RECORDED_BASE_URL={shlex.quote(facts.base_url)}",
+            f'{BASE_URL_VARIABLE}="${{CDF_BASE_URL:-$RECORDED_BASE_URL}}"',
+        ]
+    else:
+        # An embedded mock or an app served in-process: its port is gone with the run.
+        where = "CDF_BASE_URL (the run's target was gone with the run)"
+        # No quote in the message: bash reads one inside "${...:?...}" as a quote.
+        base = [f'{BASE_URL_VARIABLE}="${{CDF_BASE_URL:?set CDF_BASE_URL: the target of the run is gone}}"']
     lines = [
         "#!/usr/bin/env bash",
-        f"# Failure {record.failure} of a retry-contract run: {record.requirement}. Recreates the state the",
+        f"# Failure {record.failure} of a retry-contract run, {record.requirement}: recreates the state its",
         "# request met through the API, then sends it again. Needs curl and jq; credentials come from the",
-        f"# environment, never from this file. Target: {where} (CDF_BASE_URL overrides).",
+        f"# environment, never from this file. Target: {where}.",
         "set -euo pipefail",
         "shopt -s inherit_errexit",
         ': "${CDF_TOKEN:?set CDF_TOKEN: a token with workflowOrchestrationACL:READ+WRITE}"',
@@ -344,8 +351,7 @@ def script(exchange: Exchange, record: ReplayRecord, facts: RunFacts, secrets: S
     if role is Credential.READONLY:
         lines.append(': "${CDF_READONLY_TOKEN:?set CDF_READONLY_TOKEN to a valid token without WRITE}"')
     lines += [
-        f"RECORDED_BASE_URL={shlex.quote(recorded_base)}",
-        f'{BASE_URL_VARIABLE}="${{CDF_BASE_URL:-$RECORDED_BASE_URL}}"',
+        *base,
         f'API="${BASE_URL_VARIABLE}/api/v1/projects/"{shlex.quote(quote(facts.project, safe=""))}',
         _session_body(facts),
         _HELPERS.rstrip("\n"),
@@ -388,6 +394,7 @@ def script(exchange: Exchange, record: ReplayRecord, facts: RunFacts, secrets: S
             secrets,
             execution_placeholder=precondition.exists or long_id is not None,
             base_url_placeholder=True,
+            quiet=True,
         )
     )
     return secrets.redact("\n".join(lines) + "\n")
