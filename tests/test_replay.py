@@ -7,6 +7,7 @@ cannot be replayed, an unreachable target or missing credentials is one line and
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -226,3 +227,51 @@ def test_a_report_of_a_server_replays_on_that_server_with_credentials_from_the_e
     assert gone.exit_code == 2 and gone.stdout == ""
     [line] = gone.stderr.splitlines()
     assert line.startswith(f"retry-contract: could not replay: cannot reach {server_url}")
+
+
+def run_script(
+    script: str, directory: Path, base_url: str, write: str, readonly: str
+) -> subprocess.CompletedProcess[str]:
+    """The failure's reproduction script run by bash against `base_url`, the tokens in its environment."""
+    path = directory / "reproduce.sh"
+    path.write_text(script)
+    environment = {
+        "PATH": os.environ["PATH"],
+        "CDF_BASE_URL": base_url,
+        "CDF_TOKEN": write,
+        "CDF_READONLY_TOKEN": readonly,
+    }
+    return subprocess.run(["bash", str(path)], capture_output=True, text=True, timeout=120, env=environment)
+
+
+def status_line(output: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith("HTTP/"))
+
+
+@pytest.mark.parametrize(
+    ("requirement", "origin", "expected"),
+    [("AUTH-403", "read-only", {"403"}), ("STATE-RETRYABLE", "RUNNING", {"400", "409"})],
+)
+def test_the_reproduction_script_recreates_the_state_and_reproduces_the_failing_answer(
+    report: tuple[Path, dict[str, Any], SecretRegistry],
+    tmp_path: Path,
+    requirement: str,
+    origin: str,
+    expected: set[str],
+) -> None:
+    _, data, secrets = report
+    failure = failures(data)[number_of(data, requirement, origin) - 1]
+    script = failure["reproduce_script"]
+    assert secrets.redact(script) == script and "[REDACTED]" not in script
+    write, readonly = "script-write-token-1c2d", "script-readonly-token-3e4f"
+    config = MockConfig.with_tokens(MOCK_PROJECT, write, readonly, defects=frozenset(DEFECTS))
+    with EmbeddedMock(config) as broken:
+        seen = run_script(script, tmp_path, broken.base_url, write, readonly)
+    assert seen.returncode == 0, seen.stderr
+    assert status_line(seen.stdout).split()[1] == "200"
+    # The same script on a faithful server is answered as the contract says: the state was recreated.
+    with EmbeddedMock(MockConfig.with_tokens(MOCK_PROJECT, write, readonly)) as faithful:
+        refused = run_script(script, tmp_path, faithful.base_url, write, readonly)
+    assert refused.returncode == 0, refused.stderr
+    assert status_line(refused.stdout).split()[1] in expected
+    assert write not in script and readonly not in script

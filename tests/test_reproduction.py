@@ -5,15 +5,22 @@ record that survives the JSON report."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from cdf_workflows_mock import EmbeddedMock, MockConfig
+from retry_contract import execution_view
 from retry_contract.cdf_client import CdfClient
 from retry_contract.credentials import StaticToken
 from retry_contract.exchange import Credential, Exchange, Expectation, credential_of
 from retry_contract.fixture_values import SUITE_WORKFLOW
+from retry_contract.provisioning import FixtureShape, Provisioner
 from retry_contract.reports.curl_script import curl
 from retry_contract.reports.replay_record import (
     INVALID_TOKEN,
@@ -27,7 +34,7 @@ from retry_contract.reports.replay_record import (
     record,
 )
 from retry_contract.reports.reproduction import reproduce
-from retry_contract.request_forms import SDK
+from retry_contract.request_forms import RAW_UTF8, SDK
 from retry_contract.secrets_registry import SecretRegistry
 
 WRITE_TOKEN = "write-token-5d1c0e9a"
@@ -297,3 +304,80 @@ def test_an_id_made_from_the_execution_s_keeps_what_was_added(secrets: SecretReg
     assert f"(the run used {EXECUTION}, since cancelled by its cleanup)" in reproduction.steps[1]
     loaded = ReplayRecord.from_json(json.loads(json.dumps(reproduction.record.to_json(secrets))))
     assert (loaded.precondition.id_prefix, loaded.precondition.id_suffix) == ("", "0")
+
+
+@pytest.mark.parametrize("profile", ["classic", "recorded"])
+def test_the_script_drives_a_new_execution_of_every_task_shape_to_the_recorded_state(
+    profile: str, tmp_path: Path
+) -> None:
+    """The shapes fixture's history (a dynamic task's output, nested tasks, a task at its retries
+    limit failing twice) recorded from one server and driven again on another by the script alone."""
+    write, readonly = "shapes-write-token-5a6b", "shapes-readonly-token-7c8d"
+    registry = SecretRegistry()
+    with EmbeddedMock(MockConfig.with_tokens("contract-test", write, readonly, profile=profile)) as first:
+        client = CdfClient(first.base_url, "contract-test", StaticToken(write), registry)
+        recorded = client.detailed(Provisioner(client).shapes_execution())
+        client.close()
+    exchange = retry(readonly, Credential.READONLY, reading=recorded)
+    exchange.url = URL.replace(EXECUTION, str(recorded["id"]))
+    reproduction = reproduce(exchange, "AUTH-403", 1, FACTS, registry)
+    assert len(reproduction.record.precondition.drive) == 7
+    path = tmp_path / "reproduce.sh"
+    path.write_text(reproduction.script)
+    with EmbeddedMock(MockConfig.with_tokens("contract-test", write, readonly, profile=profile)) as second:
+        environment = {"PATH": os.environ["PATH"], "CDF_BASE_URL": second.base_url}
+        environment |= {"CDF_TOKEN": write, "CDF_READONLY_TOKEN": readonly}
+        ran = subprocess.run(
+            ["bash", str(path)], capture_output=True, text=True, timeout=120, env=environment
+        )
+        assert ran.returncode == 0, ran.stderr
+        created = re.search(r"created execution (\S+) in status FAILED", ran.stderr)
+        assert created is not None, ran.stderr
+        client = CdfClient(second.base_url, "contract-test", StaticToken(write), registry)
+        recreated = client.detailed(created.group(1))
+        client.close()
+    assert next(line for line in ran.stdout.splitlines() if line.startswith("HTTP/")).split()[1] == "403"
+
+    def shape(reading: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "status": reading["status"],
+            "attempts": execution_view.attempt_counts(reading),
+            "latest": {task: a["status"] for task, a in execution_view.latest(reading).items()},
+        }
+
+    assert shape(recreated) == shape(recorded)
+
+
+def test_values_that_shells_and_json_treat_specially_reach_the_server_as_they_were(tmp_path: Path) -> None:
+    """Quotes, `$`, backticks, backslashes and non-ASCII in the workflow's name, metadata and input
+    arrive unchanged: the script JSON-encodes and shell-quotes them, never splices them by hand."""
+    write, readonly = "odd-write-token-9e0f", "odd-readonly-token-1a2b"
+    odd = 'it\'s "$HOME" `id` \\n ü 😀 $(echo x)'
+    registry = SecretRegistry()
+    with EmbeddedMock(MockConfig.with_tokens("contract-test", write, readonly)) as first:
+        client = CdfClient(first.base_url, "contract-test", StaticToken(write), registry)
+        provisioner = Provisioner(client)
+        shape = FixtureShape(
+            "odd", {"k'$": odd}, {"text": odd}, RAW_UTF8, workflow_tail="a'b\"c$d", version="v'1"
+        )
+        recorded = client.detailed(provisioner.failed_execution(shape))
+        client.close()
+    exchange = retry(readonly, Credential.READONLY, reading=recorded)
+    reproduction = reproduce(exchange, "AUTH-403", 1, FACTS, registry)
+    path = tmp_path / "reproduce.sh"
+    path.write_text(reproduction.script)
+    with EmbeddedMock(MockConfig.with_tokens("contract-test", write, readonly)) as second:
+        environment = {"PATH": os.environ["PATH"], "CDF_BASE_URL": second.base_url}
+        environment |= {"CDF_TOKEN": write, "CDF_READONLY_TOKEN": readonly}
+        ran = subprocess.run(
+            ["bash", str(path)], capture_output=True, text=True, timeout=120, env=environment
+        )
+        assert ran.returncode == 0, ran.stderr
+        created = re.search(r"created execution (\S+) in status FAILED", ran.stderr)
+        assert created is not None, ran.stderr
+        client = CdfClient(second.base_url, "contract-test", StaticToken(write), registry)
+        recreated = client.detailed(created.group(1))
+        client.close()
+    for key in ("workflowExternalId", "version", "metadata", "input"):
+        assert recreated[key] == recorded[key]
+    assert recreated["metadata"] == {"k'$": odd}

@@ -365,6 +365,7 @@ def script(exchange: Exchange, record: ReplayRecord, facts: RunFacts, secrets: S
         ]
         lines.append(f"{EXECUTION_VARIABLE}=$(create_execution)")
         lines.append(f"export {EXECUTION_VARIABLE}")
+        lines.append(f'echo "created execution ${EXECUTION_VARIABLE} in status {precondition.status}" >&2')
     elif precondition.exists:
         lines.append(
             f': "${{{EXECUTION_VARIABLE}:?the report has no task graph of workflow '
