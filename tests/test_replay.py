@@ -18,8 +18,9 @@ from click.testing import CliRunner
 from conftest import CLI
 
 from cdf_workflows_mock import EmbeddedMock, MockConfig
-from retry_contract import runner
+from retry_contract import replay_target, runner
 from retry_contract.cli import main
+from retry_contract.replay_target import ReplayTarget
 from retry_contract.reports import json_report
 from retry_contract.runner import MOCK_PROJECT, RunOptions
 from retry_contract.scenarios import auth, malformed, states
@@ -275,3 +276,33 @@ def test_the_reproduction_script_recreates_the_state_and_reproduces_the_failing_
     assert refused.returncode == 0, refused.stderr
     assert status_line(refused.stdout).split()[1] in expected
     assert write not in script and readonly not in script
+
+
+def test_the_report_s_target_is_read_from_its_run_facts_and_compared_as_a_client_reaches_it() -> None:
+    server = replay_target.recorded({"project": "p", "base_url": "https://API.example.com:443/"}, None, "x")
+    assert server == ReplayTarget("p", base_url="https://API.example.com:443")
+    assert server.same_as(ReplayTarget("p", base_url="https://api.example.com"))
+    assert not server.same_as(ReplayTarget("q", base_url="https://api.example.com"))
+    assert not server.same_as(ReplayTarget("p", base_url="https://api.example.com:8443"))
+    assert not server.same_as(ReplayTarget("p"))
+    # A report written before its records held base_url: the report's own `target`.
+    older = replay_target.recorded({"project": "p", "embedded_mock": False}, "http://h:1", "x")
+    assert older == ReplayTarget("p", base_url="http://h:1")
+    assert replay_target.recorded({"embedded_mock": False}, None, "x") is None
+    app = replay_target.recorded({"project": "p", "app": "pkg.mod:app"}, "http://127.0.0.1:5", "x")
+    assert (
+        app == ReplayTarget("p", app="pkg.mod:app")
+        and app.describe() == "pkg.mod:app served in-process (project p)"
+    )
+    mock = replay_target.recorded(
+        {"project": "p", "embedded_mock": True, "mock_defects": ["b", "a"], "mock_profile": "recorded"},
+        None,
+        "x",
+    )
+    assert mock is not None and mock.describe() == "a fresh embedded mock (with a, b, profile recorded)"
+    assert not mock.same_as(ReplayTarget("p", mock_defects=frozenset({"a", "b"})))
+    # Naming any target is choosing another one; naming none needs the report to say where it ran.
+    assert replay_target.chosen(mock) == mock
+    assert replay_target.chosen(mock, mock=True) == ReplayTarget("p")
+    with pytest.raises(ValueError, match="give --base-url"):
+        replay_target.chosen(None)

@@ -306,6 +306,20 @@ def test_an_id_made_from_the_execution_s_keeps_what_was_added(secrets: SecretReg
     assert (loaded.precondition.id_prefix, loaded.precondition.id_suffix) == ("", "0")
 
 
+def run_script(path: Path, base_url: str, write: str, readonly: str) -> tuple[Any, dict[str, Any]]:
+    """A reproduction script run by bash against `base_url`, and the execution it created, read."""
+    environment = {"PATH": os.environ["PATH"], "CDF_BASE_URL": base_url}
+    environment |= {"CDF_TOKEN": write, "CDF_READONLY_TOKEN": readonly}
+    ran = subprocess.run(["bash", str(path)], capture_output=True, text=True, timeout=120, env=environment)
+    assert ran.returncode == 0, ran.stderr
+    created = re.search(r"created execution (\S+) in status FAILED", ran.stderr)
+    assert created is not None, ran.stderr
+    client = CdfClient(base_url, "contract-test", StaticToken(write), SecretRegistry())
+    recreated = client.detailed(created.group(1))
+    client.close()
+    return ran, recreated
+
+
 @pytest.mark.parametrize("profile", ["classic", "recorded"])
 def test_the_script_drives_a_new_execution_of_every_task_shape_to_the_recorded_state(
     profile: str, tmp_path: Path
@@ -325,17 +339,7 @@ def test_the_script_drives_a_new_execution_of_every_task_shape_to_the_recorded_s
     path = tmp_path / "reproduce.sh"
     path.write_text(reproduction.script)
     with EmbeddedMock(MockConfig.with_tokens("contract-test", write, readonly, profile=profile)) as second:
-        environment = {"PATH": os.environ["PATH"], "CDF_BASE_URL": second.base_url}
-        environment |= {"CDF_TOKEN": write, "CDF_READONLY_TOKEN": readonly}
-        ran = subprocess.run(
-            ["bash", str(path)], capture_output=True, text=True, timeout=120, env=environment
-        )
-        assert ran.returncode == 0, ran.stderr
-        created = re.search(r"created execution (\S+) in status FAILED", ran.stderr)
-        assert created is not None, ran.stderr
-        client = CdfClient(second.base_url, "contract-test", StaticToken(write), registry)
-        recreated = client.detailed(created.group(1))
-        client.close()
+        ran, recreated = run_script(path, second.base_url, write, readonly)
     assert next(line for line in ran.stdout.splitlines() if line.startswith("HTTP/")).split()[1] == "403"
 
     def shape(reading: dict[str, Any]) -> dict[str, Any]:
@@ -367,17 +371,8 @@ def test_values_that_shells_and_json_treat_specially_reach_the_server_as_they_we
     path = tmp_path / "reproduce.sh"
     path.write_text(reproduction.script)
     with EmbeddedMock(MockConfig.with_tokens("contract-test", write, readonly)) as second:
-        environment = {"PATH": os.environ["PATH"], "CDF_BASE_URL": second.base_url}
-        environment |= {"CDF_TOKEN": write, "CDF_READONLY_TOKEN": readonly}
-        ran = subprocess.run(
-            ["bash", str(path)], capture_output=True, text=True, timeout=120, env=environment
-        )
-        assert ran.returncode == 0, ran.stderr
-        created = re.search(r"created execution (\S+) in status FAILED", ran.stderr)
-        assert created is not None, ran.stderr
-        client = CdfClient(second.base_url, "contract-test", StaticToken(write), registry)
-        recreated = client.detailed(created.group(1))
-        client.close()
+        ran, recreated = run_script(path, second.base_url, write, readonly)
+    assert next(line for line in ran.stdout.splitlines() if line.startswith("HTTP/")).split()[1] == "403"
     for key in ("workflowExternalId", "version", "metadata", "input"):
         assert recreated[key] == recorded[key]
     assert recreated["metadata"] == {"k'$": odd}
