@@ -376,3 +376,26 @@ def test_values_that_shells_and_json_treat_specially_reach_the_server_as_they_we
     for key in ("workflowExternalId", "version", "metadata", "input"):
         assert recreated[key] == recorded[key]
     assert recreated["metadata"] == {"k'$": odd}
+
+
+def test_a_script_of_client_credentials_takes_them_from_the_environment(secrets: SecretRegistry) -> None:
+    facts = RunFacts(
+        project="p",
+        seed=1,
+        session_item={"clientId": "client-4", "clientSecret": "client-secret-value-9"},
+        client_credentials=True,
+    )
+    script = reproduce(retry(WRITE_TOKEN, Credential.WRITE), "AUTH-403", 1, facts, secrets).script
+    assert "client-secret-value-9" not in script and "client-4" not in script
+    assert WRITE_TOKEN not in script and NONCE not in script and "[REDACTED]" not in script
+    [line] = [line for line in script.splitlines() if line.startswith("SESSION_BODY=")]
+    environment = {"PATH": os.environ["PATH"], "CDF_CLIENT_ID": "id \"'$x", "CDF_CLIENT_SECRET": "s\\`y`"}
+    body = subprocess.run(
+        ["bash", "-c", f'{line}\nprintf "%s" "$SESSION_BODY"'],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=environment,
+        check=True,
+    ).stdout
+    assert json.loads(body) == {"items": [{"clientId": "id \"'$x", "clientSecret": "s\\`y`"}]}
