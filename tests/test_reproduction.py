@@ -399,3 +399,32 @@ def test_a_script_of_client_credentials_takes_them_from_the_environment(secrets:
         check=True,
     ).stdout
     assert json.loads(body) == {"items": [{"clientId": "id \"'$x", "clientSecret": "s\\`y`"}]}
+
+
+def test_the_script_retries_where_the_recorded_execution_had_failed_in_between(tmp_path: Path) -> None:
+    """A pooled execution: failed, retried, failed again; the script retries it where the run did."""
+    write, readonly = "pool-write-token-2b3c", "pool-readonly-token-4d5e"
+    registry = SecretRegistry()
+    with EmbeddedMock(MockConfig.with_tokens("contract-test", write, readonly)) as first:
+        client = CdfClient(first.base_url, "contract-test", StaticToken(write), registry)
+        provisioner = Provisioner(client)
+        execution_id = provisioner.failed_execution()
+        client.send(
+            "POST",
+            client.retry_url(execution_id),
+            json_body={"authentication": {"nonce": client.create_nonce()}},
+        )
+        recorded = provisioner.refailed(execution_id)
+        client.close()
+    assert recorded is not None
+    exchange = retry(readonly, Credential.READONLY, reading=recorded)
+    reproduction = reproduce(exchange, "AUTH-403", 1, FACTS, registry)
+    assert [(u.task, u.retry_first) for u in reproduction.record.precondition.drive] == [
+        ("step", False),
+        ("step", True),
+    ]
+    path = tmp_path / "reproduce.sh"
+    path.write_text(reproduction.script)
+    with EmbeddedMock(MockConfig.with_tokens("contract-test", write, readonly)) as second:
+        _, recreated = run_script(path, second.base_url, write, readonly)
+    assert execution_view.attempt_counts(recreated) == execution_view.attempt_counts(recorded) == {"step": 2}
