@@ -5,7 +5,8 @@ request alone would prove nothing. A replay recreates the precondition the repor
 execution in the same state, created through the real endpoints as the run's provisioning does — gets
 a fresh nonce from a new session when the request carried one, sends the recorded request in its
 recorded form with a credential of its recorded role, judges the answer with the run's judges, and
-cleans up what it created. The answer: does the failed requirement hold now?
+cleans up what it created. The answer: does the failed requirement hold now? Only on the report's own
+target (`replay_target`) is that news about the failure; on another one it is news about that target.
 """
 
 from __future__ import annotations
