@@ -42,7 +42,7 @@ COULD_NOT_REPLAY = "could not replay"
 @setting_option(
     "mock-defect", help="Replay on an embedded mock with this defect (implies --mock). Repeatable."
 )
-# Unset: the report's run's profile when it ran on the embedded mock, else the classic one.
+# Unset: the report's target decides (a mock with the run's profile), or, with --mock, the classic one.
 @setting_option(
     "mock-profile",
     default=None,
