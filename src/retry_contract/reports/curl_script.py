@@ -94,37 +94,10 @@ def curl(
     """The request as a curl command; with `execution_placeholder`, the path's execution id is
     `$EXECUTION_ID` (the reader recreates an execution in the precondition's state); with
     `base_url_placeholder`, the server is `$BASE_URL` (a script's); `quiet`: no progress meter."""
-    url = exchange.url
-    match = RETRY_PATH.match(urlsplit(url).path)
-    if base_url_placeholder and match:
-        url = BASE_URL_PLACEHOLDER + url[len(_base_url_of(exchange.url)) :]
-    if execution_placeholder:
-        parts = urlsplit(url)
-        match = RETRY_PATH.match(parts.path)
-        if match and base_url_placeholder:
-            # The placeholder is no URL to split: the path is what follows it.
-            path = url[len(BASE_URL_PLACEHOLDER) :]
-            match = RETRY_PATH.match(path)
-            assert match is not None
-            precondition = Precondition.of(exchange)
-            segment = (
-                quote(precondition.id_prefix, safe="")
-                + EXECUTION_PLACEHOLDER
-                + quote(precondition.id_suffix, safe="")
-            )
-            url = BASE_URL_PLACEHOLDER + path[: match.start("id")] + segment + path[match.end("id") :]
-        elif match:
-            # An id made from the execution's (a character added) keeps what was added around it.
-            precondition = Precondition.of(exchange)
-            segment = (
-                quote(precondition.id_prefix, safe="")
-                + EXECUTION_PLACEHOLDER
-                + quote(precondition.id_suffix, safe="")
-            )
-            path = parts.path[: match.start("id")] + segment + parts.path[match.end("id") :]
-            url = parts._replace(path=path).geturl()
+    url = _shown_url(exchange, execution_placeholder, base_url_placeholder)
+    shown = _quote(abbreviated(url, secrets))
     command = ["curl", *(["-sS"] if quiet else []), "-i", "-X", exchange.method]
-    command.append(_quote(abbreviated(url, secrets)))
+    command.append(shown)
     for name, value in exchange.request_headers.items():
         if name.lower() in _SKIPPED_HEADERS:
             continue
@@ -139,6 +112,91 @@ def curl(
     # The body went out gzipped: compress it the same way on the reader's side.
     piped = f"printf '%s' {_quote(body)} | gzip -c | {' '.join([*command, '--data-binary', '@-'])}"
     return secrets.redact(piped)
+
+
+# The environment variable that holds the token of each credential role a script sends.
+_TOKEN_VARIABLES = {Credential.WRITE: "CDF_TOKEN", Credential.READONLY: "CDF_READONLY_TOKEN"}
+
+_LONG_ID_SENDER = """\
+import json, os, urllib.error, urllib.parse, urllib.request
+spec = json.loads({spec})
+unit, length = spec["unit"], spec["length"]
+identity = urllib.parse.quote((unit * (length // len(unit) + 1))[:length], safe="")
+headers = dict(spec["headers"])
+if spec["token_variable"]:
+    headers["Authorization"] = "Bearer " + os.environ[spec["token_variable"]]
+body = spec["body"]
+if body is not None and spec["nonce"]:
+    body = body.replace("$NONCE", os.environ["NONCE"])
+request = urllib.request.Request(
+    os.environ["BASE_URL"] + spec["path"].replace("{{id}}", identity),
+    data=None if body is None else body.encode(),
+    headers=headers,
+    method=spec["method"],
+)
+try:
+    answer = urllib.request.urlopen(request, timeout=60)
+except urllib.error.HTTPError as error:
+    answer = error
+print(f"HTTP/1.1 {{answer.status}} {{answer.reason}}")
+print("".join(f"{{name}}: {{value}}\\n" for name, value in answer.headers.items()))
+print(answer.read().decode("utf-8", "replace"))
+"""
+
+
+def long_id_request(exchange: Exchange, secrets: SecretRegistry) -> str | None:
+    """The request, for a path id of a megabyte, as a python3 program on bash's standard input: no
+    program's argument or environment string may hold more than 128 KiB on Linux, and curl reads no
+    longer URL from a config file, so the id is made where it is sent. None for another request."""
+    parts = urlsplit(exchange.url)
+    match = RETRY_PATH.match(parts.path)
+    execution_id = exchange.execution_id
+    repeated = repeated_unit(execution_id, secrets) if execution_id is not None and match else None
+    if match is None or repeated is None or exchange.request_gzipped:
+        return None
+    role = role_of(exchange)
+    headers = {
+        name: value
+        for name, value in exchange.request_headers.items()
+        if name.lower() not in _SKIPPED_HEADERS and name.lower() != "authorization"
+    }
+    if role not in _TOKEN_VARIABLES and (shown := authorization_shown(exchange)) is not None:
+        headers["Authorization"] = shown
+    path = parts.path[len(match.group("prefix")) : match.start("id")] + "{id}" + parts.path[match.end("id") :]
+    spec = {
+        "method": exchange.method,
+        "path": path + (f"?{parts.query}" if parts.query else ""),
+        "unit": repeated[0],
+        "length": repeated[1],
+        "headers": headers,
+        "token_variable": _TOKEN_VARIABLES.get(role),
+        "body": _body_text(exchange, secrets) if exchange.request_body is not None else None,
+        "nonce": issued(nonce_in(exchange.request_json()), secrets),
+    }
+    program = _LONG_ID_SENDER.format(spec=repr(json.dumps(spec, ensure_ascii=False)))
+    return f"export {BASE_URL_VARIABLE} NONCE\npython3 - <<'PY'\n{program}PY"
+
+
+def _shown_url(exchange: Exchange, execution_placeholder: bool, base_url_placeholder: bool) -> str:
+    """The request's URL with, for a retry, `${EXECUTION_ID}` for the execution's id (an id made from
+    it keeps what was added around it) and `${BASE_URL}` for the server."""
+    parts = urlsplit(exchange.url)
+    match = RETRY_PATH.match(parts.path)
+    if match is None:
+        return exchange.url
+    path = parts.path
+    if execution_placeholder:
+        precondition = Precondition.of(exchange)
+        segment = (
+            quote(precondition.id_prefix, safe="")
+            + EXECUTION_PLACEHOLDER
+            + quote(precondition.id_suffix, safe="")
+        )
+        path = path[: match.start("id")] + segment + path[match.end("id") :]
+    if not base_url_placeholder:
+        return parts._replace(path=path).geturl()
+    query = f"?{parts.query}" if parts.query else ""
+    return BASE_URL_PLACEHOLDER + path[len(match.group("prefix")) :] + query
 
 
 def _body_text(exchange: Exchange, secrets: SecretRegistry) -> str:
@@ -183,7 +241,8 @@ def session_curl(exchange: Exchange, facts: RunFacts) -> str:
 
 
 def long_id_command(execution_id: str | None, secrets: SecretRegistry) -> str | None:
-    """A shell line that exports a long, repetitive path id (percent-encoded), or None."""
+    """A shell line that sets a long, repetitive path id (percent-encoded), or None. Not exported: a
+    megabyte in the environment would be more than any program could be started with."""
     repeated = repeated_unit(execution_id, secrets) if execution_id is not None else None
     if repeated is None:
         return None
@@ -192,7 +251,7 @@ def long_id_command(execution_id: str | None, secrets: SecretRegistry) -> str | 
         "import urllib.parse; "
         f"print(urllib.parse.quote(({unit!r} * {length // len(unit) + 1})[:{length}], safe=''), end='')"
     )
-    return f'export {EXECUTION_VARIABLE}="$(python3 -c {shlex.quote(program)})"'
+    return f'{EXECUTION_VARIABLE}="$(python3 -c {shlex.quote(program)})"'
 
 
 def _base_url_of(url: str) -> str:
@@ -371,7 +430,8 @@ def script(exchange: Exchange, record: ReplayRecord, facts: RunFacts, secrets: S
             f': "${{{EXECUTION_VARIABLE}:?the report has no task graph of workflow '
             f'{precondition.workflow_external_id}: create an execution in its state and export its id}}"'
         )
-    elif long_id is not None:
+    sender = long_id_request(exchange, secrets) if long_id is not None else None
+    if long_id is not None and sender is None:
         lines.append(long_id)
     if record.nonce is not None:
         lines.append('NONCE="$(new_nonce)"')
@@ -390,7 +450,8 @@ def script(exchange: Exchange, record: ReplayRecord, facts: RunFacts, secrets: S
         statuses = ", ".join(str(s) for s in sorted(exchange.expectation.statuses))
         lines.append(f"# Expected: {exchange.expectation.requirement}, status {statuses}.")
     lines.append(
-        curl(
+        sender
+        or curl(
             exchange,
             secrets,
             execution_placeholder=precondition.exists or long_id is not None,

@@ -11,7 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from retry_contract.exchange import RESENT_NOTE, Credential, Exchange
-from retry_contract.reports.curl_script import curl, long_id_command, script, session_curl
+from retry_contract.reports.curl_script import (
+    curl,
+    long_id_command,
+    long_id_request,
+    script,
+    session_curl,
+)
 from retry_contract.reports.replay_record import (
     EXECUTION_VARIABLE,
     NONCE_FIELD,
@@ -145,7 +151,9 @@ def reproduce(
         )
     steps.append(_credential_step(role_of(exchange), facts))
     command = curl(exchange, secrets, execution_placeholder=precondition.exists or long_id is not None)
-    steps.append(f"Send: {command}")
+    # A megabyte of id: no curl argument holds it (see `long_id_request`); the step says how.
+    sender = long_id_request(exchange, secrets) if long_id is not None else None
+    steps.append(f"Send: {command}" if sender is None else f"Send (with BASE_URL set):\n{sender}")
     if exchange.expectation is not None:
         statuses = ", ".join(str(s) for s in sorted(exchange.expectation.statuses))
         note = f" ({exchange.expectation.note})" if exchange.expectation.note else ""
