@@ -427,3 +427,30 @@ def test_the_script_retries_where_the_recorded_execution_had_failed_in_between(t
     with EmbeddedMock(MockConfig.with_tokens("contract-test", write, readonly)) as second:
         _, recreated = run_script(path, second.base_url, write, readonly)
     assert execution_view.attempt_counts(recreated) == execution_view.attempt_counts(recorded) == {"step": 2}
+
+
+def test_a_megabyte_of_path_id_is_sent_by_the_script_as_recorded(tmp_path: Path) -> None:
+    long_id = ("059edaa4-a17a-4102-910e-2c3591500cce" * 30_000)[: 1024 * 1024]
+    registry = SecretRegistry()
+    registry.add(NONCE)
+    exchange = retry(WRITE_TOKEN, Credential.WRITE, reading=None)
+    exchange.url, exchange.execution_id = URL.replace(EXECUTION, long_id), long_id
+    script = reproduce(exchange, "ROBUST", 1, FACTS, registry).script
+    assert len(script) < 10_000 and long_id not in script
+    path = tmp_path / "reproduce.sh"
+    path.write_text(script)
+    write, readonly = "long-write-token-6f7a", "long-readonly-token-8b9c"
+
+    def answer(defects: frozenset[str]) -> str:
+        config = MockConfig.with_tokens("contract-test", write, readonly, defects=defects)
+        with EmbeddedMock(config) as mock:
+            environment = {"PATH": os.environ["PATH"], "CDF_BASE_URL": mock.base_url}
+            environment |= {"CDF_TOKEN": write, "CDF_READONLY_TOKEN": readonly}
+            ran = subprocess.run(
+                ["bash", str(path)], capture_output=True, text=True, timeout=120, env=environment
+            )
+        assert ran.returncode == 0, ran.stderr
+        return next(line for line in ran.stdout.splitlines() if line.startswith("HTTP/")).split()[1]
+
+    assert answer(frozenset({"long-path-id-500"})) == "500"
+    assert answer(frozenset()) in {"400", "404", "414"}
