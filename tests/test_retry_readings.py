@@ -17,6 +17,7 @@ from retry_contract.cdf_client import CdfClient
 from retry_contract.checks import Judge
 from retry_contract.checks.retry_effects import JUDGE as READINGS_JUDGE
 from retry_contract.credentials import StaticToken
+from retry_contract.exchange import Exchange, Expectation
 from retry_contract.polling import WaitBudget, poll
 from retry_contract.provisioning import Provisioner
 from retry_contract.runner import DEFAULT_SEED
@@ -147,3 +148,50 @@ def test_the_wait_budget_ends_waits_for_effects_that_never_come() -> None:
         assert len(ctx.judge.ledger.results["SEM-TARGETED"].failures) == len(executions)
         # The last retry: one reading before it, one after it, no more.
         assert reads.count(executions[-1]) == 2
+
+
+FAILED_READING: dict[str, Any] = {
+    "id": "9a1b2c3d-0000-4000-8000-000000000001",
+    "status": "FAILED",
+    "workflowDefinition": {"tasks": [{"externalId": "step", "type": "function"}]},
+    "executedTasks": [{"id": "t1", "externalId": "step", "status": "FAILED"}],
+}
+RUNNING_READING: dict[str, Any] = {
+    **FAILED_READING,
+    "status": "RUNNING",
+    "executedTasks": [
+        *FAILED_READING["executedTasks"],
+        {"id": "t2", "externalId": "step", "status": "IN_PROGRESS"},
+    ],
+}
+
+
+def _answered(method: str, status: int, after: dict[str, Any], expect: Expectation | None = None) -> Exchange:
+    return Exchange(
+        method=method,
+        url=f"http://127.0.0.1:9/api/v1/projects/p/workflows/executions/{FAILED_READING['id']}/retry",
+        request_headers={},
+        request_body=None,
+        status=status,
+        response_headers={"content-type": "application/json", "x-request-id": "r"},
+        response_body=b'{"error": {"code": %d, "message": "no"}}' % status if status >= 400 else b"",
+        expectation=expect,
+        execution_id=str(FAILED_READING["id"]),
+        before=FAILED_READING,
+        after=after,
+    )
+
+
+def test_any_refusal_that_changed_the_execution_fails_whoever_sent_it() -> None:
+    # As the fuzzer hands in a pooled retry that was refused: no scenario adds anything to it.
+    judged = Judge("http://127.0.0.1:9", Ledger()).observe(
+        _answered("POST", 409, RUNNING_READING, states.ACCEPTED)
+    )
+    unchanged = [o for o in judged if o.judge == READINGS_JUDGE]
+    assert [(o.requirement, o.passed) for o in unchanged] == [("STATE-RETRYABLE", False)]
+    assert "new task attempts" in unchanged[0].message
+
+
+def test_another_method_is_held_to_nothing_changed_whatever_it_answers() -> None:
+    judged = Judge("http://127.0.0.1:9", Ledger()).observe(_answered("HEAD", 200, FAILED_READING))
+    assert [(o.requirement, o.passed) for o in judged if o.judge == READINGS_JUDGE] == [("METHOD", True)]
