@@ -18,18 +18,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from retry_contract import execution_view, replay_target
+from retry_contract import replay_target
 from retry_contract.bounded_read import DEFAULT_MAX_RESPONSE_MIB, MIB
 from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
-from retry_contract.checks.retry_effects import took_effect
 from retry_contract.credentials import READONLY_TOKEN_ENV, Credentials
 from retry_contract.domain import ExecutionStatus
 from retry_contract.errors import RetryContractError
 from retry_contract.exchange import Credential, Exchange
 from retry_contract.fixture_values import PLAIN_VERSION, SUITE_WORKFLOW
 from retry_contract.interrupts import signals_deferred
-from retry_contract.polling import RETRY_SETTLE_SECONDS
 from retry_contract.provisioning import FixtureShape, Provisioner
 from retry_contract.replay_target import ReplayTarget
 from retry_contract.reports.replay_record import (
@@ -40,11 +38,12 @@ from retry_contract.reports.replay_record import (
     request_form_named,
 )
 from retry_contract.request_forms import PLAIN, RAW_UTF8
+from retry_contract.retry_readings import read_after
 from retry_contract.run_settings import DEFAULT_FUNCTION_EXTERNAL_ID
 from retry_contract.runner import MOCK_PROJECT, CouldNotRun, RunOptions, preflight, reach_target
 from retry_contract.scenarios.context import JUDGE as SCENARIO_JUDGE
 from retry_contract.secrets_registry import SecretRegistry
-from retry_contract.verdict import Ledger, Observation
+from retry_contract.verdict import Ledger
 
 JUDGE = "replay"
 
@@ -266,14 +265,9 @@ class _Replayer:
         exchange.before = before
         if exchange.fault is not None:
             raise ReplayError(f"the target did not answer the replayed request: {exchange.fault}")
-        if exchange.status == 200 and before is not None:
-            # What the retry did to the tasks, read as the run reads it (SEM-*).
-            exchange.after = self.client.await_execution(
-                execution_id, lambda reading: took_effect(before, reading), RETRY_SETTLE_SECONDS
-            )
+        # What the retry did, read as the run reads every retry (SEM-*, or nothing after a refusal).
+        read_after(self.client, exchange, execution_id)
         observations = Judge(self.base_url, Ledger()).observe(exchange)
-        if before is not None:
-            observations += self._unchanged(execution_id, before, exchange)
         judged = [o for o in observations if o.requirement == record.requirement]
         if not judged and record.judge == SCENARIO_JUDGE:
             raise ReplayError(
@@ -370,16 +364,6 @@ class _Replayer:
             token=token,
             **body,
         )
-
-    def _unchanged(
-        self, execution_id: str, before: Mapping[str, Any], exchange: Exchange
-    ) -> list[Observation]:
-        """What the run's scenarios observe after a request built to be refused: nothing changed."""
-        expectation = exchange.expectation
-        if expectation is None or not expectation.statuses or min(expectation.statuses) < 400:
-            return []
-        problems = execution_view.changes(before, self.client.detailed(execution_id))
-        return [Observation(expectation.requirement, not problems, "; ".join(problems), exchange, JUDGE)]
 
 
 def _shape_of(precondition: Precondition) -> FixtureShape:
