@@ -16,7 +16,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from retry_contract.reports import exercised
 from retry_contract.reports.model import FailureCard, ReportView, shown_outcome
-from retry_contract.reports.reproduction import abbreviated
+from retry_contract.reports.replay_record import abbreviated
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.verdict import ExitCode, Observation
 

@@ -23,7 +23,7 @@ from typing import Any
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from retry_contract.reports.model import ACCEPTED, ReportView, shown_outcome
-from retry_contract.reports.reproduction import abbreviated
+from retry_contract.reports.replay_record import abbreviated
 
 FILENAME = "retry-contract-junit.xml"
 SUITE_NAME = "retry-contract"

@@ -17,13 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from retry_contract.baseline import signature_of
 from retry_contract.reports import exercised
-from retry_contract.reports.reproduction import (
-    RunFacts,
-    abbreviated,
-    curl,
-    reproduce,
-    session_item_shown,
-)
+from retry_contract.reports.curl_script import curl
+from retry_contract.reports.replay_record import RunFacts, abbreviated, session_item_shown
+from retry_contract.reports.reproduction import reproduce
 from retry_contract.requirements import Level
 from retry_contract.results import FuzzStats, RunResult
 from retry_contract.secrets_registry import SecretRegistry
@@ -103,6 +99,7 @@ def run_facts(result: RunResult) -> RunFacts:
         project=options.project,
         seed=options.seed,
         embedded_mock=options.base_url is None and options.app is None,
+        base_url=options.base_url.rstrip("/") if options.base_url is not None else None,
         app=options.app,
         mock_defects=tuple(sorted(options.mock_defects)),
         mock_profile=options.mock_profile,
@@ -153,6 +150,7 @@ def failure_data(
                 "precondition": reproduction.precondition,
                 "reproduce": reproduction.curl,
                 "reproduce_steps": list(reproduction.steps),
+                "reproduce_script": reproduction.script,
                 "replay": reproduction.record.to_json(result.secrets),
             }
         )
