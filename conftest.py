@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import pytest
 
+# pytester runs the pytest plugins in fresh pytest projects (tests/e2e/test_pytest_plugin.py); a plugin
+# list is honoured only in the root conftest.
+pytest_plugins = ["pytester"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("retry-contract")

@@ -21,9 +21,6 @@ from cdf_workflows_mock import EmbeddedMock, MockConfig
 from support.project import PROJECT
 from support.servers import serve_asgi
 
-# pytester runs the pytest plugin in a separate pytest process (tests/e2e/test_pytest_plugin.py).
-pytest_plugins = ["pytester"]
-
 TESTS = Path(__file__).resolve().parent
 TIERS = ("unit", "mock", "e2e")
 

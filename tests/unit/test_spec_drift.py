@@ -283,6 +283,8 @@ def spec_drift_cli(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, "spec-drift", str(path)], capture_output=True, text=True, timeout=120)
 
 
+# Each starts the CLI in a fresh interpreter (seconds, not milliseconds): out of the fast tier.
+@pytest.mark.slow
 def test_cli_exits_0_when_the_retry_operation_is_unchanged(tmp_path: Path) -> None:
     same = tmp_path / "snapshot.json"
     document = official()
@@ -294,6 +296,7 @@ def test_cli_exits_0_when_the_retry_operation_is_unchanged(tmp_path: Path) -> No
     assert "explains every difference" in result.stdout
 
 
+@pytest.mark.slow
 def test_cli_exits_1_and_names_what_changed(tmp_path: Path) -> None:
     changed = official()
     _nonce_min_length(changed)
@@ -306,6 +309,7 @@ def test_cli_exits_1_and_names_what_changed(tmp_path: Path) -> None:
     assert f"stale in the reviewed list (no longer so): {NONCE_MIN_LENGTH}" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("content", "message"),
     [
