@@ -98,7 +98,8 @@ def conformance(args: list[str]) -> int:
 FAST_TESTS = ("tests/unit", "tests/mock", "-m", "not slow")
 # The full suite runs on pytest-xdist's workers, one per core: the tests are independent (free ports,
 # tmp_path, no shared files) and many of them spend their time waiting on servers and subprocesses.
-PARALLEL = ("-n", "auto")
+# Their lengths differ a hundredfold, so an idle worker takes tests from a busy one's queue (worksteal).
+PARALLEL = ("-n", "auto", "--dist", "worksteal")
 
 
 def test(args: list[str]) -> int:

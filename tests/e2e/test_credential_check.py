@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -17,8 +16,8 @@ from cdf_workflows_mock import EmbeddedMock, MockConfig
 from cdf_workflows_mock.cdf import SESSIONS_CREATE, WORKFLOW_READ, WORKFLOW_WRITE
 from cdf_workflows_mock.config import TokenGrant
 from retry_contract.verdict import ExitCode
+from support.project import CLI
 
-CLI = [sys.executable, "-m", "retry_contract.cli"]
 PROJECT = "credential-check"
 WRITE, READONLY = "check-write-token", "check-readonly-token"
 

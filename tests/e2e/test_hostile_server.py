@@ -25,7 +25,6 @@ import resource
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -54,9 +53,8 @@ from support.hostile_proxy import (
     hostile_proxy,
     invalid_utf8_body,
 )
-from support.project import ROOT
+from support.project import CLI, PROJECT, ROOT
 
-PROJECT = "contract-test"
 SRC = ROOT / "src"
 REQUEST_TIMEOUT_SECONDS = 10
 # Bounds the cases that never let a run finish (every retry dripping, nothing answered after the
@@ -281,7 +279,7 @@ CASES = (
 @functools.cache
 def supported_flags() -> frozenset[str]:
     help_text = subprocess.run(
-        [sys.executable, "-m", "retry_contract.cli", "run", "--help"],
+        [*CLI, "run", "--help"],
         env=_child_environment({}),
         capture_output=True,
         text=True,
@@ -373,7 +371,7 @@ def run_case(case: Case, directory: Path) -> Outcome:
         else:
             environment["CDF_TOKEN"] = write
         command = [
-            sys.executable, "-m", "retry_contract.cli", "run", "--base-url", url, "--project", PROJECT,
+            *CLI, "run", "--base-url", url, "--project", PROJECT,
             "--report-dir", str(reports), "--timeout", str(REQUEST_TIMEOUT_SECONDS), *args,
         ]  # fmt: skip
         stdout, stderr = directory / "stdout.txt", directory / "stderr.txt"

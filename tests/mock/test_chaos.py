@@ -21,9 +21,7 @@ from cdf_workflows_mock import (
 from cdf_workflows_mock.chaos import MAX_LATENCY_SECONDS, ChaosInjector, parse_latency
 from cdf_workflows_mock.validation import RunRequest
 from support.mock_helpers import MockApi, assert_envelope, function_task
-from support.project import CLI, EXAMPLE_FAILED_ID, EXAMPLE_STATE
-
-PROJECT = "contract-test"
+from support.project import CLI, EXAMPLE_FAILED_ID, EXAMPLE_STATE, PROJECT
 
 
 @pytest.fixture

@@ -41,6 +41,8 @@ def test_without_it_again():
 """
 
 
+# A fresh pytest process (tens of seconds): out of the fast tier.
+@pytest.mark.slow
 def test_the_readme_example_passes_against_the_fake(client_project: pytest.Pytester) -> None:
     # In a fresh interpreter, as a client team runs it: both plugins found through their entry points.
     # Beside it, a check that nothing is served unless a test asks for the fixture.
