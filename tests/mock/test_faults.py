@@ -102,6 +102,7 @@ def _quick(url: str) -> RunOptions:
     return replace(_options(url), retry_policy=quick, fuzz=False, concurrency=1)
 
 
+@pytest.mark.slow
 def test_setup_requests_outlast_a_503_window_the_judged_ones_would_not(mock: EmbeddedMock) -> None:
     # Six 503s in a row: more than a judged request's 4 attempts, fewer than a setup request's.
     window = {n: Fault.UNAVAILABLE for n in range(40, 46)}
@@ -112,6 +113,7 @@ def test_setup_requests_outlast_a_503_window_the_judged_ones_would_not(mock: Emb
     assert not [r.requirement.id for r in result.ledger.results.values() if r.failures]
 
 
+@pytest.mark.slow
 def test_a_run_that_cannot_finish_keeps_what_it_judged(mock: EmbeddedMock, tmp_path: Path) -> None:
     with fault_proxy(mock.base_url, lambda n: Fault.UNAVAILABLE if n > 120 else None) as (url, _):
         result = run(_quick(url))

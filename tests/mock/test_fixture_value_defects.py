@@ -80,6 +80,7 @@ def test_each_defect_of_the_values_family_is_caught_by_its_own_check(defect: str
     assert BY_NAME[defect].breaks[0] in failed, failed
 
 
+@pytest.mark.slow
 def test_a_failure_on_a_generated_version_replays_with_that_version(tmp_path: Path) -> None:
     defect = "version-percent-encoded-in-answer"
     with pytest.MonkeyPatch.context() as patch:

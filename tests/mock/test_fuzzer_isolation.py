@@ -78,6 +78,7 @@ def fuzzed(embedded_mock: EmbeddedMock, mock_tokens: tuple[str, str]) -> Iterato
         client.close()
 
 
+@pytest.mark.slow
 def test_no_case_strategy_or_configuration_of_the_engine_holds_the_token(fuzzed: Fuzzed) -> None:
     token = fuzzed.bearer.removeprefix("Bearer ")
     operation = next(iter(fuzzed.fuzzer.schema.get_all_operations())).ok()
@@ -89,6 +90,7 @@ def test_no_case_strategy_or_configuration_of_the_engine_holds_the_token(fuzzed:
     assert token not in strategy + cases + repr(fuzzed.fuzzer.schema.config)
 
 
+@pytest.mark.slow
 def test_the_token_goes_on_the_wire_in_place_of_the_placeholder(fuzzed: Fuzzed) -> None:
     sent = [exchange.request_headers.get("authorization") for exchange in fuzzed.fuzzer.exchanges]
     assert PLACEHOLDER_AUTHORIZATION not in sent
@@ -97,6 +99,7 @@ def test_the_token_goes_on_the_wire_in_place_of_the_placeholder(fuzzed: Fuzzed) 
     assert any(e.status == 200 for e in ours), "no steered retry succeeded with the swapped-in token"
 
 
+@pytest.mark.slow
 def test_cases_the_engine_sent_without_our_credentials_are_judged_as_such(fuzzed: Fuzzed) -> None:
     others = [e for e in fuzzed.fuzzer.exchanges if e.credential != Credential.WRITE]
     assert {e.credential for e in others} >= {Credential.NONE, Credential.OTHER}
@@ -104,6 +107,7 @@ def test_cases_the_engine_sent_without_our_credentials_are_judged_as_such(fuzzed
     assert all(e.status == 401 for e in others)
 
 
+@pytest.mark.slow
 def test_the_engine_requests_the_project_url_the_client_builds(fuzzed: Fuzzed) -> None:
     assert fuzzed.fuzzer.schema.config.base_url == fuzzed.client.project_url("")
 

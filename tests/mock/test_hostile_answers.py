@@ -197,6 +197,8 @@ def _publish_everywhere(result: RunResult) -> None:
     console.render(result, Console(file=io.StringIO(), width=100), [])
 
 
+# Sixty generated exchanges through every judge and report (seconds): out of the fast tier.
+@pytest.mark.slow
 @settings(
     max_examples=60,
     derandomize=True,

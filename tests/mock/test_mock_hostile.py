@@ -229,6 +229,8 @@ def test_deep_or_undecodable_bodies_are_400(patient: EmbeddedMock, body: bytes) 
     assert_answers_normally(patient)
 
 
+# Compresses and sends 200 MB (seconds): out of the fast tier.
+@pytest.mark.slow
 def test_gzip_bomb_of_200_megabytes_is_413(patient: EmbeddedMock) -> None:
     compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     zeros = bytes(MB)

@@ -236,6 +236,8 @@ def test_of_simultaneous_retries_exactly_one_succeeds(api: MockApi, racer: httpx
 MIXED_ROUNDS = 6
 
 
+# Rounds of concurrent requests (seconds): out of the fast tier.
+@pytest.mark.slow
 def test_retries_cancels_and_updates_of_one_execution_stay_consistent(
     api: MockApi, racer: httpx.Client
 ) -> None:
