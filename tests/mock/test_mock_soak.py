@@ -107,6 +107,7 @@ class Pipeline:
 SESSION = ("POST", "/sessions", {"items": [{"tokenExchange": True}]})
 
 
+@pytest.mark.slow
 def test_sessions_stay_within_the_cap_and_forgotten_nonces_answer_as_before(
     mock: EmbeddedMock, api: MockApi, clock: ManualClock
 ) -> None:
@@ -188,6 +189,7 @@ def test_twenty_thousand_sessions_in_the_store_itself() -> None:
         store._valid_session(DEFAULT_PROJECT, first)
 
 
+@pytest.mark.slow
 def test_finished_executions_stay_within_the_cap_and_forgotten_ones_are_404(
     mock: EmbeddedMock, api: MockApi
 ) -> None:
