@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from retry_contract.errors import RetryContractError
 from retry_contract.requirements import Level
 from retry_contract.runner import MOCK_PROJECT, CouldNotRun, RunOptions, run
 
@@ -328,7 +329,7 @@ def _markdown(
     return "\n".join(lines) + "\n"
 
 
-class MergeError(ValueError):
+class MergeError(RetryContractError, ValueError):
     """The shards given are not exactly one whole matrix; the message is one line saying why."""
 
 

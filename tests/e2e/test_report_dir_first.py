@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from retry_contract.cli import _unwritable
+from retry_contract.cli.run import unwritable as _unwritable
 from support.project import CLI, PROJECT
 
 
