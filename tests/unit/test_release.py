@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from support.project import README, ROOT
+
 sys.path.insert(0, str(ROOT / "scripts"))
-import release_check  # noqa: E402  (a script, not a package)
+import release_check
 
 EXAMPLE = ROOT / "examples" / "github" / "retry-contract.yml"
 RELEASE = ROOT / ".github" / "workflows" / "release.yml"
-README = ROOT / "README.md"
 # The README and the example name the action so; a user puts the owner where they host it.
 README_USES = "<owner>/retry-contract@v1"
 EXAMPLE_USES = "your-org/retry-contract@v1"
@@ -98,6 +98,8 @@ def test_a_tag_is_released_only_when_version_and_changelog_agree(
         assert said in problem
 
 
+# Each starts git, actionlint or the script in a subprocess: out of the fast tier.
+@pytest.mark.slow
 def test_the_script_exits_1_on_the_checkouts_unreleased_version() -> None:
     version = release_check.project_version()
     completed = subprocess.run(
@@ -132,6 +134,8 @@ def test_the_release_workflow_checks_then_builds_then_moves_the_major_tag() -> N
     assert steps[move]["if"] == "${{ !github.event.release.prerelease }}"
 
 
+# Each starts git, actionlint or the script in a subprocess: out of the fast tier.
+@pytest.mark.slow
 def test_the_major_tag_is_cut_from_the_release_tag_as_the_script_says(tmp_path: Path) -> None:
     # The workflow's shell expansion and the script's major_tag give the same tag.
     script = next(
@@ -152,11 +156,15 @@ def test_the_major_tag_is_cut_from_the_release_tag_as_the_script_says(tmp_path: 
 # --- the consumer's workflow -------------------------------------------------------------------
 
 
+# Each starts git, actionlint or the script in a subprocess: out of the fast tier.
+@pytest.mark.slow
 def test_the_example_workflow_passes_actionlint_as_it_is() -> None:
     linted = _actionlint(EXAMPLE, ROOT)
     assert linted.returncode == 0, linted.stdout + linted.stderr
 
 
+# Each starts git, actionlint or the script in a subprocess: out of the fast tier.
+@pytest.mark.slow
 def test_the_example_workflow_is_a_valid_use_of_this_action(tmp_path: Path) -> None:
     # With the action taken from a checkout of this repository, actionlint checks the inputs the
     # example passes and the outputs it reads against action.yml.
@@ -169,6 +177,8 @@ def test_the_example_workflow_is_a_valid_use_of_this_action(tmp_path: Path) -> N
     assert linted.returncode == 0, linted.stdout + linted.stderr
 
 
+# Each starts git, actionlint or the script in a subprocess: out of the fast tier.
+@pytest.mark.slow
 def test_actionlint_finds_an_output_the_action_does_not_have(tmp_path: Path) -> None:
     # The check above can fail.
     text = (

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CLI
 from junitparser import JUnitXml
 
 from retry_contract import baseline
@@ -24,6 +23,7 @@ from retry_contract.reports.model import verdict_text
 from retry_contract.runner import MOCK_PROJECT, RunOptions, RunResult
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.verdict import ExitCode, Ledger, Observation
+from support.project import CLI
 
 KNOWN_DEFECTS = ("method-405-without-allow", "response-id-uppercase")  # METHOD; RESP-ID, RESP-UNCHANGED
 NEW_DEFECT = "malformed-id-422"  # PATH-UUID
