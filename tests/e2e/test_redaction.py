@@ -18,9 +18,10 @@ import pytest
 from cdf_workflows_mock import MockConfig, create_app
 from retry_contract.checks.http import robust
 from retry_contract.exchange import Exchange
+from retry_contract.reports.curl_script import curl
 from retry_contract.reports.html import _message as html_message
 from retry_contract.reports.markdown import _cell as markdown_cell
-from retry_contract.reports.reproduction import abbreviated, curl
+from retry_contract.reports.replay_record import abbreviated
 from retry_contract.secrets_registry import REPLACEMENT, SecretRegistry, head
 from support import secret_scanner
 from support.project import CLI, PROJECT

@@ -799,6 +799,46 @@ def _(p: Probe) -> None:
     _gains_differ(p, **{SHAPES.canceled: 0, SHAPES.nested_canceled: 0})
 
 
+def _timed_out(p: Probe) -> str:
+    execution_id = p.api.start([function_task("step", timeout=1)])
+    p.clock.advance(2)
+    assert p.api.detail(execution_id)["status"] == "TIMED_OUT"
+    return execution_id
+
+
+def _gained_on_retry(p: Probe, execution_id: str) -> tuple[int, JSON]:
+    """The new attempts of "step" on a retry of the execution, and its detail after the retry."""
+    before = p.api.detail(execution_id)
+    answer = p.api.retry(execution_id)
+    assert answer.status_code == 200 and answer.json()["status"] == "RUNNING"
+    after = p.api.detail(execution_id)
+    return execution_view.new_attempts(before, after)["step"], after
+
+
+@probe("terminated-retry-starts-nothing")
+def _(p: Probe) -> None:
+    execution_id = p.terminated()
+    gained, after = _gained_on_retry(p, execution_id)
+    assert gained == 0 and after["status"] == "RUNNING"
+    p.clock.advance(3600)
+    assert p.api.detail(execution_id)["status"] == "RUNNING"
+    assert _gained_on_retry(p, p.failed())[0] == 1
+
+
+@probe("retry-ignores-timed-out")
+def _(p: Probe) -> None:
+    assert _gained_on_retry(p, _timed_out(p))[0] == 0
+    assert _gained_on_retry(p, p.terminated())[0] == 1
+    _gains_differ(p)
+
+
+@probe("timed-out-started-twice")
+def _(p: Probe) -> None:
+    assert _gained_on_retry(p, _timed_out(p))[0] == 2
+    assert _gained_on_retry(p, p.terminated())[0] == 1
+    _gains_differ(p)
+
+
 @probe("retry-first-target-only")
 def _(p: Probe) -> None:
     _gains_differ(p, **{SHAPES.nested_canceled: 0, SHAPES.at_limit: 0})

@@ -125,7 +125,7 @@ SUCCESS = Expectation("STATE-RETRYABLE", frozenset({200}), "execution in a retry
 
 
 class Readings:
-    """Answers `detailed` and `await_execution` with one reading, and counts them."""
+    """Answers `detailed` and `await_effect` with one reading, and counts them."""
 
     def __init__(self, reading: dict[str, Any]) -> None:
         self.reading = reading
@@ -135,7 +135,7 @@ class Readings:
         self.reads += 1
         return self.reading
 
-    def await_execution(self, execution_id: str, done: Any, timeout: float = 0) -> dict[str, Any]:
+    def await_effect(self, execution_id: str, done: Any, timeout: float = 0) -> dict[str, Any]:
         return self.detailed(execution_id)
 
 

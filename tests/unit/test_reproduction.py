@@ -5,16 +5,24 @@ record that survives the JSON report."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from cdf_workflows_mock import EmbeddedMock, MockConfig
+from retry_contract import execution_view
 from retry_contract.cdf_client import CdfClient
 from retry_contract.credentials import StaticToken
 from retry_contract.exchange import Credential, Exchange, Expectation, credential_of
 from retry_contract.fixture_values import SUITE_WORKFLOW
-from retry_contract.reports.reproduction import (
+from retry_contract.provisioning import FixtureShape, Provisioner
+from retry_contract.reports.curl_script import curl
+from retry_contract.reports.replay_record import (
     INVALID_TOKEN,
     NONCE_FIELD,
     NonceUse,
@@ -22,12 +30,11 @@ from retry_contract.reports.reproduction import (
     ReplayRecord,
     RunFacts,
     compact,
-    curl,
     expand,
     record,
-    reproduce,
 )
-from retry_contract.request_forms import SDK
+from retry_contract.reports.reproduction import reproduce
+from retry_contract.request_forms import RAW_UTF8, SDK
 from retry_contract.secrets_registry import SecretRegistry
 
 WRITE_TOKEN = "write-token-5d1c0e9a"
@@ -44,9 +51,21 @@ FAILED_READING: dict[str, Any] = {
     "status": "FAILED",
     "metadata": {"owner": "Åsa"},
     "input": {"batch": 7},
+    "workflowDefinition": {
+        "tasks": [
+            {"externalId": "done", "type": "function", "parameters": {"function": {"externalId": "f"}}},
+            {"externalId": "step", "type": "function", "dependsOn": [{"externalId": "done"}]},
+        ]
+    },
     "executedTasks": [
-        {"id": "a1", "externalId": "step", "status": "FAILED_WITH_TERMINAL_ERROR", "startTime": 1},
-        {"id": "a0", "externalId": "done", "status": "COMPLETED", "startTime": 0},
+        {
+            "id": "a1",
+            "externalId": "step",
+            "status": "FAILED_WITH_TERMINAL_ERROR",
+            "startTime": 1,
+            "endTime": 2,
+        },
+        {"id": "a0", "externalId": "done", "status": "COMPLETED", "startTime": 0, "endTime": 1},
     ],
 }
 FACTS = RunFacts(project="contract-test", seed=7, embedded_mock=True, mock_defects=("readonly-can-retry",))
@@ -179,7 +198,7 @@ def test_an_embedded_mock_run_says_how_to_see_it_again(secrets: SecretRegistry) 
     steps = reproduce(retry(READONLY_TOKEN, Credential.READONLY), "AUTH-403", 4, FACTS, secrets).steps
     assert steps[-1].startswith("The target was the run's embedded mock; its port is gone with it.")
     assert "`retry-contract run --seed 7 --mock-defect readonly-can-retry`" in steps[-1]
-    assert "--failure 4 --mock-defect readonly-can-retry`" in steps[-1]
+    assert "`retry-contract replay <JSON report> --failure 4` (a fresh mock with the same" in steps[-1]
     real = RunFacts(project="contract-test", seed=7)
     assert not any(
         "gone" in step
@@ -223,8 +242,7 @@ def test_long_values_are_recorded_as_a_repeated_unit(secrets: SecretRegistry) ->
     assert ReplayRecord.from_json(json.loads(written)).execution_id == long_id
     steps = reproduce(exchange, "PATH-UUID", 1, FACTS, secrets).steps
     assert any(
-        step.startswith("The path's id is too long to show: export EXECUTION_ID=\"$(python3")
-        for step in steps
+        step.startswith("The path's id is too long to show: EXECUTION_ID=\"$(python3") for step in steps
     )
     no_repetition = "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(5000))
     with pytest.raises(ValueError, match="5000 characters was cut"):
@@ -285,3 +303,154 @@ def test_an_id_made_from_the_execution_s_keeps_what_was_added(secrets: SecretReg
     assert f"(the run used {EXECUTION}, since cancelled by its cleanup)" in reproduction.steps[1]
     loaded = ReplayRecord.from_json(json.loads(json.dumps(reproduction.record.to_json(secrets))))
     assert (loaded.precondition.id_prefix, loaded.precondition.id_suffix) == ("", "0")
+
+
+def run_script(path: Path, base_url: str, write: str, readonly: str) -> tuple[Any, dict[str, Any]]:
+    """A reproduction script run by bash against `base_url`, and the execution it created, read."""
+    environment = {"PATH": os.environ["PATH"], "CDF_BASE_URL": base_url}
+    environment |= {"CDF_TOKEN": write, "CDF_READONLY_TOKEN": readonly}
+    ran = subprocess.run(["bash", str(path)], capture_output=True, text=True, timeout=120, env=environment)
+    assert ran.returncode == 0, ran.stderr
+    created = re.search(r"created execution (\S+) in status FAILED", ran.stderr)
+    assert created is not None, ran.stderr
+    client = CdfClient(base_url, "contract-test", StaticToken(write), SecretRegistry())
+    recreated = client.detailed(created.group(1))
+    client.close()
+    return ran, recreated
+
+
+@pytest.mark.parametrize("profile", ["classic", "recorded"])
+def test_the_script_drives_a_new_execution_of_every_task_shape_to_the_recorded_state(
+    profile: str, tmp_path: Path
+) -> None:
+    """The shapes fixture's history (a dynamic task's output, nested tasks, a task at its retries
+    limit failing twice) recorded from one server and driven again on another by the script alone."""
+    write, readonly = "shapes-write-token-5a6b", "shapes-readonly-token-7c8d"
+    registry = SecretRegistry()
+    with EmbeddedMock(MockConfig.with_tokens("contract-test", write, readonly, profile=profile)) as first:
+        client = CdfClient(first.base_url, "contract-test", StaticToken(write), registry)
+        recorded = client.detailed(Provisioner(client).shapes_execution())
+        client.close()
+    exchange = retry(readonly, Credential.READONLY, reading=recorded)
+    exchange.url = URL.replace(EXECUTION, str(recorded["id"]))
+    reproduction = reproduce(exchange, "AUTH-403", 1, FACTS, registry)
+    assert len(reproduction.record.precondition.drive) == 7
+    path = tmp_path / "reproduce.sh"
+    path.write_text(reproduction.script)
+    with EmbeddedMock(MockConfig.with_tokens("contract-test", write, readonly, profile=profile)) as second:
+        ran, recreated = run_script(path, second.base_url, write, readonly)
+    assert next(line for line in ran.stdout.splitlines() if line.startswith("HTTP/")).split()[1] == "403"
+
+    def shape(reading: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "status": reading["status"],
+            "attempts": execution_view.attempt_counts(reading),
+            "latest": {task: a["status"] for task, a in execution_view.latest(reading).items()},
+        }
+
+    assert shape(recreated) == shape(recorded)
+
+
+def test_values_that_shells_and_json_treat_specially_reach_the_server_as_they_were(tmp_path: Path) -> None:
+    """Quotes, `$`, backticks, backslashes and non-ASCII in the workflow's name, metadata and input
+    arrive unchanged: the script JSON-encodes and shell-quotes them, never splices them by hand."""
+    write, readonly = "odd-write-token-9e0f", "odd-readonly-token-1a2b"
+    odd = 'it\'s "$HOME" `id` \\n ü 😀 $(echo x)'
+    registry = SecretRegistry()
+    with EmbeddedMock(MockConfig.with_tokens("contract-test", write, readonly)) as first:
+        client = CdfClient(first.base_url, "contract-test", StaticToken(write), registry)
+        provisioner = Provisioner(client)
+        shape = FixtureShape(
+            "odd", {"k'$": odd}, {"text": odd}, RAW_UTF8, workflow_tail="a'b\"c$d", version="v'1"
+        )
+        recorded = client.detailed(provisioner.failed_execution(shape))
+        client.close()
+    exchange = retry(readonly, Credential.READONLY, reading=recorded)
+    reproduction = reproduce(exchange, "AUTH-403", 1, FACTS, registry)
+    path = tmp_path / "reproduce.sh"
+    path.write_text(reproduction.script)
+    with EmbeddedMock(MockConfig.with_tokens("contract-test", write, readonly)) as second:
+        ran, recreated = run_script(path, second.base_url, write, readonly)
+    assert next(line for line in ran.stdout.splitlines() if line.startswith("HTTP/")).split()[1] == "403"
+    for key in ("workflowExternalId", "version", "metadata", "input"):
+        assert recreated[key] == recorded[key]
+    assert recreated["metadata"] == {"k'$": odd}
+
+
+def test_a_script_of_client_credentials_takes_them_from_the_environment(secrets: SecretRegistry) -> None:
+    facts = RunFacts(
+        project="p",
+        seed=1,
+        session_item={"clientId": "client-4", "clientSecret": "client-secret-value-9"},
+        client_credentials=True,
+    )
+    script = reproduce(retry(WRITE_TOKEN, Credential.WRITE), "AUTH-403", 1, facts, secrets).script
+    assert "client-secret-value-9" not in script and "client-4" not in script
+    assert WRITE_TOKEN not in script and NONCE not in script and "[REDACTED]" not in script
+    [line] = [line for line in script.splitlines() if line.startswith("SESSION_BODY=")]
+    environment = {"PATH": os.environ["PATH"], "CDF_CLIENT_ID": "id \"'$x", "CDF_CLIENT_SECRET": "s\\`y`"}
+    body = subprocess.run(
+        ["bash", "-c", f'{line}\nprintf "%s" "$SESSION_BODY"'],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=environment,
+        check=True,
+    ).stdout
+    assert json.loads(body) == {"items": [{"clientId": "id \"'$x", "clientSecret": "s\\`y`"}]}
+
+
+def test_the_script_retries_where_the_recorded_execution_had_failed_in_between(tmp_path: Path) -> None:
+    """A pooled execution: failed, retried, failed again; the script retries it where the run did."""
+    write, readonly = "pool-write-token-2b3c", "pool-readonly-token-4d5e"
+    registry = SecretRegistry()
+    with EmbeddedMock(MockConfig.with_tokens("contract-test", write, readonly)) as first:
+        client = CdfClient(first.base_url, "contract-test", StaticToken(write), registry)
+        provisioner = Provisioner(client)
+        execution_id = provisioner.failed_execution()
+        client.send(
+            "POST",
+            client.retry_url(execution_id),
+            json_body={"authentication": {"nonce": client.create_nonce()}},
+        )
+        recorded = provisioner.refailed(execution_id)
+        client.close()
+    assert recorded is not None
+    exchange = retry(readonly, Credential.READONLY, reading=recorded)
+    reproduction = reproduce(exchange, "AUTH-403", 1, FACTS, registry)
+    assert [(u.task, u.retry_first) for u in reproduction.record.precondition.drive] == [
+        ("step", False),
+        ("step", True),
+    ]
+    path = tmp_path / "reproduce.sh"
+    path.write_text(reproduction.script)
+    with EmbeddedMock(MockConfig.with_tokens("contract-test", write, readonly)) as second:
+        _, recreated = run_script(path, second.base_url, write, readonly)
+    assert execution_view.attempt_counts(recreated) == execution_view.attempt_counts(recorded) == {"step": 2}
+
+
+def test_a_megabyte_of_path_id_is_sent_by_the_script_as_recorded(tmp_path: Path) -> None:
+    long_id = ("059edaa4-a17a-4102-910e-2c3591500cce" * 30_000)[: 1024 * 1024]
+    registry = SecretRegistry()
+    registry.add(NONCE)
+    exchange = retry(WRITE_TOKEN, Credential.WRITE, reading=None)
+    exchange.url, exchange.execution_id = URL.replace(EXECUTION, long_id), long_id
+    script = reproduce(exchange, "ROBUST", 1, FACTS, registry).script
+    assert len(script) < 10_000 and long_id not in script
+    path = tmp_path / "reproduce.sh"
+    path.write_text(script)
+    write, readonly = "long-write-token-6f7a", "long-readonly-token-8b9c"
+
+    def answer(defects: frozenset[str]) -> str:
+        config = MockConfig.with_tokens("contract-test", write, readonly, defects=defects)
+        with EmbeddedMock(config) as mock:
+            environment = {"PATH": os.environ["PATH"], "CDF_BASE_URL": mock.base_url}
+            environment |= {"CDF_TOKEN": write, "CDF_READONLY_TOKEN": readonly}
+            ran = subprocess.run(
+                ["bash", str(path)], capture_output=True, text=True, timeout=120, env=environment
+            )
+        assert ran.returncode == 0, ran.stderr
+        return next(line for line in ran.stdout.splitlines() if line.startswith("HTTP/")).split()[1]
+
+    assert answer(frozenset({"long-path-id-500"})) == "500"
+    assert answer(frozenset()) in {"400", "404", "414"}
