@@ -41,6 +41,7 @@ def test_the_schema_is_a_valid_draft_2020_12_schema() -> None:
     Draft202012Validator.check_schema(SCHEMA)
 
 
+@pytest.mark.slow  # shares a whole run with fuzzing
 def test_a_failing_run_with_fuzzing_matches_the_schema(failing_run: RunResult) -> None:
     report = _report(failing_run)
     errors = sorted(Draft202012Validator(SCHEMA).iter_errors(report), key=str)
@@ -70,6 +71,7 @@ def test_the_schema_enumerates_what_the_code_defines() -> None:
     assert SCHEMA["properties"]["schema_version"]["const"] == json_report.SCHEMA_VERSION
 
 
+@pytest.mark.slow  # shares a whole run with fuzzing
 def test_the_report_names_every_generated_fixture_value(failing_run: RunResult) -> None:
     recorded = _report(failing_run)["exercised"]["fixture_values"]
     shapes = fixture_shapes(failing_run.options.seed)

@@ -319,6 +319,7 @@ def run_script(path: Path, base_url: str, write: str, readonly: str) -> tuple[An
     return ran, recreated
 
 
+@pytest.mark.slow  # runs a bash script against a mock
 @pytest.mark.parametrize("profile", ["classic", "recorded"])
 def test_the_script_drives_a_new_execution_of_every_task_shape_to_the_recorded_state(
     profile: str, tmp_path: Path
@@ -351,6 +352,7 @@ def test_the_script_drives_a_new_execution_of_every_task_shape_to_the_recorded_s
     assert shape(recreated) == shape(recorded)
 
 
+@pytest.mark.slow  # runs a bash script against a mock
 def test_values_that_shells_and_json_treat_specially_reach_the_server_as_they_were(tmp_path: Path) -> None:
     """Quotes, `$`, backticks, backslashes and non-ASCII in the workflow's name, metadata and input
     arrive unchanged: the script JSON-encodes and shell-quotes them, never splices them by hand."""
@@ -400,6 +402,7 @@ def test_a_script_of_client_credentials_takes_them_from_the_environment(secrets:
     assert json.loads(body) == {"items": [{"clientId": "id \"'$x", "clientSecret": "s\\`y`"}]}
 
 
+@pytest.mark.slow  # runs a bash script against a mock
 def test_the_script_retries_where_the_recorded_execution_had_failed_in_between(tmp_path: Path) -> None:
     """A pooled execution: failed, retried, failed again; the script retries it where the run did."""
     write, readonly = "pool-write-token-2b3c", "pool-readonly-token-4d5e"
@@ -429,6 +432,7 @@ def test_the_script_retries_where_the_recorded_execution_had_failed_in_between(t
     assert execution_view.attempt_counts(recreated) == execution_view.attempt_counts(recorded) == {"step": 2}
 
 
+@pytest.mark.slow  # runs a bash script against a mock
 def test_a_megabyte_of_path_id_is_sent_by_the_script_as_recorded(tmp_path: Path) -> None:
     long_id = ("059edaa4-a17a-4102-910e-2c3591500cce" * 30_000)[: 1024 * 1024]
     registry = SecretRegistry()
