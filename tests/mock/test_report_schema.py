@@ -51,6 +51,7 @@ def test_a_failing_run_with_fuzzing_matches_the_schema(failing_run: RunResult) -
     assert failures and all("replay" in f for f in failures)
 
 
+@pytest.mark.slow  # shares a whole run with fuzzing
 def test_the_schema_catches_a_report_that_drifted(failing_run: RunResult) -> None:
     validator = Draft202012Validator(SCHEMA)
     drifted = _report(failing_run)
