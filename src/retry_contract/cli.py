@@ -197,6 +197,14 @@ def _report_formats() -> tuple[str, ...]:
 @_TIMEOUT
 @_MAX_RESPONSE_MIB
 @click.option("--no-fuzz", is_flag=True, help="Run only the scenario checks.")
+@click.option(
+    "--explore",
+    type=click.IntRange(0, 100_000),
+    default=None,
+    metavar="N",
+    help="Generated operation sequences around the retry to run (task graphs, task outcomes, cancels "
+    "and retries; default a few, within the run's speed goal; more for nightly jobs, 0 for none).",
+)
 @_FAIL_FAST
 @click.option(
     "--retry-execution",
@@ -279,6 +287,7 @@ def run(
     timeout: float,
     max_response_mib: int,
     no_fuzz: bool,
+    explore: int | None,
     fail_fast: bool,
     named_executions: tuple[str, ...],
     max_requests: int | None,
@@ -350,6 +359,7 @@ def run(
         request_timeout=timeout,
         max_response_mib=max_response_mib,
         fuzz=not no_fuzz,
+        explore=defaults.explore if explore is None else explore,
         fail_fast=fail_fast,
         named_executions=named_executions,
         max_requests=max_requests,

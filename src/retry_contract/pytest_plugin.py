@@ -21,6 +21,7 @@ import warnings
 import pytest
 
 from retry_contract.credentials import READONLY_TOKEN_ENV, CredentialsError, from_environment
+from retry_contract.exploration import DEFAULT_EXPLORE
 from retry_contract.requirements import CATALOGUE, Level
 from retry_contract.runner import (
     DEFAULT_MAX_EXAMPLES,
@@ -51,6 +52,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--retry-contract-strict", action="store_true", help="SHOULD violations fail too")
     group.addoption("--retry-contract-seed", type=int, default=DEFAULT_SEED)
     group.addoption("--retry-contract-max-examples", type=int, default=DEFAULT_MAX_EXAMPLES)
+    group.addoption(
+        "--retry-contract-explore",
+        type=int,
+        default=DEFAULT_EXPLORE,
+        help="generated operation sequences to run (more for nightly jobs)",
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -75,6 +82,7 @@ def retry_contract_options(request: pytest.FixtureRequest) -> RunOptions:
             readonly_token=(os.environ.get(READONLY_TOKEN_ENV) or None) if external else None,
             seed=option("--retry-contract-seed"),
             max_examples=option("--retry-contract-max-examples"),
+            explore=option("--retry-contract-explore"),
             strict=option("--retry-contract-strict"),
             secrets=registry,
         )

@@ -24,6 +24,7 @@ from retry_contract.budget import BudgetExhausted, RequestBudget
 from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
 from retry_contract.credentials import Credentials, StaticToken
+from retry_contract.exploration import DEFAULT_EXPLORE, ExplorationStats, explore
 from retry_contract.fuzzing import DEFAULT_POOL_SIZE, Fuzzer, FuzzSettings, FuzzStats
 from retry_contract.interrupts import Background, StopSignals, Wake
 from retry_contract.provisioning import DEFAULT_FUNCTION_EXTERNAL_ID, Provisioner, RetryablePool
@@ -108,6 +109,8 @@ class RunOptions:
     pool_size: int = DEFAULT_POOL_SIZE
     concurrency: int = DEFAULT_CONCURRENCY
     fuzz: bool = True
+    # Generated operation sequences to run (`exploration`): a few by default, many for nightly jobs.
+    explore: int = DEFAULT_EXPLORE
     # Stop at the first MUST failure: enough when only the verdict matters.
     fail_fast: bool = False
     # Bounds on what the run sends: total requests (cleanup exempt) and requests per second.
@@ -244,6 +247,7 @@ class RunResult:
     ledger: Ledger
     secrets: SecretRegistry
     fuzz: FuzzStats = field(default_factory=FuzzStats)
+    exploration: ExplorationStats = field(default_factory=ExplorationStats)
     requests_sent: int = 0
     seconds: float = 0.0
     cleanup_problems: list[str] = field(default_factory=list)
@@ -632,6 +636,17 @@ def _judge_everything(
         # in one process are not thread-safe): first in line, so that it overlaps the scenarios from
         # the start. One worker keeps the old order, scenarios first, which fail fast sooner.
         tasks.insert(0 if options.concurrency > 1 else len(tasks), fuzz)
+    if options.explore > 0:
+        ledgers.append(Ledger())
+        ctx = ScenarioContext(client, provisioner.for_scenario(), judge.with_ledger(ledgers[-1]))
+
+        def exploration() -> None:
+            if not stop():
+                with result.timer.phase("exploration"):
+                    explore(ctx, options.explore, options.seed, result.exploration, stop)
+
+        # Beside the fuzzer from the start: its sequences wait on the server, one step after another.
+        tasks.insert(1 if options.fuzz and options.concurrency > 1 else 0, exploration)
     try:
         provisioner.start_timing_out()
         feed.phase("scenarios and fuzzing")

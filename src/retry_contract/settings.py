@@ -5,6 +5,7 @@
     function-external-id = "my-async-function"
     max-requests = 2000
     rate = 20
+    explore = 50             # generated operation sequences (nightly); the default run explores a few
     [credentials]            # client credentials without the secret (CDF_CLIENT_SECRET stays in the env)
     client-id = "..."
     token-url = "https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token"
@@ -37,6 +38,7 @@ RUN_KEYS = frozenset(
         "max-requests",
         "rate",
         "no-fuzz",
+        "explore",
         "fail-fast",
         "format",
         "quiet",

@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from retry_contract.reports.exercised import depth_text
 from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
 from retry_contract.runner import RunResult
 
@@ -38,6 +39,7 @@ def render(result: RunResult, console: Console, written: list[Path]) -> None:
         f"fuzzed retries) in {result.seconds:.1f} s; seed {result.options.seed}; "
         f"{len(result.ledger.disagreements)} validator disagreements"
     )
+    console.print(f"exercised: {depth_text(result)}")
     if result.stop_reason:
         console.print(f"[yellow]stopped early: {result.stop_reason}[/yellow]")
     for fault in result.ledger.faults[:5]:

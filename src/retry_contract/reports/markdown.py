@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from retry_contract.reports.exercised import depth_text
 from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
 from retry_contract.runner import RunResult
 
@@ -113,6 +114,7 @@ def _facts(result: RunResult) -> list[str]:
         f"Seed: {options.seed}; {options.max_examples} examples per fuzzing phase"
         if options.fuzz
         else f"Seed: {options.seed}; no fuzzing",
+        f"Exercised: {depth_text(result)}",
         f"Strict: {'yes' if options.strict else 'no'}",
         f"Spec SHA-256: {result.spec_sha256}",
         "Tools: " + ", ".join(f"{name} {version}" for name, version in sorted(result.tool_versions.items())),

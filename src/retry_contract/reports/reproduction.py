@@ -331,6 +331,9 @@ class ReplayRecord:
     expectation: Expectation | None
     precondition: Precondition
     run: Mapping[str, Any]
+    # The generated operation sequence the request was sent in (`exploration.sequence_record`), when
+    # the failure was found by one: replay runs the whole sequence again.
+    sequence: Mapping[str, Any] | None = None
 
     def body_with_nonce(self, nonce: str) -> Any:
         """The body to send, with `nonce` where the record holds the placeholder."""
@@ -367,6 +370,7 @@ class ReplayRecord:
             },
             "precondition": self.precondition.to_json(),
             "run": dict(self.run),
+            "sequence": _sequence_shown(self.sequence, secrets),
         }
 
     @classmethod
@@ -400,9 +404,17 @@ class ReplayRecord:
                 ),
                 precondition=Precondition.from_json(data["precondition"]),
                 run=dict(data.get("run") or {}),
+                sequence=dict(data["sequence"]) if data.get("sequence") is not None else None,
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"not a replay record ({type(error).__name__}: {error})") from None
+
+
+def _sequence_shown(sequence: Mapping[str, Any] | None, secrets: SecretRegistry) -> dict[str, Any] | None:
+    """The sequence as a report holds it: its readable steps may quote a server's answer, redacted."""
+    if sequence is None:
+        return None
+    return {**sequence, "steps": [secrets.redact(str(step)) for step in sequence.get("steps", [])]}
 
 
 def _issued(nonce: str | None, secrets: SecretRegistry) -> bool:
@@ -465,6 +477,7 @@ def record(
         expectation=exchange.expectation,
         precondition=Precondition.of(exchange),
         run=facts.to_json(),
+        sequence=exchange.sequence,
     )
 
 
@@ -659,6 +672,8 @@ def reproduce(
     again, redacted."""
     replay = record(exchange, requirement, failure, facts, secrets, judge)
     precondition = replay.precondition
+    if replay.sequence is not None:
+        return _reproduce_sequence(exchange, replay, failure, facts, secrets)
     steps = [f"Precondition: {precondition.describe()}."]
     long_id = _long_id_command(replay.execution_id, secrets) if not precondition.exists else None
     if precondition.exists:
@@ -700,6 +715,34 @@ def reproduce(
     return Reproduction(
         curl=command,
         precondition=secrets.redact(precondition.describe()),
+        steps=tuple(secrets.redact(step) for step in steps),
+        record=replay,
+    )
+
+
+def _reproduce_sequence(
+    exchange: Exchange, replay: ReplayRecord, failure: int, facts: RunFacts, secrets: SecretRegistry
+) -> Reproduction:
+    """A failure found by a generated sequence: the sequence, shrunk, step by step; then the request."""
+    sequence = replay.sequence or {}
+    shrunk_from = sequence.get("shrunk_from_steps")
+    steps = [
+        f"Generated operation sequence (seed {sequence.get('seed')}"
+        + (f", shrunk from {shrunk_from} steps" if shrunk_from else "")
+        + "): create a workflow version of this task graph, run it, then apply the steps in order "
+        f"(`retry-contract replay <JSON report> --failure {failure}` does all of it):",
+        *(f"  {step}" for step in sequence.get("steps", [])),
+    ]
+    command = curl(exchange, secrets, execution_placeholder=True)
+    steps.append(f"The failing request, {exchange.origin}: {command}")
+    if exchange.expectation is not None:
+        statuses = ", ".join(str(s) for s in sorted(exchange.expectation.statuses))
+        steps.append(f"Expected: {exchange.expectation.requirement}: status {statuses}.")
+    if (rerun := _rerun_note(failure, facts)) is not None:
+        steps.append(rerun)
+    return Reproduction(
+        curl=command,
+        precondition=secrets.redact(replay.precondition.describe()),
         steps=tuple(secrets.redact(step) for step in steps),
         record=replay,
     )
