@@ -457,6 +457,13 @@ def _exit(code: int, *, abandoned: bool) -> NoReturn:
 @_SEED
 @_MAX_EXAMPLES
 @click.option(
+    "--explore",
+    type=click.IntRange(0, 100_000),
+    default=None,
+    metavar="N",
+    help="Generated operation sequences per run (default 25: some defects show only in a sequence).",
+)
+@click.option(
     "--shard",
     "shard_text",
     metavar="I/N",
@@ -471,6 +478,7 @@ def mutants(
     fail_fast: bool,
     seed: int | None,
     max_examples: int | None,
+    explore: int | None,
     shard_text: str | None,
 ) -> None:
     """Run the suite against the faithful mock and each defect; write the kill matrix.
@@ -482,6 +490,7 @@ def mutants(
 
     from cdf_workflows_mock.defects import BY_NAME, CATALOGUE
     from retry_contract.mutants import (
+        MATRIX_EXPLORE,
         MatrixSettings,
         Shard,
         ShardPlan,
@@ -517,6 +526,7 @@ def mutants(
         seed=DEFAULT_SEED if seed is None else seed,
         max_examples=max_examples or DEFAULT_MAX_EXAMPLES,
         fail_fast=fail_fast,
+        explore=MATRIX_EXPLORE if explore is None else explore,
     )
     runs = matrix if plan is None else shard_of(matrix, plan.shard)
     started = time.perf_counter()

@@ -17,6 +17,7 @@ judgements enter the run's ledger, each failing exchange carrying the sequence (
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -72,6 +73,8 @@ class ExplorationStats:
     steps: int = 0
     shrink_runs: int = 0
     failing: int = 0
+    # A digest of every sequence generated, in order: the same seed gives the same list.
+    generated: list[str] = field(default_factory=list)
 
     def as_record(self) -> dict[str, int]:
         return {
@@ -140,6 +143,7 @@ class SequenceDriver:
         return self.ctx.client.detailed(self.execution_id)
 
     def _short_timeouts_pending(self, reading: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """Attempts that have not ended and will time out within the sequence."""
         return [
             a
             for a in view.pending(reading)
@@ -219,8 +223,24 @@ class SequenceDriver:
         )
         return f"the execution is {view.text_at(after, 'status')}"
 
+    def _settled(self, reading: Mapping[str, Any]) -> bool:
+        """Whether the execution can only change through a client now: no attempt waits to start (it
+        may fail as it starts, a dynamic task whose source never reported, say) and none will time out."""
+        return reading.get("status") != ExecutionStatus.RUNNING or not (
+            any(a.get("status") == TaskStatus.SCHEDULED for a in view.attempts(reading))
+            or self._short_timeouts_pending(reading)
+        )
+
     def _retry(self, number: int) -> str:
         before = self._read()
+        if not self._settled(before):
+            # Whether a retry is due depends on the state the server finds, and a RUNNING execution that
+            # may end by itself could be found either way: it is retried once it has settled.
+            before = self.ctx.client.await_execution(
+                self.execution_id, self._settled, SHORT_TIMEOUT_SECONDS + TIMEOUT_GRACE_SECONDS
+            )
+            if not self._settled(before):
+                return "skipped, the execution did not settle (attempts waiting to start or to time out)"
         status = view.text_at(before, "status")
         origin = f"{ORIGIN} {self.label}, step {number}: retry of a {status} execution"
         if status in RETRYABLE_EXECUTION_STATUSES:
@@ -233,8 +253,10 @@ class SequenceDriver:
             return f"answered {exchange.status}; the execution is {now}"
         exchange = self.ctx.retry(self.execution_id, expect=REFUSED, origin=origin, before=before)
         self.exchanges.append(exchange)
-        if not self._short_timeouts_pending(before):
-            # A timeout firing meanwhile would change the execution whatever the retry did.
+        if status == ExecutionStatus.COMPLETED:
+            # Only an ended execution stays still by itself: a RUNNING one may start tasks (a container's
+            # nested ones, a server that schedules first) or time them out between two readings, whatever
+            # the retry did. Refusing it is judged all the same (its status, STATE-RETRYABLE).
             self.ctx.check_unchanged("STATE-RETRYABLE", self.execution_id, before, exchange)
         return f"answered {exchange.status}"
 
@@ -333,6 +355,7 @@ class Explorer:
         else:
             self.stats.sequences += 1
             self.stats.task_graphs.add(sequence.graph.digest)
+            self.stats.generated.append(hashlib.sha256(key.encode()).hexdigest()[:12])
             self.stats.steps += len(sequence.steps)
         self._seen[key] = run.failed
         if not run.failed:

@@ -36,11 +36,17 @@ SHARD_KEY = "shard"
 _T = TypeVar("_T")
 
 
+# Generated operation sequences per run of the matrix: deeper than a default run's, as for a nightly
+# job, since some defects show only in a sequence (a retry after a cancel of a retried execution).
+MATRIX_EXPLORE = 25
+
+
 @dataclass(frozen=True)
 class MatrixSettings:
     seed: int
     max_examples: int
     fail_fast: bool
+    explore: int = MATRIX_EXPLORE
 
 
 @dataclass
@@ -172,6 +178,7 @@ def run_one(
         seed=settings.seed,
         max_examples=settings.max_examples,
         fail_fast=settings.fail_fast,
+        explore=settings.explore,
         mock_defects=frozenset({defect}) if defect else frozenset(),
         mock_profile=profile,
     )
@@ -306,7 +313,8 @@ def _markdown(
         f"{summary['caught_by_own_check']} by the check of the requirement they break; "
         "false alarms on the faithful mock: "
         f"{summary['false_alarms_on_faithful'] or 'none'}. Seed {summary['seed']}, "
-        f"{summary['max_examples']} examples per phase, fail-fast {summary['fail_fast']}; "
+        f"{summary['max_examples']} examples per phase, {summary['explore']} generated sequences, "
+        f"fail-fast {summary['fail_fast']}; "
         f"{summary['wall_seconds']} s wall clock, {summary['requests_total']} requests.",
         "",
         "| defect | breaks | caught | by own check | failed requirements (failed judgements) | requests "
@@ -411,6 +419,8 @@ def _parse_shard(source: str, document: object) -> _ParsedShard:
         seed=_field(summary, "seed", int, source),
         max_examples=_field(summary, "max_examples", int, source),
         fail_fast=_field(summary, "fail_fast", bool, source),
+        # Shards written before sequences were explored ran none.
+        explore=_field(summary, "explore", int, source) if "explore" in summary else 0,
     )
     wall = summary.get("wall_seconds")
     if not isinstance(wall, int | float) or isinstance(wall, bool):
