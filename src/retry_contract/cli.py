@@ -461,7 +461,7 @@ def _exit(code: int, *, abandoned: bool) -> NoReturn:
     type=click.IntRange(0, 100_000),
     default=None,
     metavar="N",
-    help="Generated operation sequences per run (default 25: some defects show only in a sequence).",
+    help="Generated operation sequences per run (default 15: some defects show only in a sequence).",
 )
 @click.option(
     "--shard",

@@ -38,7 +38,7 @@ _T = TypeVar("_T")
 
 # Generated operation sequences per run of the matrix: deeper than a default run's, as for a nightly
 # job, since some defects show only in a sequence (a retry after a cancel of a retried execution).
-MATRIX_EXPLORE = 25
+MATRIX_EXPLORE = 15
 
 
 @dataclass(frozen=True)
