@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import CLI, PROJECT
 
-from retry_contract.cli import _unwritable
+from retry_contract.cli.run import unwritable as _unwritable
 
 
 @pytest.fixture

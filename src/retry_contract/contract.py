@@ -16,6 +16,8 @@ from urllib.parse import quote
 
 import yaml
 
+from retry_contract.errors import RetryContractError
+
 SPEC_FILENAME = "retry-workflow-execution.yaml"
 RETRY_PATH_TEMPLATE = "/workflows/executions/{executionId}/retry"
 API_PREFIX = "/api/v1/projects/{project}"
@@ -76,7 +78,7 @@ METADATA_LIMITS = _metadata_limits()
 IDENTIFIER_MAX_LENGTH = int(property_schema("WorkflowExecution", "workflowExternalId")["maxLength"])
 
 
-class InvalidProjectName(ValueError):
+class InvalidProjectName(RetryContractError, ValueError):
     """A project name no CDF project has: put in a URL, it would not name one project."""
 
 

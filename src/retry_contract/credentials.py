@@ -17,6 +17,7 @@ from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import OAuth2Client
 
+from retry_contract.errors import RetryContractError
 from retry_contract.secrets_registry import SecretRegistry
 
 TOKEN_ENV = "CDF_TOKEN"
@@ -33,7 +34,7 @@ _QUOTED_CHARACTERS = 120
 _AUTHORITY = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:)?//(?P<authority>[^/?#]*)")
 
 
-class CredentialsError(Exception):
+class CredentialsError(RetryContractError):
     """The credentials are incomplete, or the identity provider refused or could not be reached."""
 
 
@@ -163,3 +164,25 @@ def from_environment(
     return ClientCredentials(
         env[CLIENT_ID_ENV], env[CLIENT_SECRET_ENV], env[TOKEN_URL_ENV], scopes, registry, timeout=timeout
     )
+
+
+@dataclass(frozen=True)
+class TargetCredentials:
+    """What a real target is sent: the main credentials (None: none given, which preflight refuses) and
+    the optional read-only token. The embedded mock brings its own and is given neither."""
+
+    main: Credentials | None = None
+    # Out of the repr, as every secret.
+    readonly_token: str | None = field(default=None, repr=False)
+
+
+def for_target(
+    env: Mapping[str, str], registry: SecretRegistry, *, external: bool, timeout: float = 30.0
+) -> TargetCredentials:
+    """The credentials of a run or a replay: from `env` for a real target (`external`), none for the
+    embedded mock. Every secret is registered in `registry` before anything else is done with it."""
+    if not external:
+        return TargetCredentials()
+    readonly_token = env.get(READONLY_TOKEN_ENV) or None
+    registry.add(readonly_token)
+    return TargetCredentials(from_environment(env, registry, timeout=timeout), readonly_token)

@@ -51,9 +51,6 @@ from retry_contract.sequence_model import (
 )
 from retry_contract.verdict import Ledger
 
-# The sequences a default run explores: a taste within the run's speed goal; nightly jobs ask for more
-# with --explore N.
-DEFAULT_EXPLORE = 4
 # Candidate sequences shrinking may run on the target once a failure was found; past it, candidates
 # never run before count as passing, so Hypothesis settles on the smallest failure found so far.
 MAX_SHRINK_RUNS = 150

@@ -22,7 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from retry_contract.errors import RetryContractError
 from retry_contract.requirements import Level
+from retry_contract.run_settings import MATRIX_EXPLORE
 from retry_contract.runner import MOCK_PROJECT, CouldNotRun, RunOptions, run
 
 FAITHFUL = "(faithful mock)"
@@ -34,11 +36,6 @@ JSON = "kill-matrix.json"
 SHARD_KEY = "shard"
 
 _T = TypeVar("_T")
-
-
-# Generated operation sequences per run of the matrix: deeper than a default run's, as for a nightly
-# job, since some defects show only in a sequence (a retry after a cancel of a retried execution).
-MATRIX_EXPLORE = 15
 
 
 @dataclass(frozen=True)
@@ -336,7 +333,7 @@ def _markdown(
     return "\n".join(lines) + "\n"
 
 
-class MergeError(ValueError):
+class MergeError(RetryContractError, ValueError):
     """The shards given are not exactly one whole matrix; the message is one line saying why."""
 
 

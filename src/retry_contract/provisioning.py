@@ -29,8 +29,7 @@ from retry_contract.domain import (
 )
 from retry_contract.fixture_values import FixtureShape as FixtureShape
 from retry_contract.interrupts import signals_deferred
-
-DEFAULT_FUNCTION_EXTERNAL_ID = "retry-contract-async-noop"
+from retry_contract.run_settings import DEFAULT_FUNCTION_EXTERNAL_ID
 
 
 def boundary_metadata() -> dict[str, str]:

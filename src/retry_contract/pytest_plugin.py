@@ -4,6 +4,9 @@
     pytest --retry-contract-app mypkg.mock:app --retry-contract-project myproj
     pytest                                   # the embedded mock
 
+Every setting of `retry-contract run` that the run is told is an option `--retry-contract-NAME` with the
+same type, range and default (`retry_contract.run_settings`; `--retry-contract-url` is the former name
+of `--retry-contract-base-url`).
 Credentials come from the environment as for the CLI (CDF_TOKEN, CDF_READONLY_TOKEN, or client
 credentials). The suite runs once per session; each requirement becomes one test:
 
@@ -15,27 +18,28 @@ credentials). The suite runs once per session; each requirement becomes one test
 
 from __future__ import annotations
 
+import argparse
 import os
 import warnings
+from collections.abc import Callable
+from typing import Any
 
+import click
 import pytest
 
-from retry_contract.credentials import READONLY_TOKEN_ENV, CredentialsError, from_environment
-from retry_contract.exploration import DEFAULT_EXPLORE
+from retry_contract import credentials
+from retry_contract.errors import RetryContractError
 from retry_contract.requirements import CATALOGUE, Level
-from retry_contract.runner import (
-    DEFAULT_MAX_EXAMPLES,
-    DEFAULT_SEED,
-    MOCK_PROJECT,
-    CouldNotRun,
-    RunOptions,
-    RunResult,
-    run,
-)
+from retry_contract.run_settings import RUN_OPTION_SETTINGS, Setting
+from retry_contract.runner import CouldNotRun, RunOptions, RunResult, run
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.verdict import Outcome
 
 REQUIREMENT_IDS = tuple(requirement.id for requirement in CATALOGUE)
+PREFIX = "--retry-contract-"
+# Names the plugin's options had before they were derived from the settings, kept so that the command
+# lines and ini files of its users keep working.
+_FORMER_NAMES = {"base-url": f"{PREFIX}url"}
 
 
 class ShouldViolation(UserWarning):
@@ -43,21 +47,48 @@ class ShouldViolation(UserWarning):
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--retry-contract-NAME` for every run setting the runner is told (`run_settings`)."""
     group = parser.getgroup("retry-contract", "contract tests of CDF's Retry workflow execution endpoint")
-    group.addoption("--retry-contract-url", default=None, help="server to test (default: the embedded mock)")
-    group.addoption(
-        "--retry-contract-app", default=None, help="ASGI/WSGI app to test in-process, module:attr"
-    )
-    group.addoption("--retry-contract-project", default=None, help="CDF project of the server or app")
-    group.addoption("--retry-contract-strict", action="store_true", help="SHOULD violations fail too")
-    group.addoption("--retry-contract-seed", type=int, default=DEFAULT_SEED)
-    group.addoption("--retry-contract-max-examples", type=int, default=DEFAULT_MAX_EXAMPLES)
-    group.addoption(
-        "--retry-contract-explore",
-        type=int,
-        default=DEFAULT_EXPLORE,
-        help="generated operation sequences to run (more for nightly jobs)",
-    )
+    for setting in RUN_OPTION_SETTINGS:
+        names = [
+            f"{PREFIX}{setting.name}",
+            *([_FORMER_NAMES[setting.name]] if setting.name in _FORMER_NAMES else []),
+        ]
+        group.addoption(*names, dest=_dest(setting), help=_help(setting), **_kind(setting))
+
+
+def _dest(setting: Setting) -> str:
+    return f"retry_contract_{setting.python_name}"
+
+
+def _help(setting: Setting) -> str:
+    shown = setting.shown_default
+    return setting.help + (f" (default: {shown})" if shown is not None else "")
+
+
+def _kind(setting: Setting) -> dict[str, Any]:
+    if setting.flag:
+        return {"action": "store_true", "default": False}
+    if setting.multiple:
+        return {"action": "append", "default": [], "metavar": setting.metavar, "type": _converter(setting)}
+    return {"default": setting.default, "metavar": setting.metavar, "type": _converter(setting)}
+
+
+def _converter(setting: Setting) -> Callable[[str], Any] | None:
+    """The setting's click type as argparse's: its ranges checked here as on the command line."""
+    param_type = setting.param_type
+    if param_type is None:
+        return None
+
+    def convert(text: str) -> Any:
+        try:
+            return param_type.convert(text, None, None)
+        except click.BadParameter as error:
+            raise argparse.ArgumentTypeError(error.message) from None
+
+    # argparse names the type by this in its error message.
+    convert.__name__ = setting.metavar or setting.name
+    return convert
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -67,26 +98,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="session")
 def retry_contract_options(request: pytest.FixtureRequest) -> RunOptions:
-    option = request.config.getoption
-    url, app = option("--retry-contract-url"), option("--retry-contract-app")
-    external = url or app
+    values = {
+        setting.python_name: request.config.getoption(_dest(setting)) for setting in RUN_OPTION_SETTINGS
+    }
+    # Repeated options come as lists; the options hold tuples.
+    values = {name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}
     registry = SecretRegistry()
     try:
-        credentials = from_environment(os.environ, registry) if external else None
-        # Checked as the options are made (the project name, before anything is sent).
-        return RunOptions(
-            base_url=url,
-            app=app,
-            project=option("--retry-contract-project") or MOCK_PROJECT,
-            credentials=credentials,
-            readonly_token=(os.environ.get(READONLY_TOKEN_ENV) or None) if external else None,
-            seed=option("--retry-contract-seed"),
-            max_examples=option("--retry-contract-max-examples"),
-            explore=option("--retry-contract-explore"),
-            strict=option("--retry-contract-strict"),
-            secrets=registry,
+        target = credentials.for_target(
+            os.environ,
+            registry,
+            external=bool(values["base_url"] or values["app"]),
+            timeout=values["timeout"],
         )
-    except (CredentialsError, CouldNotRun) as error:
+        # Checked as the options are made (the project name, before anything is sent).
+        return RunOptions.from_settings(
+            values, credentials=target.main, readonly_token=target.readonly_token, secrets=registry
+        )
+    except RetryContractError as error:
         raise pytest.UsageError(str(error)) from None
 
 

@@ -24,12 +24,13 @@ from retry_contract.checks import Judge
 from retry_contract.checks.retry_effects import took_effect
 from retry_contract.credentials import READONLY_TOKEN_ENV, Credentials
 from retry_contract.domain import ExecutionStatus
+from retry_contract.errors import RetryContractError
 from retry_contract.exchange import Credential, Exchange
 from retry_contract.exploration import run_sequence
 from retry_contract.fixture_values import PLAIN_VERSION, SUITE_WORKFLOW
 from retry_contract.interrupts import signals_deferred
 from retry_contract.polling import RETRY_SETTLE_SECONDS
-from retry_contract.provisioning import DEFAULT_FUNCTION_EXTERNAL_ID, FixtureShape, Provisioner
+from retry_contract.provisioning import FixtureShape, Provisioner
 from retry_contract.reports.reproduction import (
     INVALID_TOKEN,
     NonceUse,
@@ -38,6 +39,7 @@ from retry_contract.reports.reproduction import (
     request_form_named,
 )
 from retry_contract.request_forms import PLAIN, RAW_UTF8
+from retry_contract.run_settings import DEFAULT_FUNCTION_EXTERNAL_ID
 from retry_contract.runner import MOCK_PROJECT, CouldNotRun, RunOptions, preflight, reach_target
 from retry_contract.scenarios.context import JUDGE as SCENARIO_JUDGE
 from retry_contract.scenarios.context import ScenarioContext
@@ -48,7 +50,7 @@ from retry_contract.verdict import Ledger, Observation
 JUDGE = "replay"
 
 
-class ReplayError(Exception):
+class ReplayError(RetryContractError):
     """The failure could not be replayed (bad report, unreachable target, refused credentials, a
     precondition that could not be recreated); the message is one line."""
 

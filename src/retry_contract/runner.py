@@ -12,11 +12,12 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from importlib import metadata
+from typing import Any
 
 from retry_contract import contract, credential_check
 from retry_contract.bounded_read import DEFAULT_MAX_RESPONSE_MIB, MIB
@@ -24,12 +25,27 @@ from retry_contract.budget import BudgetExhausted, RequestBudget
 from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
 from retry_contract.credentials import Credentials, StaticToken
-from retry_contract.exploration import DEFAULT_EXPLORE, ExplorationStats, explore
+from retry_contract.errors import RetryContractError
+from retry_contract.exploration import ExplorationStats, explore
 from retry_contract.fuzzing import DEFAULT_POOL_SIZE, Fuzzer, FuzzSettings, FuzzStats
 from retry_contract.interrupts import Background, StopSignals, Wake
-from retry_contract.provisioning import DEFAULT_FUNCTION_EXTERNAL_ID, Provisioner, RetryablePool
+from retry_contract.provisioning import Provisioner, RetryablePool
 from retry_contract.requirements import Level
 from retry_contract.resilience import DEFAULT_RETRY_POLICY, RetryPolicy
+from retry_contract.run_settings import (
+    DEFAULT_CLEANUP_TIMEOUT_SECONDS,
+    DEFAULT_EXPLORE,
+    DEFAULT_FUNCTION_EXTERNAL_ID,
+    DEFAULT_MOCK_PROFILE,
+    DEFAULT_REQUEST_TIMEOUT_SECONDS,
+    run_option_fields,
+)
+
+# Declared with the settings; named here too, where callers of the runner have always found them.
+from retry_contract.run_settings import DEFAULT_CONCURRENCY as DEFAULT_CONCURRENCY
+from retry_contract.run_settings import DEFAULT_MAX_EXAMPLES as DEFAULT_MAX_EXAMPLES
+from retry_contract.run_settings import DEFAULT_SEED as DEFAULT_SEED
+from retry_contract.run_settings import MOCK_PROJECT as MOCK_PROJECT
 from retry_contract.scenarios import (
     ALL_SCENARIOS,
     LATE_SCENARIOS,
@@ -42,26 +58,17 @@ from retry_contract.serving import AppLoadError, InProcessServer, load_app
 from retry_contract.timing import PhaseTimer
 from retry_contract.verdict import ExitCode, Ledger, Outcome, finding_level
 
-DEFAULT_SEED = 20230101
-DEFAULT_MAX_EXAMPLES = 40
-# Worker threads: scenarios and fuzzing run this many at a time (cleanup too), each with at most one
-# request in flight but for a few bounded helpers (the concurrency race, the fuzzer's pool).
-DEFAULT_CONCURRENCY = 8
 Task = Callable[[], None]
-MOCK_PROJECT = "contract-test"
 TOOLS = ("retry-contract", "schemathesis", "hypothesis", "openapi-core", "httpx")
 # Between phase changes, the run tells its progress listener where it is this often.
 PROGRESS_INTERVAL_SECONDS = 1.0
-# Cleanup gets this long (RunOptions.cleanup_timeout) before it is abandoned and what it may have left
-# is listed: enough for a few hundred cancels and one delete on a slow server, short enough for CI.
-DEFAULT_CLEANUP_TIMEOUT_SECONDS = 60.0
 # Once the run stops (a signal, --max-duration), its tasks stop at their next request; one still in a
 # request after this long is abandoned, not waited for.
 WORKER_GRACE_SECONDS = 2.0
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before the end"
 
 
-class CouldNotRun(Exception):
+class CouldNotRun(RetryContractError):
     """The run could not judge the target: bad arguments, unreachable target, refused credentials.
 
     `result`, once the target was reached, is the run as far as it went (marked incomplete with the
@@ -104,7 +111,7 @@ class RunOptions:
     strict: bool = False
     function_external_id: str = DEFAULT_FUNCTION_EXTERNAL_ID
     # Total seconds per request (connect, send, the whole answer), and MiB read of an answer at most.
-    request_timeout: float = 30.0
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
     max_response_mib: int = DEFAULT_MAX_RESPONSE_MIB
     pool_size: int = DEFAULT_POOL_SIZE
     concurrency: int = DEFAULT_CONCURRENCY
@@ -128,13 +135,27 @@ class RunOptions:
     # A run that leaves any MUST requirement unjudged is inconclusive (exit 2), not conformant.
     require_all_must: bool = False
     # The faithful shape of the embedded mock (`cdf_workflows_mock.Profile`).
-    mock_profile: str = "classic"
+    mock_profile: str = DEFAULT_MOCK_PROFILE
     # Seconds after which the run stops sending, cleans up and reports what it judged, marked
     # incomplete. None: no bound but the requests' own (a run's length grows with --rate and
     # --max-examples, and CI jobs have their own timeouts, which end in a signal the run handles).
     max_duration: float | None = None
     # Seconds cleanup may take before it is abandoned (what it may have left is reported).
     cleanup_timeout: float = DEFAULT_CLEANUP_TIMEOUT_SECONDS
+
+    @classmethod
+    def from_settings(
+        cls,
+        values: Mapping[str, Any],
+        *,
+        credentials: Credentials | None,
+        readonly_token: str | None,
+        secrets: SecretRegistry,
+    ) -> RunOptions:
+        """The options of the run settings in `values` (`run_settings`, keyed by Python name), as the
+        CLI and the pytest plugin read them; a setting not in `values` keeps its default."""
+        fields = {"project": MOCK_PROJECT, "base_url": None, **run_option_fields(values)}
+        return cls(credentials=credentials, readonly_token=readonly_token, secrets=secrets, **fields)
 
     def __post_init__(self) -> None:
         # Before anything is sent: a name that is no project's (`a/b`) would put requests on other

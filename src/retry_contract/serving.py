@@ -17,6 +17,7 @@ from a2wsgi import WSGIMiddleware
 
 from cdf_workflows_mock import serving as loopback
 from cdf_workflows_mock.serving import DEFAULT_HOST, MAX_REQUEST_HEAD_BYTES, bind
+from retry_contract.errors import RetryContractError
 
 __all__ = [
     "DEFAULT_HOST",
@@ -32,7 +33,7 @@ __all__ = [
 Interface = Literal["asgi3", "wsgi"]
 
 
-class AppLoadError(Exception):
+class AppLoadError(RetryContractError):
     """`module:attribute` does not name an importable ASGI or WSGI application."""
 
 

@@ -5,13 +5,13 @@
     function-external-id = "my-async-function"
     max-requests = 2000
     rate = 20
-    explore = 50             # generated operation sequences (nightly); the default run explores a few
     [credentials]            # client credentials without the secret (CDF_CLIENT_SECRET stays in the env)
     client-id = "..."
     token-url = "https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token"
     scopes = ["https://api.cognitedata.com/.default"]
 
-Command-line flags override the file; the environment overrides its credentials section.
+Command-line flags override the file; the environment overrides its credentials section. Which keys
+it takes, and which it refuses as secrets, follows from the declarations in `run_settings`.
 """
 
 from __future__ import annotations
@@ -20,40 +20,21 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from retry_contract.credentials import CLIENT_ID_ENV, SCOPES_ENV, TOKEN_URL_ENV
+from retry_contract.errors import RetryContractError
+from retry_contract.run_settings import RUN_SETTINGS, SETTINGS_FILENAME
 
-DEFAULT_FILENAME = "retry-contract.toml"
-RUN_KEYS = frozenset(
-    {
-        "base-url",
-        "app",
-        "project",
-        "report-dir",
-        "seed",
-        "max-examples",
-        "strict",
-        "function-external-id",
-        "timeout",
-        "max-response-mib",
-        "max-requests",
-        "rate",
-        "no-fuzz",
-        "explore",
-        "fail-fast",
-        "format",
-        "quiet",
-        "require-all-must",
-        "concurrency",
-        "max-duration",
-        "cleanup-timeout",
-    }
-)
-CREDENTIAL_KEYS = {"client-id": CLIENT_ID_ENV, "token-url": TOKEN_URL_ENV, "scopes": SCOPES_ENV}
-SECRET_KEYS = frozenset({"token", "client-secret", "readonly-token", "secret", "password"})
+DEFAULT_FILENAME = SETTINGS_FILENAME
+# Top-level keys: the settings of a run that a file may hold, keyed by name → Python name.
+RUN_KEYS = {s.name: s.python_name for s in RUN_SETTINGS if s.in_file and s.env is None}
+# Keys of [credentials]: the credentials that are not secrets → their environment variable.
+CREDENTIAL_KEYS = {s.name: s.env for s in RUN_SETTINGS if s.in_file and s.env is not None}
+# Refused wherever they appear: the secrets, and what a secret is often called.
+SECRET_KEYS = frozenset({s.name for s in RUN_SETTINGS if s.secret} | {"secret", "password"})
+_SECRET_VARIABLES = ", ".join(s.env for s in RUN_SETTINGS if s.secret and s.env is not None)
 
 
-class SettingsError(Exception):
-    pass
+class SettingsError(RetryContractError):
+    """The settings file cannot be read, or holds what it must not."""
 
 
 def load(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
@@ -71,13 +52,13 @@ def load(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     if secrets:
         raise SettingsError(
             f"{path} holds {', '.join(secrets)}: secrets belong in the environment "
-            "(CDF_TOKEN, CDF_READONLY_TOKEN, CDF_CLIENT_SECRET), never in a file"
+            f"({_SECRET_VARIABLES}), never in a file"
         )
-    unknown = sorted((set(data) - RUN_KEYS) | (set(credentials) - set(CREDENTIAL_KEYS)))
+    unknown = sorted((set(data) - set(RUN_KEYS)) | (set(credentials) - set(CREDENTIAL_KEYS)))
     if unknown:
         raise SettingsError(f"{path}: unknown settings {', '.join(unknown)}")
     environment = {
-        CREDENTIAL_KEYS[key]: " ".join(value) if isinstance(value, list) else str(value)
+        str(CREDENTIAL_KEYS[key]): " ".join(value) if isinstance(value, list) else str(value)
         for key, value in credentials.items()
     }
-    return {key.replace("-", "_"): value for key, value in data.items()}, environment
+    return {RUN_KEYS[key]: value for key, value in data.items()}, environment

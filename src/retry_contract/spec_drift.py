@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from retry_contract import contract
+from retry_contract.errors import RetryContractError
 
 OFFICIAL_FILENAME = "cognite-openapi-workflows.json"
 DIFFERENCES_FILENAME = "differences.yaml"
@@ -54,7 +55,7 @@ _SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
 _PRESENT = "present"
 
 
-class SpecDriftError(ValueError):
+class SpecDriftError(RetryContractError, ValueError):
     """A document that cannot be compared: unreadable, not OpenAPI, or without the retry operation."""
 
 
