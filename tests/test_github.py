@@ -17,6 +17,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from retry_contract import caller_names
 from retry_contract.cli import main
 from retry_contract.reports import FORMATS
 
@@ -90,7 +91,7 @@ def _steps() -> list[dict[str, Any]]:
 
 
 def test_the_workflows_are_there() -> None:
-    assert {path.name for path in WORKFLOWS} >= {"ci.yml", "live.yml", "spec-gate.yml"}
+    assert {path.name for path in WORKFLOWS} >= {"ci.yml", "live.yml", "spec-gate.yml", "release.yml"}
 
 
 def test_actionlint_finds_nothing_in_the_workflows() -> None:
@@ -121,12 +122,17 @@ def test_every_action_used_is_pinned_to_a_major_version() -> None:
             assert used == "./" or re.fullmatch(r"[\w.-]+/[\w./-]+@v\d+", used), f"{path.name}: {used}"
 
 
+# The one job that writes: the release's files and the moving major tag.
+WRITERS = {("release.yml", "release"): {"contents": "write"}}
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.name)
 def test_every_workflow_asks_for_no_more_than_reading(path: Path) -> None:
     workflow = _load(path)
     assert workflow["permissions"] == {"contents": "read"}
-    for job in workflow["jobs"].values():
-        assert "permissions" not in job, f"{path.name}: a job widens the permissions"
+    for name, job in workflow["jobs"].items():
+        widened = WRITERS.get((path.name, name))
+        assert job.get("permissions") == widened, f"{path.name}: job {name} widens the permissions"
     assert "concurrency" in workflow
 
 
@@ -147,7 +153,15 @@ def test_the_action_is_a_composite_action_with_its_outputs() -> None:
     action = _action()
     assert {"name", "description", "inputs", "outputs", "runs"} <= set(action)
     assert action["runs"]["using"] == "composite"
-    assert set(action["outputs"]) == {"verdict", "exit-code"}
+    assert set(action["outputs"]) == {
+        "verdict",
+        "exit-code",
+        "report-dir",
+        "json-report",
+        "junit-report",
+        "html-report",
+        "markdown-report",
+    }
     for step in _steps():
         if "run" in step:
             assert step.get("shell") == "bash", f"a composite run step needs its shell: {step.get('name')}"
@@ -251,6 +265,7 @@ def test_the_scripts_of_the_action_pass_shellcheck() -> None:
 
 STUB = """#!/usr/bin/env bash
 printf '%s\\n' "$@" > "$STUB_ARGS"
+if [ -n "$STUB_WRITES" ]; then mkdir -p "$STUB_WRITES" && echo '{}' > "$STUB_WRITES/retry-contract.json"; fi
 for name in CDF_TOKEN CDF_CLIENT_ID CDF_CLIENT_SECRET CDF_TOKEN_URL CDF_SCOPES CDF_READONLY_TOKEN; do
   if [ "${!name+set}" = set ]; then echo "$name" >> "$STUB_ENV"; fi
 done
@@ -259,10 +274,12 @@ exit "$STUB_EXIT"
 
 
 def _run_step(
-    tmp_path: Path, exit_code: int, **given: str
+    tmp_path: Path, exit_code: int, *, installed: str | None = None, writes: str = "", **given: str
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """The action's run step as GitHub runs it (bash -eo pipefail), with the inputs `given` over the
-    defaults, and a stand-in retry-contract that records what it was given and exits `exit_code`."""
+    defaults, and a stand-in retry-contract that records what it was given and exits `exit_code`;
+    or, with `installed`, the retry-contract of that bin directory ("" as after a failed install).
+    With `writes`, the stand-in writes a JSON report into that directory (under tmp_path)."""
     step = next(step for step in _steps() if step.get("id") == "run")
     declared = _action()["inputs"]
     inputs = {name: str(spec.get("default", "")) for name, spec in declared.items()}
@@ -278,7 +295,7 @@ def _run_step(
         if expression.startswith("inputs."):
             return inputs[expression.removeprefix("inputs.")]
         assert expression == "steps.install.outputs.bin", f"unexpected expression {expression}"
-        return str(bin_dir)
+        return str(bin_dir) if installed is None else installed
 
     environment = {
         key: EXPRESSION.sub(lambda match: value(match[1]), str(raw)) for key, raw in step["env"].items()
@@ -289,12 +306,15 @@ def _run_step(
         cwd=tmp_path,
         env={
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            # The sources under test, for a real retry-contract (`installed`).
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
             **environment,
             "GITHUB_OUTPUT": str(files["output"]),
             "GITHUB_STEP_SUMMARY": str(files["summary"]),
             "STUB_ARGS": str(files["args"]),
             "STUB_ENV": str(files["env"]),
             "STUB_EXIT": str(exit_code),
+            "STUB_WRITES": str(tmp_path / writes) if writes else "",
         },
         capture_output=True,
         text=True,
@@ -302,6 +322,8 @@ def _run_step(
     )
     read = {name: path.read_text() if path.exists() else "" for name, path in files.items()}
     outputs = dict(line.split("=", 1) for line in read["output"].splitlines())
+    # Each output written once: GitHub keeps the last of several, which would hide a mistake.
+    assert len(outputs) == len(read["output"].splitlines())
     return completed, {
         "outputs": outputs,
         "args": read["args"].splitlines(),
@@ -321,7 +343,13 @@ def test_a_conformant_run_with_a_token(tmp_path: Path) -> None:
         tmp_path, 0, **{"base-url": "https://cdf.example", "project": "p", "token": "tok-123"}
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    assert seen["outputs"] == {"exit-code": "0", "verdict": "conformant"}
+    assert seen["outputs"] == {
+        "exit-code": "0",
+        "verdict": "conformant",
+        "report-dir": "retry-contract-reports",
+        # The stand-in writes no report.
+        **{f"{name}-report": "" for name in ("json", "junit", "html", "markdown")},
+    }
     args = seen["args"]
     assert args[:7] == [
         "run",
@@ -362,7 +390,7 @@ def test_violations_with_client_credentials_and_the_switches_turned(tmp_path: Pa
         },
     )
     assert completed.returncode == 1
-    assert seen["outputs"] == {"exit-code": "1", "verdict": "violations"}
+    assert (seen["outputs"]["exit-code"], seen["outputs"]["verdict"]) == ("1", "violations")
     args = seen["args"]
     assert "--strict" in args
     assert "--require-all-must" not in args
@@ -381,14 +409,90 @@ def test_a_run_that_could_not_start_says_so_on_the_runs_page(tmp_path: Path) -> 
         tmp_path, 2, **{"base-url": "https://cdf.example", "project": "p", "token": "t"}
     )
     assert completed.returncode == 2
-    assert seen["outputs"] == {"exit-code": "2", "verdict": "could-not-run"}
-    assert "could not run (exit 2)" in seen["summary"]
+    assert (seen["outputs"]["exit-code"], seen["outputs"]["verdict"]) == ("2", "could-not-run")
+    assert "**Verdict: could not run** (exit status 2)" in seen["summary"]
 
 
-def test_a_switch_that_is_neither_true_nor_false_is_refused(tmp_path: Path) -> None:
+def test_the_report_outputs_name_only_what_this_run_wrote(tmp_path: Path) -> None:
+    # A report an earlier run left in the directory (or the baseline kept there) is not this run's.
+    stale = tmp_path / "retry-contract-reports" / "retry-contract.json"
+    stale.parent.mkdir()
+    stale.write_text("{}", encoding="utf-8")
+    os.utime(stale, (0, 0))
+    given = {"base-url": "https://cdf.example", "project": "p", "token": "t"}
+    completed, seen = _run_step(tmp_path, 2, **given)
+    assert completed.returncode == 2
+    assert seen["outputs"]["json-report"] == ""
+    assert "**Verdict: could not run** (exit status 2)" in seen["summary"]
+    assert stale.exists(), "the action deleted a file it did not write"
+    (tmp_path / "again").mkdir()
+    completed, seen = _run_step(tmp_path / "again", 1, writes="retry-contract-reports", **given)
+    assert completed.returncode == 1
+    assert seen["outputs"]["json-report"] == "retry-contract-reports/retry-contract.json"
+    assert seen["outputs"]["html-report"] == ""
+
+
+def test_a_switch_that_is_neither_true_nor_false_is_refused_with_outputs_and_summary(tmp_path: Path) -> None:
     completed, seen = _run_step(
         tmp_path, 0, **{"base-url": "https://cdf.example", "project": "p", "token": "t", "strict": "yes"}
     )
     assert completed.returncode == 2
-    assert "::error title=retry-contract::input strict must be true or false, not 'yes'" in completed.stdout
+    said = "input `strict` must be true or false, not 'yes'"
+    assert f"::error title=retry-contract::could not run: {said}" in completed.stdout
     assert seen["args"] == []
+    assert (seen["outputs"]["exit-code"], seen["outputs"]["verdict"]) == ("2", "could-not-run")
+    assert seen["outputs"]["json-report"] == ""
+    assert f"**Verdict: could not run** (exit status 2): {said}" in seen["summary"]
+
+
+def test_a_failed_install_still_sets_the_outputs_and_says_so(tmp_path: Path) -> None:
+    completed, seen = _run_step(
+        tmp_path, 0, installed="", **{"base-url": "https://cdf.example", "project": "p"}
+    )
+    assert completed.returncode == 2
+    assert seen["outputs"]["verdict"] == "could-not-run"
+    assert "installing retry-contract failed" in seen["summary"]
+
+
+def test_the_suites_own_refusals_name_the_actions_inputs(tmp_path: Path) -> None:
+    # The real retry-contract, as the action runs it: its errors name `project:` and `token:`, the
+    # inputs the user set, not --project and CDF_TOKEN, which the user never saw.
+    real = str(Path(sys.executable).parent)
+    completed, seen = _run_step(
+        tmp_path, 0, installed=real, **{"base-url": "https://cdf.example", "project": "a/b"}
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "input `project`: 'a/b' is not a CDF project URL name" in seen["summary"]
+    assert "--project" not in seen["summary"] + completed.stderr
+    (tmp_path / "no-token").mkdir()
+    completed, seen = _run_step(
+        tmp_path / "no-token", 0, installed=real, **{"base-url": "https://cdf.example", "project": "p"}
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "no credentials: set input `token`, or input `client-id`" in seen["summary"]
+    assert "CDF_TOKEN" not in seen["summary"] + completed.stderr
+    assert seen["outputs"]["verdict"] == "could-not-run"
+    # A value click refuses, in its own words, names the input too.
+    (tmp_path / "bad-bound").mkdir()
+    completed, seen = _run_step(
+        tmp_path / "bad-bound",
+        0,
+        installed=real,
+        **{"base-url": "https://cdf.example", "project": "p", "token": "t", "max-requests": "many"},
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "Invalid value for input `max-requests`: 'many'" in seen["summary"]
+
+
+def test_every_input_an_error_may_name_is_an_input_of_the_action() -> None:
+    assert set(caller_names.ACTION_INPUT_OF.values()) <= set(_action()["inputs"])
+    from_the_action = {caller_names.CALLER_ENV: caller_names.ACTION}
+    assert caller_names.for_caller("set CDF_TOKEN or CDF_TOKEN_URL; --project", from_the_action) == (
+        "set input `token` or input `token-url`; input `project`"
+    )
+    assert caller_names.for_caller("set CDF_TOKEN; --project", {}) == "set CDF_TOKEN; --project"
+
+
+def test_the_action_leaves_the_callers_python_alone() -> None:
+    setup = next(step for step in _steps() if str(step.get("uses", "")).startswith("actions/setup-python@"))
+    assert setup["with"]["update-environment"] is False

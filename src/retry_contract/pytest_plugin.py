@@ -33,7 +33,7 @@ from retry_contract.requirements import CATALOGUE, Level
 from retry_contract.run_settings import RUN_OPTION_SETTINGS, Setting
 from retry_contract.runner import CouldNotRun, RunOptions, RunResult, run
 from retry_contract.secrets_registry import SecretRegistry
-from retry_contract.verdict import Outcome
+from retry_contract.verdict import Outcome, failing_level_of
 
 REQUIREMENT_IDS = tuple(requirement.id for requirement in CATALOGUE)
 PREFIX = "--retry-contract-"
@@ -139,15 +139,22 @@ def check_requirement(result: RunResult, requirement_id: str) -> None:
         return
     from retry_contract.reports.reproduction import curl
 
+    # Known failures of the run's baseline (--retry-contract-baseline) fail no test, as they fail no run.
+    new = outcome.new_failures(result.accepts)
+    if not new:
+        return
     details = "\n".join(
         f"- {failure.message}"
         + (f"\n  reproduce: {curl(failure.exchange, result.secrets)}" if failure.exchange else "")
-        for failure in outcome.failures[:5]
+        for failure in new[:5]
     )
+    known = len(outcome.failures) - len(new)
     message = result.secrets.redact(
-        f"{requirement_id} ({outcome.requirement.summary}): {len(outcome.failures)} failures\n{details}"
+        f"{requirement_id} ({outcome.requirement.summary}): {len(new)} failures"
+        + (f" ({known} known ones accepted by the baseline)" if known else "")
+        + f"\n{details}"
     )
-    if outcome.failing_level is Level.SHOULD and not result.options.strict:
+    if failing_level_of(new) is Level.SHOULD and not result.options.strict:
         warnings.warn(message, ShouldViolation, stacklevel=2)
         return
     pytest.fail(message, pytrace=False)

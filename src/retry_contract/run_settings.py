@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,6 +29,9 @@ from retry_contract.credentials import (
     TOKEN_ENV,
     TOKEN_URL_ENV,
 )
+
+if TYPE_CHECKING:
+    from retry_contract.baseline import Baseline
 
 DEFAULT_SEED = 20230101
 DEFAULT_MAX_EXAMPLES = 40
@@ -139,6 +142,18 @@ def _project_or_mock(value: str | None) -> str:
 
 def _fuzz(no_fuzz: bool) -> bool:
     return not no_fuzz
+
+
+def _known_failures(path: Path | None) -> Baseline | None:
+    """The baseline file read (imported only then: reading one needs the catalogue and the spec)."""
+    if path is None:
+        return None
+    from retry_contract import baseline
+
+    try:
+        return baseline.load(path)
+    except baseline.BaselineError as error:
+        raise baseline.BaselineError(f"--baseline: {error}") from None
 
 
 _CLIENT_CREDENTIALS = "OAuth2 client credentials, instead of a token: "
@@ -359,6 +374,20 @@ RUN_SETTINGS: tuple[Setting, ...] = (
         metavar="SECONDS",
         field="cleanup_timeout",
         in_file=True,
+    ),
+    Setting(
+        "baseline",
+        "Known failures: a previous JSON report (retry-contract.json) or a file of accepted_failures. "
+        "The exit status counts only findings not in it; the reports list new and known ones apart.",
+        type=click.Path(dir_okay=False, path_type=Path),
+        metavar="FILE",
+        field="baseline",
+        to_field=_known_failures,
+        in_file=True,
+        action=ActionInput(
+            help="Known failures, relative to the workspace: a previous JSON report (retry-contract.json) "
+            "or a file of accepted_failures; only findings not in it fail the step."
+        ),
     ),
     # The credentials: from the environment only (the file may hold those that are not secrets).
     Setting(

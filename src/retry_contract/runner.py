@@ -20,6 +20,7 @@ from importlib import metadata
 from typing import Any
 
 from retry_contract import contract, credential_check
+from retry_contract.baseline import Baseline
 from retry_contract.bounded_read import DEFAULT_MAX_RESPONSE_MIB, MIB
 from retry_contract.budget import BudgetExhausted, RequestBudget
 from retry_contract.cdf_client import CdfClient, ClientError
@@ -56,7 +57,7 @@ from retry_contract.scenarios import (
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.serving import AppLoadError, InProcessServer, load_app
 from retry_contract.timing import PhaseTimer
-from retry_contract.verdict import ExitCode, Ledger, Outcome, finding_level
+from retry_contract.verdict import Accepted, ExitCode, Ledger, Observation, Outcome, finding_level
 
 Task = Callable[[], None]
 TOOLS = ("retry-contract", "schemathesis", "hypothesis", "openapi-core", "httpx")
@@ -142,6 +143,8 @@ class RunOptions:
     max_duration: float | None = None
     # Seconds cleanup may take before it is abandoned (what it may have left is reported).
     cleanup_timeout: float = DEFAULT_CLEANUP_TIMEOUT_SECONDS
+    # Known failures (`--baseline`): reported apart, not counted by the exit status. None: none known.
+    baseline: Baseline | None = None
 
     @classmethod
     def from_settings(
@@ -174,7 +177,8 @@ class ProgressEvent:
     phase: str
     # Requests sent to the target so far, fuzzed ones and cleanup's included.
     requests_sent: int
-    # Failed judgements so far of requirements whose failure fails the run (MUST; SHOULD when strict).
+    # Failed judgements so far of requirements whose failure fails the run (MUST; SHOULD when strict),
+    # known failures of the baseline left out.
     failures: int
     # Seconds since the run started.
     elapsed: float
@@ -193,12 +197,18 @@ class _ProgressFeed:
     """
 
     def __init__(
-        self, listener: ProgressListener, started: float, requests_sent: Callable[[], int], strict: bool
+        self,
+        listener: ProgressListener,
+        started: float,
+        requests_sent: Callable[[], int],
+        strict: bool,
+        accepted: Accepted,
     ) -> None:
         self._listener = listener
         self._started = started
         self._requests_sent = requests_sent
         self._strict = strict
+        self._accepted = accepted
         self._lock = threading.Lock()
         self._phase = "starting"
         # The ledgers of the scenarios and the fuzzer, as they are created; they are merged into the
@@ -257,7 +267,7 @@ class _ProgressFeed:
             for ledger in list(self._ledgers)
             for result in list(ledger.results.values())
             for failure in list(result.failures)
-            if self._strict or finding_level(failure) is Level.MUST
+            if (self._strict or finding_level(failure) is Level.MUST) and not self._accepted(failure)
         )
 
 
@@ -302,9 +312,14 @@ class RunResult:
             if r.requirement.level is Level.MUST and r.outcome is Outcome.NOT_COVERED
         ]
 
+    def accepts(self, observation: Observation) -> bool:
+        """Whether a failure is a known one of the run's baseline, which the exit status leaves out."""
+        baseline = self.options.baseline
+        return baseline is not None and baseline.accepts(observation)
+
     @property
     def exit_code(self) -> ExitCode:
-        code = self.ledger.exit_code(strict=self.options.strict)
+        code = self.ledger.exit_code(strict=self.options.strict, accepted=self.accepts)
         if self.error is not None:
             # The suite's own failure: no verdict of it can be trusted, a violation found included.
             return ExitCode.COULD_NOT_RUN
@@ -406,6 +421,7 @@ def run(
             started,
             lambda: client.budget.spent + cleanup_client.budget.spent,
             effective.strict,
+            result.accepts,
         )
         judging = _Judging()
         with feed.ticking():
@@ -607,7 +623,9 @@ def _judge_everything(
     feed.watch(ledgers)
 
     def stop() -> bool:
-        return halt.is_set() or (options.fail_fast and any(ledger.has_must_failure() for ledger in ledgers))
+        return halt.is_set() or (
+            options.fail_fast and any(ledger.has_must_failure(result.accepts) for ledger in ledgers)
+        )
 
     def scenario_task(scenario: Scenario) -> Task:
         ledgers.append(Ledger())

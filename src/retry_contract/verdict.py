@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
@@ -42,10 +42,28 @@ class Observation:
     level: Level | None = None
 
 
+# Whether a failed observation is a known failure the run accepts (a baseline's): it is reported,
+# but not counted by the exit status.
+Accepted = Callable[[Observation], bool]
+
+
 def finding_level(observation: Observation) -> Level:
     """The level a failed observation counts at: its requirement's, or the weaker one it carries."""
     own = BY_ID[observation.requirement].level
     return Level.SHOULD if Level.SHOULD in (own, observation.level) else Level.MUST
+
+
+def failing_level_of(failures: Iterable[Observation]) -> Level | None:
+    """The level failures count at together: MUST when any of them does, SHOULD when all are weaker;
+    None without failures."""
+    levels = {finding_level(failure) for failure in failures}
+    if not levels:
+        return None
+    return Level.MUST if Level.MUST in levels else Level.SHOULD
+
+
+def _none_accepted(observation: Observation) -> bool:
+    return False
 
 
 @dataclass(slots=True)
@@ -64,10 +82,11 @@ class RequirementResult:
     def failing_level(self) -> Level | None:
         """The level the failures count at: MUST when any of them does, SHOULD when all are weaker
         (a MUST requirement broken only where the contract asks for a SHOULD); None without failures."""
-        if not self.failures:
-            return None
-        levels = {finding_level(failure) for failure in self.failures}
-        return Level.MUST if Level.MUST in levels else Level.SHOULD
+        return failing_level_of(self.failures)
+
+    def new_failures(self, accepted: Accepted = _none_accepted) -> list[Observation]:
+        """The failures that are not known ones."""
+        return [failure for failure in self.failures if not accepted(failure)]
 
     @property
     def outcome(self) -> Outcome:
@@ -159,17 +178,21 @@ class Ledger:
         with self._lock:
             self.results[requirement].uncovered_reason = reason
 
-    def has_must_failure(self) -> bool:
+    def has_must_failure(self, accepted: Accepted = _none_accepted) -> bool:
         with self._lock:
-            return any(r.failing_level is Level.MUST for r in self.results.values())
+            return any(
+                failing_level_of(r.new_failures(accepted)) is Level.MUST for r in self.results.values()
+            )
 
-    def failed(self, level: Level) -> list[RequirementResult]:
-        """The requirements whose failures count at `level` (see `RequirementResult.failing_level`)."""
-        return [r for r in self.results.values() if r.failing_level is level]
+    def failed(self, level: Level, accepted: Accepted = _none_accepted) -> list[RequirementResult]:
+        """The requirements whose failures, known ones left out, count at `level` (see
+        `RequirementResult.failing_level`)."""
+        return [r for r in self.results.values() if failing_level_of(r.new_failures(accepted)) is level]
 
-    def exit_code(self, *, strict: bool) -> ExitCode:
-        """Violations found are real even when faults kept part of the run from judging."""
-        if self.failed(Level.MUST) or (strict and self.failed(Level.SHOULD)):
+    def exit_code(self, *, strict: bool, accepted: Accepted = _none_accepted) -> ExitCode:
+        """Violations found are real even when faults kept part of the run from judging; known
+        failures (`accepted`) are not counted."""
+        if self.failed(Level.MUST, accepted) or (strict and self.failed(Level.SHOULD, accepted)):
             return ExitCode.VIOLATIONS
         if self.faults:
             return ExitCode.COULD_NOT_RUN

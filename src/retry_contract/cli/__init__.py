@@ -12,6 +12,7 @@ from __future__ import annotations
 import click
 
 from retry_contract import output_guard
+from retry_contract.caller_names import for_caller
 from retry_contract.cli.defects import defects
 from retry_contract.cli.mock import mock
 from retry_contract.cli.mutants import mutants
@@ -21,7 +22,25 @@ from retry_contract.cli.run import run
 from retry_contract.cli.spec_drift import spec_drift
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group, whose usage errors (a bad option value, a missing one) name what the caller
+    set: the action's inputs when the GitHub Action runs the command (caller_names)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as error:
+            said = error.format_message()
+            named = for_caller(said)
+            if named == said:
+                raise
+            # The same class of error, with the same exit status (2 for usage errors).
+            if isinstance(error, click.UsageError):
+                raise click.UsageError(named, error.ctx) from None
+            raise click.ClickException(named) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="retry-contract")
 def main() -> None:
     """Contract tests for CDF's Retry workflow execution endpoint."""

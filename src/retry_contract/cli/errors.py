@@ -18,6 +18,7 @@ from typing import NoReturn
 import click
 
 from retry_contract import output_guard
+from retry_contract.caller_names import for_caller
 from retry_contract.errors import RetryContractError
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.verdict import ExitCode
@@ -43,7 +44,7 @@ def debugging() -> bool:
 
 def fail(what: str, message: str, code: int = ExitCode.COULD_NOT_RUN) -> NoReturn:
     """`retry-contract: WHAT: MESSAGE` on stderr, redacted by the process's registry, then exit."""
-    click.echo(f"retry-contract: {what}: {output_guard.redacted(message)}", err=True)
+    click.echo(for_caller(f"retry-contract: {what}: {output_guard.redacted(message)}"), err=True)
     output_guard.drain()
     sys.exit(code)
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import click
 
 from retry_contract import settings
+from retry_contract.caller_names import for_caller
 from retry_contract.credentials import CLIENT_ID_ENV, CLIENT_SECRET_ENV, TOKEN_ENV, has_userinfo
 from retry_contract.run_settings import BY_NAME, COMMAND_LINE, SETTINGS_FILENAME, Setting
 from retry_contract.verdict import ExitCode
@@ -27,8 +28,10 @@ def _base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         # Said without the value: it holds a password, and httpx would send it as Basic auth in place
         # of the bearer token. One line, like every refusal of the credentials.
         click.echo(
-            "retry-contract: --base-url must not carry credentials (user:password@host); give the "
-            f"token in {TOKEN_ENV}, or the client credentials in {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV}",
+            for_caller(
+                "retry-contract: --base-url must not carry credentials (user:password@host); give the "
+                f"token in {TOKEN_ENV}, or the client credentials in {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV}"
+            ),
             err=True,
         )
         ctx.exit(ExitCode.COULD_NOT_RUN)
@@ -51,7 +54,7 @@ def _project(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     try:
         return contract.check_project_name(value)
     except contract.InvalidProjectName as error:
-        click.echo(f"retry-contract: --project: {error}", err=True)
+        click.echo(for_caller(f"retry-contract: --project: {error}"), err=True)
         ctx.exit(ExitCode.COULD_NOT_RUN)
 
 

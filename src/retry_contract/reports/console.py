@@ -8,10 +8,16 @@ from rich.console import Console
 from rich.table import Table
 
 from retry_contract.reports.exercised import depth_text
-from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
+from retry_contract.reports.model import (
+    baseline_text,
+    coverage_text,
+    requirement_rows,
+    shown_outcome,
+    verdict_text,
+)
 from retry_contract.runner import RunResult
 
-_STYLE = {"passed": "green", "failed": "red", "not covered": "yellow"}
+_STYLE = {"passed": "green", "failed": "red", "not covered": "yellow", "warning": "yellow", "accepted": "dim"}
 # How much of a message the table and the first failure show; the reports have the rest.
 _NOTE_LIMIT = 160
 _FIRST_FAILURE_LIMIT = 300
@@ -23,9 +29,11 @@ def render(result: RunResult, console: Console, written: list[Path]) -> None:
         table.add_column(column, overflow="fold")
     rows = requirement_rows(result)
     for row in rows:
-        outcome = "warning" if row["warning"] else row["outcome"]
+        outcome = shown_outcome(row)
         note = row["failures"][0]["message"] if row["failures"] else row["not_covered_reason"]
-        style = "yellow" if row["warning"] else _STYLE[row["outcome"]]
+        if row["accepted_failures"] and outcome != "accepted":
+            note = f"{row['failed'] - row['accepted_failures']} new, {row['accepted_failures']} known; {note}"
+        style = _STYLE[outcome]
         table.add_row(
             row["id"],
             row["level"],
@@ -40,6 +48,8 @@ def render(result: RunResult, console: Console, written: list[Path]) -> None:
         f"{len(result.ledger.disagreements)} validator disagreements"
     )
     console.print(f"exercised: {depth_text(result)}")
+    if result.options.baseline is not None:
+        console.print(result.secrets.redact(baseline_text(result)), markup=False)
     if result.stop_reason:
         console.print(f"[yellow]stopped early: {result.stop_reason}[/yellow]")
     for fault in result.ledger.faults[:5]:
@@ -48,7 +58,9 @@ def render(result: RunResult, console: Console, written: list[Path]) -> None:
         )
     # The first failure in report order, with all it takes to see it again: whoever reads only the
     # console must be able to reproduce something without opening the JSON report.
-    first = next((f for row in rows for f in row["failures"] if f.get("reproduce_steps")), None)
+    first = next(
+        (f for row in rows for f in row["failures"] if f.get("reproduce_steps") and not f["accepted"]), None
+    )
     if first is not None:
         console.print(
             f"first failure (#{first['number']}, {first['requirement']}): "

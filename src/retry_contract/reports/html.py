@@ -15,7 +15,13 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from retry_contract.reports import exercised
-from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
+from retry_contract.reports.model import (
+    baseline_text,
+    coverage_text,
+    requirement_rows,
+    shown_outcome,
+    verdict_text,
+)
 from retry_contract.reports.reproduction import abbreviated
 from retry_contract.runner import RunResult
 from retry_contract.secrets_registry import SecretRegistry
@@ -112,7 +118,8 @@ def _failure_sections(result: RunResult, rows: list[dict[str, Any]]) -> list[dic
     for row, requirement_result in zip(rows, result.ledger.results.values(), strict=True):
         if not row["failures"]:
             continue
-        observations = requirement_result.failures[: len(row["failures"])]
+        # In the rows' order: new failures first, then the baseline's known ones.
+        observations = sorted(requirement_result.failures, key=result.accepts)[: len(row["failures"])]
         sections.append(
             {
                 **row,
@@ -130,7 +137,7 @@ def _matrix(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             **row,
-            "shown_outcome": "warning" if row["warning"] else row["outcome"],
+            "shown_outcome": shown_outcome(row),
             "anchor": anchor(row["id"]) if row["failures"] else None,
         }
         for row in rows
@@ -196,6 +203,7 @@ def build(result: RunResult) -> dict[str, Any]:
         "exercised": figures,
         "chart": _chart(figures["responses_by_status"]),
         "facts": _facts(result),
+        "baseline": baseline_text(result),
     }
     redacted: dict[str, Any] = _redacted(view, result.secrets)
     return redacted

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from retry_contract.reports import exercised
-from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
+from retry_contract.reports.model import accepted_count, coverage_text, requirement_rows, verdict_text
 from retry_contract.reports.reproduction import curl
 from retry_contract.runner import RunResult
 
@@ -63,6 +63,24 @@ def build(result: RunResult) -> dict[str, Any]:
         ],
         "cleanup_problems": result.cleanup_problems,
         "notes": result.ledger.notes,
+        "baseline": _baseline(result),
+    }
+
+
+def _baseline(result: RunResult) -> dict[str, Any] | None:
+    """The known failures given (`--baseline`): how many findings were new and how many known, and
+    the entries nothing matched (fixed since: the file may drop them)."""
+    baseline = result.options.baseline
+    if baseline is None:
+        return None
+    failures = [failure for row in result.ledger.results.values() for failure in row.failures]
+    accepted = accepted_count(result)
+    return {
+        "source": baseline.source,
+        "entries": len(baseline.entries),
+        "new_findings": len(failures) - accepted,
+        "accepted_findings": accepted,
+        "unmatched_entries": [entry.describe() for entry in baseline.unmatched(failures)],
     }
 
 

@@ -13,12 +13,24 @@ from pathlib import Path
 from typing import Any
 
 from retry_contract.reports.exercised import depth_text
-from retry_contract.reports.model import coverage_text, requirement_rows, verdict_text
+from retry_contract.reports.model import (
+    baseline_text,
+    coverage_text,
+    requirement_rows,
+    shown_outcome,
+    verdict_text,
+)
 from retry_contract.runner import RunResult
 
 FILENAME = "retry-contract-summary.md"
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
-MARKERS = {"passed": "PASS", "failed": "FAIL", "warning": "WARN", "not covered": "NOT COVERED"}
+MARKERS = {
+    "passed": "PASS",
+    "failed": "FAIL",
+    "warning": "WARN",
+    "not covered": "NOT COVERED",
+    "accepted": "KNOWN",
+}
 # A table cell shows this much of a message; the JSON and HTML reports have the rest.
 _CELL_LIMIT = 200
 _FAULTS_LISTED = 5
@@ -52,14 +64,14 @@ def _cell(result: RunResult, text: str, limit: int = _CELL_LIMIT) -> str:
     return cell(result.secrets.cut(" ".join(text.split()), limit - 3, "..."), limit)
 
 
-def _marker(row: Mapping[str, Any]) -> str:
-    return MARKERS["warning" if row["warning"] else row["outcome"]]
+def _marker(row: dict[str, Any]) -> str:
+    return MARKERS[shown_outcome(row)]
 
 
 def _first_failure(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The first failure that fails the run, else the first warning."""
+    """The first failure that fails the run, else the first warning, else the first known one."""
     failing = [row for row in rows if row["failures"]]
-    failing.sort(key=lambda row: bool(row["warning"]))
+    failing.sort(key=lambda row: (bool(row["failures"][0].get("accepted")), bool(row["warning"])))
     return (failing[0], failing[0]["failures"][0]) if failing else None
 
 
@@ -75,6 +87,8 @@ def build(result: RunResult) -> str:
         "| Requirement | Level | Outcome | Judged | First failure / note |",
         "|---|---|---|---:|---|",
     ]
+    if options.baseline is not None:
+        lines[3:3] = ["", f"{_cell(result, baseline_text(result), 2000)}."]
     for row in rows:
         note = row["failures"][0]["message"] if row["failures"] else row["not_covered_reason"]
         lines.append(
@@ -85,7 +99,8 @@ def build(result: RunResult) -> str:
         row, failure = first
         lines += [
             "",
-            f"### First failure: #{failure['number']}, {row['id']} ({row['level']})",
+            f"### First {'known ' if failure.get('accepted') else ''}failure: #{failure['number']}, "
+            f"{row['id']} ({row['level']})",
             "",
             _cell(result, failure["message"], 2000),
         ]

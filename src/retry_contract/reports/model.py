@@ -4,21 +4,38 @@ from __future__ import annotations
 
 from typing import Any
 
+from retry_contract.baseline import signature_of
 from retry_contract.reports.reproduction import RunFacts, abbreviated, reproduce, session_item_shown
 from retry_contract.requirements import Level
 from retry_contract.runner import RunResult
-from retry_contract.verdict import ExitCode, Observation, Outcome, finding_level
+from retry_contract.verdict import ExitCode, Observation, Outcome, failing_level_of, finding_level
 
 MAX_FAILURES_PER_REQUIREMENT = 5
 _BODY_PREVIEW = 300
 
 
+def accepted_count(result: RunResult) -> int:
+    """How many failures of the run its baseline accepts as known."""
+    return sum(
+        1 for row in result.ledger.results.values() for failure in row.failures if result.accepts(failure)
+    )
+
+
+def baseline_text(result: RunResult) -> str:
+    """What the baseline did to the run, or "" without one."""
+    baseline = result.options.baseline
+    if baseline is None:
+        return ""
+    total = sum(len(row.failures) for row in result.ledger.results.values())
+    accepted = accepted_count(result)
+    return f"baseline {baseline.source}: {total - accepted} new findings, {accepted} known ones accepted"
+
+
 def verdict_text(result: RunResult) -> str:
     code = result.exit_code
     if code is ExitCode.VIOLATIONS:
-        return "contract violations found" + (
-            f" before the run could finish ({result.incomplete})" if result.incomplete else ""
-        )
+        found = "new contract violations found" if result.options.baseline else "contract violations found"
+        return found + (f" before the run could finish ({result.incomplete})" if result.incomplete else "")
     if result.incomplete:
         return f"inconclusive: the run could not finish ({result.incomplete}); what was judged is reported"
     if code is ExitCode.COULD_NOT_RUN and result.ledger.faults:
@@ -27,9 +44,12 @@ def verdict_text(result: RunResult) -> str:
     listed = ", ".join(unjudged)
     if code is ExitCode.COULD_NOT_RUN:
         return f"inconclusive (--require-all-must): {len(unjudged)} MUST requirements not covered ({listed})"
+    accepted = accepted_count(result)
+    known = f" ({accepted} known failures accepted by the baseline)" if accepted else ""
     if unjudged:
-        return f"no violations found, but {len(unjudged)} MUST requirements not covered ({listed})"
-    return "conformant"
+        found = "no new violations found" if known else "no violations found"
+        return f"{found}{known}, but {len(unjudged)} MUST requirements not covered ({listed})"
+    return f"no new violations{known}" if known else "conformant"
 
 
 def coverage_text(result: RunResult) -> str:
@@ -41,6 +61,18 @@ def coverage_text(result: RunResult) -> str:
 def is_warning(result: RunResult, level: Level | None, outcome: Outcome) -> bool:
     """A failure at SHOULD level is a warning unless the run is strict."""
     return outcome is Outcome.FAILED and level is Level.SHOULD and not result.options.strict
+
+
+# The outcome a row shows: its outcome, or "warning" (a SHOULD failure, not strict), or "accepted"
+# (every failure a known one of the baseline).
+ACCEPTED = "accepted"
+WARNING = "warning"
+
+
+def shown_outcome(row: dict[str, Any]) -> str:
+    if row["failed"] and row["accepted_failures"] == row["failed"]:
+        return ACCEPTED
+    return WARNING if row["warning"] else str(row["outcome"])
 
 
 def run_facts(result: RunResult) -> RunFacts:
@@ -78,6 +110,9 @@ def failure_data(
         "judge": observation.judge,
         # The level the finding counts at: its requirement's, or SHOULD where the contract relaxes it.
         "level": finding_level(observation).value,
+        # What identifies the finding across runs, and whether the run's baseline knows it.
+        "signature": signature_of(observation).as_json(),
+        "accepted": result.accepts(observation),
     }
     if exchange is not None:
         reproduction = reproduce(
@@ -114,10 +149,13 @@ def requirement_rows(result: RunResult) -> list[dict[str, Any]]:
     for requirement_result in result.ledger.results.values():
         requirement = requirement_result.requirement
         outcome = requirement_result.outcome
+        # New failures first: those shown (a few of each requirement) are the ones that fail the run.
+        ordered = sorted(requirement_result.failures, key=result.accepts)
+        accepted = sum(1 for observation in ordered if result.accepts(observation))
         # Numbered across the whole report, in its order: `retry-contract replay --failure N`.
         failures = [
             failure_data(result, observation, numbered + index, facts)
-            for index, observation in enumerate(requirement_result.failures[:MAX_FAILURES_PER_REQUIREMENT], 1)
+            for index, observation in enumerate(ordered[:MAX_FAILURES_PER_REQUIREMENT], 1)
         ]
         numbered += len(failures)
         rows.append(
@@ -126,11 +164,28 @@ def requirement_rows(result: RunResult) -> list[dict[str, Any]]:
                 "level": requirement.level.value,
                 "summary": requirement.summary,
                 "outcome": outcome.value,
-                "warning": is_warning(result, requirement_result.failing_level, outcome),
+                "warning": is_warning(
+                    result, failing_level_of(requirement_result.new_failures(result.accepts)), outcome
+                ),
                 "judged": requirement_result.judged,
                 "failed": len(requirement_result.failures),
+                "accepted_failures": accepted,
                 "not_covered_reason": requirement_result.uncovered_reason,
                 "failures": failures,
+                # Every distinct signature of its failures, shown or not: what a later run given this
+                # report as its --baseline accepts.
+                "failure_signatures": _signatures(result, ordered),
             }
         )
     return rows
+
+
+def _signatures(result: RunResult, failures: list[Observation]) -> list[dict[str, Any]]:
+    counted: dict[Any, dict[str, Any]] = {}
+    for observation in failures:
+        found = signature_of(observation)
+        entry = counted.setdefault(
+            found, {**found.as_json(), "count": 0, "accepted": result.accepts(observation)}
+        )
+        entry["count"] += 1
+    return list(counted.values())
