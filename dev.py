@@ -2,7 +2,8 @@
 """The commands of the README, with nothing installed beforehand but Python >= 3.11.
 
     python3 dev.py conformance [run options]   # the conformance suite against the embedded mock
-    python3 dev.py test [pytest options]       # lint, type checks and the self-tests
+    python3 dev.py test [pytest options]       # lint, type checks and every self-test, in parallel
+    python3 dev.py test --fast [pytest opts]   # lint, the unit tier and the quick mock tests (< 60 s)
     python3 dev.py lock [--upgrade NAME ...]   # regenerate requirements.lock
 
 The first two create `.venv/` on first use and install the project with the exact versions of
@@ -91,12 +92,26 @@ def conformance(args: list[str]) -> int:
     return _run(str(BIN / "retry-contract"), "run", *args)
 
 
+# The fast tier, run on every change: the tests that need no server and the quick ones against the
+# embedded mock (tests/conftest.py marks the tiers; `slow` is what it leaves out). mypy and the end-to-end
+# tier (whole CLI runs, kill matrix, hostile servers, browser) are left to the full command.
+FAST_TESTS = ("tests/unit", "tests/mock", "-m", "not slow")
+# The full suite runs on pytest-xdist's workers, one per core: the tests are independent (free ports,
+# tmp_path, no shared files) and many of them spend their time waiting on servers and subprocesses.
+# Their lengths differ a hundredfold, so an idle worker takes tests from a busy one's queue (worksteal).
+PARALLEL = ("-n", "auto", "--dist", "worksteal")
+
+
 def test(args: list[str]) -> int:
+    fast = "--fast" in args
+    pytest_args = [arg for arg in args if arg != "--fast"]
+    # The fast tier's tests take about 75 s of CPU: on one worker per core too, to stay under a minute.
+    selection = (*FAST_TESTS, *PARALLEL) if fast else PARALLEL
     steps = [
         (str(BIN / "ruff"), "check", "--no-cache", *LINTED),
         (str(BIN / "ruff"), "format", "--no-cache", "--check", *LINTED),
-        (str(BIN / "mypy"),),
-        (str(_python()), "-m", "pytest", *args),
+        *([] if fast else [(str(BIN / "mypy"),)]),
+        (str(_python()), "-m", "pytest", *selection, *pytest_args),
     ]
     for step in steps:
         print(

@@ -3,7 +3,7 @@
     PYTHONPATH=$PWD/src .venv/bin/python benchmarks/bounded_reads.py --before-src /work/main/src
 
 Each case runs in a child process of its own (its peak RSS is the kernel's, from wait4) against the
-hostile loopback server of the self-tests (tests/hostile_server.py): a head or a body dripped a byte
+hostile loopback server of the self-tests (tests/support/hostile_server.py): a head or a body dripped a byte
 every 0.1 s, a stall after the head, a gzip bomb (2 GiB inflated) and a 2 GiB plain body. "before"
 runs the same client code from another source tree (the suite before the bounds; for `requests`,
 a plain session read as Schemathesis reads it), capped at --before-limit seconds and --before-memory
@@ -180,7 +180,7 @@ def main() -> None:
                 )
         return
 
-    from hostile_server import hostile_server
+    from support.hostile_server import hostile_server
 
     trees = [("after", ROOT / "src", args.timeout + 30, 8.0)]
     if args.before_src is not None:

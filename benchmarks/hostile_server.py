@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""The suite against every hostile server of tests/test_hostile_server.py, as a Markdown table.
+"""The suite against every hostile server of tests/e2e/test_hostile_server.py, as a Markdown table.
 
-Each case runs the CLI in its own process against a fresh embedded mock behind `tests/hostile_proxy.py`
-(canary tokens), one case at a time, and reports: its exit status (or that it was killed at the case's
-wall bound), wall seconds, peak RSS of that process (`os.wait4`), how many times a canary was found in
-any encoded form in anything it wrote, and whether it wrote its reports (a parseable JSON report).
+Each case runs the CLI in its own process against a fresh embedded mock behind
+`tests/support/hostile_proxy.py` (canary tokens), one case at a time, and reports: its exit status (or
+that it was killed at the case's wall bound), wall seconds, peak RSS of that process (`os.wait4`), how
+many times a canary was found in any encoded form in anything it wrote, and whether it wrote its reports
+(a parseable JSON report).
 Cases that need a flag the suite lacks run without it (the table says so).
 
     PYTHONPATH=$PWD/src .venv/bin/python benchmarks/hostile_server.py            # every case (~25 min)
@@ -21,7 +22,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+# The cases and their runner are the self-test's (tests/e2e/test_hostile_server.py), which imports the
+# helpers of tests/support as `support`.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 
 from test_hostile_server import (
     CASES,

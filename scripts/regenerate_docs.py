@@ -5,7 +5,7 @@
     .venv/bin/python scripts/regenerate_docs.py --only kill-matrix   # one (repeatable)
 
 Each snapshot starts with a comment naming the command, the machine's core count and the commit, so a
-reader can tell how old its figures are; tests/test_docs_snapshots.py fails when a snapshot no longer
+reader can tell how old its figures are; tests/unit/test_docs_snapshots.py fails when a snapshot no longer
 matches the defect catalogue it was measured on.
 """
 

@@ -6,7 +6,7 @@
     .venv/bin/python scripts/settings_tables.py --check   # exit 1, naming the regions, if one differs
 
 Each region lies between a `settings:begin NAME` and a `settings:end NAME` comment (`<!-- ... -->` in
-Markdown, `# ...` in YAML); what is outside the regions is written by hand. tests/test_settings_tables.py
+Markdown, `# ...` in YAML); what is outside the regions is written by hand. tests/unit/test_settings_tables.py
 runs `--check`, so a setting added or changed without this script fails the self-tests.
 """
 

@@ -8,7 +8,7 @@
 On GitHub the gate is oasdiff's action (.github/workflows/spec-gate.yml, its levels in
 .github/spec-gate/). oasdiff cannot be installed from the registries these machines reach (no PyPI
 or npm package ships it, and Debian's Go is too old to build it), so this script runs optic: archived
-since January 2026, pinned, and held by tests/test_spec_gate.py to the same classification of the
+since January 2026, pinned, and held by tests/e2e/test_spec_gate.py to the same classification of the
 same changes as oasdiff's settings.
 
 The head spec must be valid OpenAPI (openapi-spec-validator). Then optic (`optic diff --check`, its

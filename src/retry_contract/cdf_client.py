@@ -35,7 +35,7 @@ from retry_contract.credentials import Credentials, CredentialsError
 from retry_contract.domain import WORKFLOW_DELETE_MAX_ITEMS
 from retry_contract.exchange import Credential, Exchange, Expectation, nonce_in
 from retry_contract.polling import DEFAULT_TIMEOUT_SECONDS as DEFAULT_POLL_SECONDS
-from retry_contract.polling import poll
+from retry_contract.polling import RETRY_SETTLE_SECONDS, WaitBudget, poll
 from retry_contract.request_forms import PLAIN, RequestForm
 from retry_contract.resilience import DEFAULT_RETRY_POLICY, FAULT_ERRORS, RetryPolicy, fault_of
 from retry_contract.secrets_registry import SecretRegistry
@@ -159,6 +159,8 @@ class CdfClient:
         self.timer = timer or PhaseTimer()
         self._count_lock = threading.Lock()
         self.budget = budget or RequestBudget()
+        # Shared by every thread that waits for what a retry did: see `await_effect`.
+        self.effect_waits = WaitBudget()
         # Requests re-sent after a broken connection: their first attempt may have taken effect.
         self.replayed: list[str] = []
         self._exempt = False
@@ -491,6 +493,28 @@ class CdfClient:
     ) -> dict[str, Any]:
         """Read the detailed execution until `done` holds or `timeout` passes; the last reading."""
         return poll(lambda: self.detailed(execution_id), done, timeout=timeout, timer=self.timer)
+
+    def await_effect(
+        self,
+        execution_id: str,
+        done: Callable[[dict[str, Any]], bool],
+        timeout: float = RETRY_SETTLE_SECONDS,
+    ) -> dict[str, Any]:
+        """`await_execution` for an effect of a retry (new attempts, an execution failing again): also
+        bounded by the run-wide `effect_waits`, so effects that never come cost a run its budget once."""
+        return poll(
+            lambda: self.detailed(execution_id),
+            done,
+            timeout=timeout,
+            timer=self.timer,
+            budget=self.effect_waits,
+        )
+
+    def knows(self, execution_id: str) -> bool:
+        """Whether the client has read the execution with exactly this id (the suite's own, or one the
+        user named): only such an execution can be read before and after a retry of it."""
+        with self._count_lock:
+            return execution_id in self._readings
 
     def detailed(self, execution_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/workflows/executions/{quote(execution_id, safe='')}")

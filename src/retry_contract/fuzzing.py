@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,15 +24,14 @@ from retry_contract.bounded_read import DEFAULT_MAX_RESPONSE_MIB, MIB, ReadLimit
 from retry_contract.budget import BudgetExhausted
 from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
-from retry_contract.checks.retry_effects import took_effect
 from retry_contract.checks.schemathesis_results import DISABLED_CHECKS
 from retry_contract.engine_isolation import EngineWarnings, isolated
 from retry_contract.exchange import Exchange, Expectation, credential_of, parse_json
 from retry_contract.fuzz_transport import body_over_cap, bound_engine_sessions
-from retry_contract.polling import RETRY_SETTLE_SECONDS
 from retry_contract.provisioning import RetryablePool
 from retry_contract.requirements import OPEN_METHODS
 from retry_contract.resilience import FAULT_STATUSES
+from retry_contract.retry_readings import read_after
 from retry_contract.scenarios.context import resent_note, weigh_resent
 
 # Recomputed by the client when a request is re-sent.
@@ -185,7 +184,7 @@ class Fuzzer:
         # case id -> (leased execution id, detailed execution before the call)
         self._steered: dict[str, tuple[str, dict[str, Any]]] = {}
         # case id -> the leased execution once a successful retry took effect (None: not a success)
-        self._effects: dict[str, Future[dict[str, Any] | None]] = {}
+        self._effects: dict[str, Future[Mapping[str, Any] | None]] = {}
         # Every execution the pool ever handed out: no case may reach one outside a lease.
         self._pooled: set[str] = set()
         # Where leased executions are read after their retry and made retryable again, off the
@@ -302,18 +301,22 @@ class Fuzzer:
         if response is None or response.status_code in FAULT_STATUSES:
             return  # _confirm sends it again, and only then gives the execution back
         execution_id, before = lease
-        succeeded = response.status_code == 200
-        settled: Future[dict[str, Any] | None] = Future()
+        # Read as every retry is (`retry_readings`): the answer's own exchange is built only later.
+        answered = Exchange(
+            method=case.method.upper(),
+            url="",
+            request_headers={},
+            request_body=None,
+            status=response.status_code,
+            execution_id=execution_id,
+            before=before,
+        )
+        settled: Future[Mapping[str, Any] | None] = Future()
 
         def judge_and_return() -> tuple[str, dict[str, Any] | None, str | None]:
             try:
-                after = (
-                    self.client.await_execution(
-                        execution_id, lambda reading: took_effect(before, reading), RETRY_SETTLE_SECONDS
-                    )
-                    if succeeded
-                    else None
-                )
+                read_after(self.client, answered)
+                after = answered.after
             except BaseException as error:
                 settled.set_exception(error)
                 raise
@@ -350,8 +353,9 @@ class Fuzzer:
             raise self.interruption
         return self.stats
 
-    def _settled(self, case_id: str) -> dict[str, Any] | None:
-        """The leased execution once its successful retry took effect (waits for the background read)."""
+    def _settled(self, case_id: str) -> Mapping[str, Any] | None:
+        """The leased execution after its retry (`retry_readings.read_after`: once a success took effect,
+        at once after a refusal), waiting for the background read."""
         with self._lock:
             settled = self._effects.pop(case_id, None)
         if settled is None:
@@ -454,10 +458,7 @@ class Fuzzer:
             return confirmed
         confirmed.before = before
         conclusion = weigh_resent(self.client, confirmed, exchange.expectation)
-        if confirmed.status == 200 and confirmed.after is None:
-            confirmed.after = self.client.await_execution(
-                execution_id, lambda reading: took_effect(before, reading), RETRY_SETTLE_SECONDS
-            )
+        read_after(self.client, confirmed)
         self.judge.ledger.notes.append(resent_note(confirmed, conclusion))
         self._returns.append(
             self.pool.return_later(self._background, lambda: self.pool.made_retryable(execution_id))

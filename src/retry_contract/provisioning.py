@@ -291,20 +291,26 @@ class Provisioner:
         self._await_status(execution_id, ExecutionStatus.FAILED)
         return execution_id
 
-    def refail(self, execution_id: str) -> bool:
+    def refail(self, execution_id: str, *, after_retry: bool = False) -> bool:
         """Drive a RUNNING execution to FAILED by ending a running attempt with a terminal error.
 
-        After a successful retry this makes the execution retryable again, so a few executions
-        serve many fuzzed retries. False when no attempt runs (then it is left as it is).
+        After a successful retry (`after_retry`) this makes the execution retryable again, so a few
+        executions serve many retries; its running attempt is then an effect of the retry, waited for
+        within the run's wait budget (`CdfClient.await_effect`). False when no attempt runs (then it
+        is left as it is).
         """
-        return self.refailed(execution_id) is not None
+        return self.refailed(execution_id, after_retry=after_retry) is not None
 
-    def refailed(self, execution_id: str) -> dict[str, Any] | None:
+    def refailed(self, execution_id: str, *, after_retry: bool = False) -> dict[str, Any] | None:
         """`refail`, answering the FAILED execution as last read, or None when it could not be failed."""
-        detailed = self.client.await_execution(
-            execution_id,
-            lambda d: bool(execution_view.in_progress(d)),
-            timeout=REFAIL_TIMEOUT_SECONDS,
+
+        def running_now(reading: dict[str, Any]) -> bool:
+            return bool(execution_view.in_progress(reading))
+
+        detailed = (
+            self.client.await_effect(execution_id, running_now, timeout=REFAIL_TIMEOUT_SECONDS)
+            if after_retry
+            else self.client.await_execution(execution_id, running_now, timeout=REFAIL_TIMEOUT_SECONDS)
         )
         running = execution_view.in_progress(detailed)
         if not running:
@@ -469,7 +475,7 @@ class RetryablePool:
         if status in RETRYABLE_EXECUTION_STATUSES:
             return execution_id, detailed, None
         if status == ExecutionStatus.RUNNING:
-            reading = self._provisioner.refailed(execution_id)
+            reading = self._provisioner.refailed(execution_id, after_retry=True)
             if reading is not None:
                 return execution_id, reading, None
             return (

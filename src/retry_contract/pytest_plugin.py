@@ -137,7 +137,7 @@ def check_requirement(result: RunResult, requirement_id: str) -> None:
         pytest.skip(outcome.uncovered_reason or f"{requirement_id}: no response judged it")
     if outcome.outcome is Outcome.PASSED:
         return
-    from retry_contract.reports.reproduction import curl
+    from retry_contract.reports.curl_script import curl
 
     # Known failures of the run's baseline (--retry-contract-baseline) fail no test, as they fail no run.
     new = outcome.new_failures(result.accepts)

@@ -5,7 +5,8 @@ request alone would prove nothing. A replay recreates the precondition the repor
 execution in the same state, created through the real endpoints as the run's provisioning does — gets
 a fresh nonce from a new session when the request carried one, sends the recorded request in its
 recorded form with a credential of its recorded role, judges the answer with the run's judges, and
-cleans up what it created. The answer: does the failed requirement hold now?
+cleans up what it created. The answer: does the failed requirement hold now? Only on the report's own
+target (`replay_target`) is that news about the failure; on another one it is news about that target.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from retry_contract import execution_view
+from retry_contract import replay_target
 from retry_contract.bounded_read import DEFAULT_MAX_RESPONSE_MIB, MIB
 from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
-from retry_contract.checks.retry_effects import took_effect
 from retry_contract.credentials import READONLY_TOKEN_ENV, Credentials
 from retry_contract.domain import ExecutionStatus
 from retry_contract.errors import RetryContractError
@@ -29,9 +29,9 @@ from retry_contract.exchange import Credential, Exchange
 from retry_contract.exploration import run_sequence
 from retry_contract.fixture_values import PLAIN_VERSION, SUITE_WORKFLOW
 from retry_contract.interrupts import signals_deferred
-from retry_contract.polling import RETRY_SETTLE_SECONDS
 from retry_contract.provisioning import FixtureShape, Provisioner
-from retry_contract.reports.reproduction import (
+from retry_contract.replay_target import ReplayTarget
+from retry_contract.reports.replay_record import (
     INVALID_TOKEN,
     NonceUse,
     Precondition,
@@ -39,13 +39,14 @@ from retry_contract.reports.reproduction import (
     request_form_named,
 )
 from retry_contract.request_forms import PLAIN, RAW_UTF8
+from retry_contract.retry_readings import read_after
 from retry_contract.run_settings import DEFAULT_FUNCTION_EXTERNAL_ID
 from retry_contract.runner import MOCK_PROJECT, CouldNotRun, RunOptions, preflight, reach_target
 from retry_contract.scenarios.context import JUDGE as SCENARIO_JUDGE
 from retry_contract.scenarios.context import ScenarioContext
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.sequence_model import OperationSequence
-from retry_contract.verdict import Ledger, Observation
+from retry_contract.verdict import Ledger
 
 JUDGE = "replay"
 
@@ -63,8 +64,16 @@ class ReportedFailure:
     replay: Mapping[str, Any] | None
 
 
-def load_failures(path: Path) -> list[ReportedFailure]:
-    """Every failure of a JSON report, in report order (the order of `--failure N`)."""
+@dataclass(frozen=True)
+class LoadedReport:
+    failures: list[ReportedFailure]
+    # The report's `target` (the base URL its run reached) and `project`, when it names them.
+    target: str | None
+    project: str | None
+
+
+def load_report(path: Path) -> LoadedReport:
+    """Every failure of a JSON report, in report order (the order of `--failure N`), and its target."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
@@ -88,7 +97,18 @@ def load_failures(path: Path) -> list[ReportedFailure]:
                     replay=record if isinstance(record, dict) else None,
                 )
             )
-    return found
+    assert isinstance(data, dict)
+    target, project = data.get("target"), data.get("project")
+    return LoadedReport(
+        found,
+        target if isinstance(target, str) else None,
+        project if isinstance(project, str) else None,
+    )
+
+
+def report_target(report: LoadedReport, record: ReplayRecord) -> ReplayTarget | None:
+    """Where the report's run saw the failure (see `replay_target.recorded`)."""
+    return replay_target.recorded(record.run, report.target, report.project or MOCK_PROJECT)
 
 
 def pick(failures: list[ReportedFailure], number: int, path: Path) -> ReplayRecord:
@@ -112,13 +132,13 @@ def pick(failures: list[ReportedFailure], number: int, path: Path) -> ReplayReco
 
 @dataclass(frozen=True)
 class ReplayOptions:
-    # None: an embedded mock (with `mock_defects` switched on), started for the replay only.
-    base_url: str | None
-    # None: the project of the report's run.
-    project: str | None
+    # Where the replay goes (an embedded mock is started for the replay only).
+    target: ReplayTarget
+    # Where the report's run saw the failure; None when the report does not say.
+    report_target: ReplayTarget | None
+    # For a server or an app: from the environment, as `run` takes them (the mock has its own).
     credentials: Credentials | None
     readonly_token: str | None = None
-    mock_defects: frozenset[str] = frozenset()
     function_external_id: str | None = None
     timeout: float = 30.0
     max_response_mib: int = DEFAULT_MAX_RESPONSE_MIB
@@ -131,6 +151,7 @@ class ReplayOutcome:
     holds: bool
     # Why it still fails (the failed judgements, joined), empty when it holds.
     problem: str
+    # The base URL the requests went to.
     target: str
     precondition: str
     request: str
@@ -138,24 +159,37 @@ class ReplayOutcome:
     # Why the requirement holds without a judgement (not at stake on this answer); empty when judged.
     note: str = ""
     cleanup_problems: tuple[str, ...] = ()
+    # The report's target, described, when the replay went elsewhere (or the report did not say where
+    # it ran): then the verdict is about this target only, never a fix of that one.
+    elsewhere: str | None = None
 
     @property
     def verdict(self) -> str:
+        note = f" ({self.note})" if self.note else ""
+        if self.elsewhere is None:
+            if self.holds:
+                return f"{self.requirement} holds now{note}"
+            return f"{self.requirement} still fails: {self.problem}"
         if self.holds:
-            return f"{self.requirement} holds now" + (f" ({self.note})" if self.note else "")
-        return f"{self.requirement} still fails: {self.problem}"
+            return (
+                f"{self.requirement} does not reproduce here{note}; this says nothing about "
+                f"{self.elsewhere}, where the report saw it fail"
+            )
+        return f"{self.requirement} reproduced elsewhere: {self.problem}"
 
 
 def replay(record: ReplayRecord, options: ReplayOptions) -> ReplayOutcome:
     """Recreate the precondition on the target, send the request again, judge it, clean up."""
     registry = options.secrets
+    target = options.target
     run_options = RunOptions(
-        base_url=options.base_url,
-        project=options.project or str(record.run.get("project") or MOCK_PROJECT),
+        base_url=target.base_url,
+        app=target.app,
+        project=target.project,
         credentials=options.credentials,
         readonly_token=options.readonly_token,
-        mock_defects=options.mock_defects,
-        mock_profile=str(record.run.get("mock_profile") or "classic"),
+        mock_defects=target.mock_defects,
+        mock_profile=target.mock_profile,
         function_external_id=options.function_external_id
         or str(record.run.get("function_external_id") or DEFAULT_FUNCTION_EXTERNAL_ID),
         request_timeout=options.timeout,
@@ -163,8 +197,8 @@ def replay(record: ReplayRecord, options: ReplayOptions) -> ReplayOutcome:
         secrets=registry,
     )
     try:
-        # The run's own way to reach a target: the given server, or an embedded mock with throwaway
-        # tokens (its read-only one too), so the replay meets what the run met.
+        # The run's own way to reach a target: a server, an app served in-process, or an embedded
+        # mock with throwaway tokens (its read-only one too), so the replay meets what the run met.
         with reach_target(run_options) as (base_url, effective):
             assert effective.credentials is not None
             registry.add(effective.readonly_token)
@@ -189,7 +223,13 @@ def replay(record: ReplayRecord, options: ReplayOptions) -> ReplayOutcome:
                 client.close()
     except CouldNotRun as error:
         raise ReplayError(str(error)) from None
-    return replace(outcome, cleanup_problems=tuple(cleanup))
+    report = options.report_target
+    elsewhere = None
+    if report is None:
+        elsewhere = "the report's own target (the report does not say where its run was)"
+    elif not report.same_as(target):
+        elsewhere = report.describe()
+    return replace(outcome, cleanup_problems=tuple(cleanup), elsewhere=elsewhere)
 
 
 class _Replayer:
@@ -230,14 +270,9 @@ class _Replayer:
         exchange.before = before
         if exchange.fault is not None:
             raise ReplayError(f"the target did not answer the replayed request: {exchange.fault}")
-        if exchange.status == 200 and before is not None:
-            # What the retry did to the tasks, read as the run reads it (SEM-*).
-            exchange.after = self.client.await_execution(
-                execution_id, lambda reading: took_effect(before, reading), RETRY_SETTLE_SECONDS
-            )
+        # What the retry did, read as the run reads every retry (SEM-*, or nothing after a refusal).
+        read_after(self.client, exchange, execution_id)
         observations = Judge(self.base_url, Ledger()).observe(exchange)
-        if before is not None:
-            observations += self._unchanged(execution_id, before, exchange)
         judged = [o for o in observations if o.requirement == record.requirement]
         if not judged and record.judge == SCENARIO_JUDGE:
             raise ReplayError(
@@ -358,16 +393,6 @@ class _Replayer:
             token=token,
             **body,
         )
-
-    def _unchanged(
-        self, execution_id: str, before: Mapping[str, Any], exchange: Exchange
-    ) -> list[Observation]:
-        """What the run's scenarios observe after a request built to be refused: nothing changed."""
-        expectation = exchange.expectation
-        if expectation is None or not expectation.statuses or min(expectation.statuses) < 400:
-            return []
-        problems = execution_view.changes(before, self.client.detailed(execution_id))
-        return [Observation(expectation.requirement, not problems, "; ".join(problems), exchange, JUDGE)]
 
 
 def _shape_of(precondition: Precondition) -> FixtureShape:

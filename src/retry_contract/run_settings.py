@@ -4,7 +4,7 @@ its environment variable if it has one.
 Everything else is derived from `RUN_SETTINGS`: the options of `retry-contract run` (`cli/options.py`),
 the keys of `retry-contract.toml` (`settings.py`), the options of the pytest plugin (`--retry-contract-
 NAME`), how `runner.RunOptions` is filled from them, the inputs of `action.yml` and the tables of the
-README (`scripts/settings_tables.py`, kept equal by `tests/test_settings_tables.py`). A new setting is
+README (`scripts/settings_tables.py`, kept equal by `tests/unit/test_settings_tables.py`). A new setting is
 one more `Setting` here (and, when it changes what a run does, its `RunOptions` field).
 
 This module is plumbing: it imports no judge, no driver and no runner, so the CLI's `--help` stays fast

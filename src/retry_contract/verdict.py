@@ -115,6 +115,8 @@ class Ledger:
         self.faults: list[Exchange] = []
         # Things the run noticed that are neither judgements nor faults, for the reader of the report.
         self.notes: list[str] = []
+        # Of the notes, those said once however many scenarios or requests gave cause (`note_once`).
+        self._said_once: set[str] = set()
         self.exchanges = 0
         # Of the exchanges counted by `count_judged`: their response statuses (None: no response) and
         # the forms their requests went out in (request_forms), for the report's "what was exercised".
@@ -137,6 +139,13 @@ class Ledger:
                     counted.add((observation.requirement, id(exchange)))
                     result.statuses[exchange.status] += 1
 
+    def note_once(self, note: str) -> None:
+        """A note about the run as a whole: kept once in this ledger and in any it is merged into."""
+        with self._lock:
+            if note not in self._said_once:
+                self._said_once.add(note)
+                self.notes.append(note)
+
     def merge(self, other: Ledger) -> None:
         """Add what another ledger collected (a scenario's, run concurrently) after what this one has:
         merging in a fixed order keeps the reports' content the same however the threads interleave."""
@@ -149,7 +158,8 @@ class Ledger:
                 mine.statuses.update(result.statuses)
             self.disagreements += other.disagreements
             self.faults += other.faults
-            self.notes += other.notes
+            self.notes += [n for n in other.notes if n not in other._said_once or n not in self._said_once]
+            self._said_once |= other._said_once
             self.exchanges += other.exchanges
             self.statuses.update(other.statuses)
             self.request_forms.update(other.request_forms)

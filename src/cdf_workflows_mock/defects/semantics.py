@@ -58,6 +58,49 @@ class _SecondRetryStartsNothing(TaskEngine):
         super().settle(execution)
 
 
+class _TerminatedRetryStartsNothing(TaskEngine):
+    """The retry of a TERMINATED execution takes the cancel path's bookkeeping for done: the record is
+    reopened (RUNNING) and answered as such, but its cancelled tasks are never handed to the scheduler,
+    and no task event will ever move it on."""
+
+    def __init__(self, clock: Callable[[], int]) -> None:
+        super().__init__(clock)
+        # Executions reopened after a cancellation with nothing started: nothing will wake them.
+        self._stalled: set[str] = set()
+
+    def apply_retry(self, execution: Execution, plan: RetryPlan) -> None:
+        if execution.status is not ExecutionStatus.TERMINATED:
+            super().apply_retry(execution, plan)
+            return
+        super().apply_retry(execution, RetryPlan(containers=plan.containers))
+        self._stalled.add(execution.id)
+
+    def settle(self, execution: Execution) -> None:
+        if execution.id in self._stalled and execution.status is ExecutionStatus.RUNNING:
+            return
+        super().settle(execution)
+
+
+class _TimedOutStartedTwice(TaskEngine):
+    """A task that TIMED_OUT is restarted twice by the retry: once as its target, and once more as the
+    automatic attempt its timeout had queued and the retry does not drop."""
+
+    def apply_retry(self, execution: Execution, plan: RetryPlan) -> None:
+        timed_out = [
+            (task, scope)
+            for task, scope in plan.tasks
+            if _latest_status(execution, task) is TaskStatus.TIMED_OUT
+        ]
+        super().apply_retry(execution, plan)
+        for task, scope in timed_out:
+            self._start_attempt(execution, task, scope)
+
+
+def _latest_status(execution: Execution, task: TaskDef) -> TaskStatus | None:
+    latest = execution.latest(task.external_id)
+    return None if latest is None else latest.status
+
+
 class _TargetWalk(TaskEngine):
     """The faithful choice of retry targets, written with the knobs that the defects below turn."""
 
@@ -96,6 +139,12 @@ class _IgnoresCanceled(_TargetWalk):
     """CANCELED is missing from the statuses the retry restarts."""
 
     retried_statuses = RETRYABLE_TASK_STATUSES - {TaskStatus.CANCELED}
+
+
+class _IgnoresTimedOut(_TargetWalk):
+    """TIMED_OUT is missing from the statuses the retry restarts: a timeout is taken for an answer."""
+
+    retried_statuses = RETRYABLE_TASK_STATUSES - {TaskStatus.TIMED_OUT}
 
 
 class _RetriesOptional(_TargetWalk):
@@ -226,7 +275,10 @@ PATCHES: Mapping[str, Patch] = MappingProxyType(
     {
         "retry-starts-nothing": Patch(engine=_StartsNothing),
         "second-retry-starts-nothing": Patch(engine=_SecondRetryStartsNothing),
+        "terminated-retry-starts-nothing": Patch(engine=_TerminatedRetryStartsNothing),
         "retry-ignores-canceled": Patch(engine=_IgnoresCanceled),
+        "retry-ignores-timed-out": Patch(engine=_IgnoresTimedOut),
+        "timed-out-started-twice": Patch(engine=_TimedOutStartedTwice),
         "retry-first-target-only": Patch(engine=_FirstTargetOnly),
         "optional-retried": Patch(engine=_RetriesOptional),
         "completed-rerun": Patch(engine=_RerunsCompleted),

@@ -4,7 +4,8 @@
 - `success`: what a successful retry must satisfy beyond its schema (RESP-ID, RESP-UNCHANGED, ...);
 - `openapi`: openapi-core validation against the spec, traced through `x-requirement`;
 - `schemathesis_results`: Schemathesis's own checks, mapped to requirements;
-- `retry_effects`: what a successful retry did to the tasks (SEM-*), from readings before and after.
+- `retry_effects`: what a retry did to its execution, from readings before and after: the tasks a
+  successful one restarted (SEM-*), nothing for a refused one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from typing import Any
 from retry_contract.checks import schemathesis_results
 from retry_contract.checks.http import HTTP_CHECKS
 from retry_contract.checks.openapi import SCHEMA_JUDGE, OpenApiJudge
-from retry_contract.checks.retry_effects import retry_effects
+from retry_contract.checks.retry_effects import (
+    must_leave_unchanged,
+    retried,
+    retry_effects,
+    unchanged_after_refusal,
+)
 from retry_contract.checks.success import SUCCESS_CHECKS
 from retry_contract.exchange import KEPT_BODY_BYTES, Exchange
 from retry_contract.verdict import Disagreement, Ledger, Observation
@@ -66,9 +72,11 @@ class Judge:
         observations: list[Observation] = []
         for check in (*HTTP_CHECKS, *SUCCESS_CHECKS):
             observations += check(exchange)
-        took_effect = exchange.status == 200 or exchange.first_attempt_took_effect
-        if took_effect and exchange.before is not None and exchange.after is not None:
-            observations += retry_effects(exchange.before, exchange.after, exchange)
+        if exchange.before is not None and exchange.after is not None:
+            if retried(exchange):
+                observations += retry_effects(exchange.before, exchange.after, exchange)
+            elif must_leave_unchanged(exchange):
+                observations += unchanged_after_refusal(exchange.before, exchange.after, exchange)
         validated = [_kept(o) for o in self.openapi.judge(exchange)]
         observations += validated
         if schemathesis_failures is not None:

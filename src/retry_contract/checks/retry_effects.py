@@ -1,7 +1,9 @@
-"""SEM-*: what a successful retry did to the execution's tasks, from two readings of it.
+"""What a retry did to its execution, from two readings of it: SEM-* for a successful retry, nothing
+at all for a refused one.
 
-Pure judgement: the drivers (scenarios, fuzzing) read the detailed execution before the retry and
-once it has taken effect (`took_effect`), and hand both here. The role of every task comes from the
+Pure judgement: the drivers (scenarios, fuzzing, replay: `retry_readings`) read the detailed execution
+before the retry and after it (once a successful one has taken effect, `took_effect`), and hand both
+here. The role of every task comes from the
 execution's own definition and attempts, never from what the suite planned, so the same judge serves
 the suite's fixtures, pooled executions of fuzzed retries and executions a user names.
 """
@@ -73,6 +75,39 @@ def took_effect(before: Detailed, after: Detailed) -> bool:
     return after.get("status") != ExecutionStatus.RUNNING or all(
         gained[name] for name in TaskRoles.of(before).targets
     )
+
+
+def retried(exchange: Exchange) -> bool:
+    """Whether a request retried its execution: a POST answered 200, or re-sent and found to have taken
+    effect (the answer to its second attempt may be a refusal)."""
+    return exchange.method == "POST" and (exchange.status == 200 or exchange.first_attempt_took_effect)
+
+
+def must_leave_unchanged(exchange: Exchange) -> bool:
+    """Whether a request must have left its execution as it was: a refused retry (a 4xx, with no sign
+    that an earlier attempt of it took effect), and any other method, whatever it answered (METHOD).
+    A 5xx is a failure of its own (ROBUST), after which the contract says nothing of the execution."""
+    status = exchange.status
+    if status is None or exchange.first_attempt_took_effect:
+        return False
+    return exchange.method != "POST" or 400 <= status < 500
+
+
+def unchanged_requirement(exchange: Exchange) -> str:
+    """The requirement a refused retry that changed its execution breaks: that of its expected refusal,
+    METHOD for another method (HEAD's status is open, but it never retries), and STATE-RETRYABLE for
+    a refused retry that was due to succeed (a retryable execution is retried, or left as it was)."""
+    expected = exchange.expectation
+    if exchange.method != "POST":
+        return "METHOD"
+    if expected is not None and any(status >= 400 for status in expected.statuses):
+        return expected.requirement
+    return "STATE-RETRYABLE"
+
+
+def unchanged_after_refusal(before: Detailed, after: Detailed, exchange: Exchange) -> list[Observation]:
+    """A refused retry leaves its execution exactly as it was: status and attempts."""
+    return [_observe(unchanged_requirement(exchange), view.changes(before, after), exchange)]
 
 
 def _observe(requirement: str, problems: list[str], exchange: Exchange) -> Observation:

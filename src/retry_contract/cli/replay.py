@@ -29,10 +29,26 @@ COULD_NOT_REPLAY = "could not replay"
 )
 @setting_option(
     "base-url",
-    help="Server to replay on (credentials from the environment, as for run). Without it: an embedded mock.",
+    help="Replay on this server instead of the report's target (credentials from the environment, as "
+    "for run).",
+)
+@setting_option("app", help="Replay on this ASGI or WSGI app, served in-process, instead.")
+@click.option(
+    "--mock",
+    is_flag=True,
+    help="Replay on a fresh embedded mock (faithful, or with --mock-defect) instead of the report's target.",
 )
 @setting_option("project", help="CDF project (default: the report's).", show_default=False)
-@setting_option("mock-defect")
+@setting_option(
+    "mock-defect", help="Replay on an embedded mock with this defect (implies --mock). Repeatable."
+)
+# Unset: the report's target decides (a mock with the run's profile), or, with --mock, the classic one.
+@setting_option(
+    "mock-profile",
+    default=None,
+    show_default=False,
+    help="Faithful shape of the embedded mock (classic, recorded, proxied); implies --mock.",
+)
 # Unset, the function the report's run used.
 @setting_option("function-external-id", default=None, show_default="the report's run's")
 @setting_option("timeout")
@@ -41,23 +57,35 @@ def replay(
     report: Path,
     number: int,
     base_url: str | None,
+    app: str | None,
+    mock: bool,
     project: str | None,
     mock_defects: tuple[str, ...],
+    mock_profile: str | None,
     function_external_id: str | None,
     timeout: float,
     max_response_mib: int,
 ) -> None:
     """Send failure N of a JSON report again, on a fresh execution in the state it needed.
 
-    Recreates the precondition through the real endpoints, takes a fresh nonce from a new session,
-    sends the recorded request with a credential of the recorded role, judges the answer, and cleans
-    up. Exit 0 when the requirement holds now, 1 when it still fails, 2 when it could not replay.
+    By default on the report's own target: the server it ran against (credentials from the
+    environment, as for run), or a fresh embedded mock with the run's profile and defects, or the
+    run's app served again. Recreates the precondition through the real endpoints, takes a fresh
+    nonce from a new session, sends the recorded request with a credential of the recorded role,
+    judges the answer, and cleans up. On the report's target: exit 0 when the requirement holds now,
+    1 when it still fails. On another one the verdict is about that one only ("does not reproduce
+    here", exit 0; "reproduced elsewhere", exit 1), never a fix. Exit 2 when it could not replay.
     """
     from retry_contract import replay as replaying
+    from retry_contract import replay_target
     from retry_contract.interrupts import Background, StopSignals, Wake
 
-    if base_url and mock_defects:
-        raise click.UsageError("--mock-defect applies to the embedded mock only")
+    mocked = mock or bool(mock_defects) or mock_profile is not None
+    if sum((base_url is not None, app is not None, mocked)) > 1:
+        raise click.UsageError(
+            "--base-url, --app and the embedded mock (--mock, --mock-defect, --mock-profile) exclude "
+            "each other"
+        )
     registry = output_guard.registry()
 
     def could_not(error: RetryContractError | str) -> NoReturn:
@@ -68,15 +96,35 @@ def replay(
     # it finish and clean up what it created (a handful of requests), a second one ends the process.
     with StopSignals() as signals:
         try:
-            record = replaying.pick(replaying.load_failures(report), number, report)
-            # As for run: a real target's credentials come from the environment; the mock has its own.
-            target = credentials.for_target(os.environ, registry, external=bool(base_url), timeout=timeout)
+            loaded = replaying.load_report(report)
+            record = replaying.pick(loaded.failures, number, report)
+            recorded = replaying.report_target(loaded, record)
+            try:
+                target = replay_target.chosen(
+                    recorded,
+                    base_url=base_url,
+                    app=app,
+                    mock=mock,
+                    mock_defects=frozenset(mock_defects),
+                    mock_profile=mock_profile,
+                    project=project,
+                )
+            except ValueError as error:
+                could_not(str(error))
+            # As for run: a server's or an app's credentials come from the environment; the mock has
+            # its own.
+            external = not target.embedded_mock
+            given = credentials.for_target(os.environ, registry, external=external, timeout=timeout)
+            if external and given.main is None:
+                could_not(
+                    f"no credentials for {target.describe()}: set CDF_TOKEN, or CDF_CLIENT_ID, "
+                    "CDF_CLIENT_SECRET and CDF_TOKEN_URL, as for run"
+                )
             options = replaying.ReplayOptions(
-                base_url=base_url,
-                project=project,
-                credentials=target.main,
-                readonly_token=target.readonly_token,
-                mock_defects=frozenset(mock_defects),
+                target=target,
+                report_target=recorded,
+                credentials=given.main,
+                readonly_token=given.readonly_token,
                 function_external_id=function_external_id,
                 timeout=timeout,
                 max_response_mib=max_response_mib,
@@ -111,10 +159,17 @@ def replay(
         could_not(internal_error_message(failure))
     outcome = replaying_thread.value
     assert outcome is not None
-    mock = "the embedded mock" + (f" with {', '.join(mock_defects)}" if mock_defects else " (faithful)")
+    if outcome.elsewhere is not None:
+        # Said before anything else: the verdict below is about this target, not the report's.
+        click.echo(
+            registry.redact(
+                f"not the report's target: replayed on {target.describe()}; the report saw the failure on "
+                f"{outcome.elsewhere}"
+            )
+        )
     click.echo(
         registry.redact(
-            f"failure {number} replayed on {base_url or mock}: {outcome.request} answered "
+            f"failure {number} replayed on {target.describe()}: {outcome.request} answered "
             f"{outcome.status}; precondition: {outcome.precondition}"
         )
     )

@@ -22,7 +22,7 @@ from retry_contract.reports.model import (
     shown_outcome,
     verdict_text,
 )
-from retry_contract.reports.reproduction import abbreviated
+from retry_contract.reports.replay_record import abbreviated
 from retry_contract.runner import RunResult
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.verdict import ExitCode, Observation

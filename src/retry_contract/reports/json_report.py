@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from retry_contract.reports import exercised
+from retry_contract.reports.curl_script import curl
 from retry_contract.reports.model import accepted_count, coverage_text, requirement_rows, verdict_text
-from retry_contract.reports.reproduction import curl
 from retry_contract.runner import RunResult
 
 FILENAME = "retry-contract.json"

@@ -29,7 +29,7 @@ from retry_contract.reports.model import (
     shown_outcome,
     verdict_text,
 )
-from retry_contract.reports.reproduction import abbreviated
+from retry_contract.reports.replay_record import abbreviated
 from retry_contract.runner import RunResult
 
 FILENAME = "retry-contract-junit.xml"

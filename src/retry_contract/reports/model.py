@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from retry_contract.baseline import signature_of
-from retry_contract.reports.reproduction import RunFacts, abbreviated, reproduce, session_item_shown
+from retry_contract.reports.replay_record import RunFacts, abbreviated, session_item_shown
+from retry_contract.reports.reproduction import reproduce
 from retry_contract.requirements import Level
 from retry_contract.runner import RunResult
 from retry_contract.verdict import ExitCode, Observation, Outcome, failing_level_of, finding_level
@@ -84,6 +85,7 @@ def run_facts(result: RunResult) -> RunFacts:
         project=options.project,
         seed=options.seed,
         embedded_mock=options.base_url is None and options.app is None,
+        base_url=options.base_url.rstrip("/") if options.base_url is not None else None,
         app=options.app,
         mock_defects=tuple(sorted(options.mock_defects)),
         mock_profile=options.mock_profile,
@@ -134,6 +136,7 @@ def failure_data(
                 "precondition": reproduction.precondition,
                 "reproduce": reproduction.curl,
                 "reproduce_steps": list(reproduction.steps),
+                "reproduce_script": reproduction.script,
                 "replay": reproduction.record.to_json(result.secrets),
             }
         )

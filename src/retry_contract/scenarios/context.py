@@ -9,11 +9,12 @@ from typing import Any
 from retry_contract import execution_view
 from retry_contract.cdf_client import CdfClient
 from retry_contract.checks import Judge
-from retry_contract.checks.retry_effects import took_effect
+from retry_contract.checks.retry_effects import retried
 from retry_contract.exchange import RESENT_NOTE, Exchange, Expectation
-from retry_contract.polling import RETRY_SETTLE_SECONDS
+from retry_contract.execution_view import Detailed
 from retry_contract.provisioning import Provisioner
 from retry_contract.request_forms import PLAIN, RequestForm
+from retry_contract.retry_readings import read_after, settled_after_retry
 from retry_contract.verdict import Observation
 
 JUDGE = "scenario"
@@ -57,13 +58,7 @@ def weigh_resent(client: CdfClient, exchange: Exchange, expected: Expectation | 
     exchange.expectation = ALREADY_RETRIED
     exchange.first_attempt_took_effect = True
     exchange.before = before
-    exchange.after = (
-        now
-        if took_effect(before, now)
-        else client.await_execution(
-            exchange.execution_id, lambda reading: took_effect(before, reading), RETRY_SETTLE_SECONDS
-        )
-    )
+    exchange.after = settled_after_retry(client, exchange.execution_id, before)
     return (
         "a reading showed it had: the refusal was judged as that of an execution already retried, "
         "and the retry's effects from the reading"
@@ -96,13 +91,20 @@ class ScenarioContext:
         token: str | None = _DEFAULT,
         project: str | None = None,
         method: str = "POST",
-        before: Mapping[str, Any] | None = None,
         form: RequestForm = PLAIN,
         extra_fields: Mapping[str, Any] | None = None,
+        at_once_after: Detailed | None = None,
     ) -> Exchange:
         """Send a retry request (by default a well-formed one with a fresh nonce) and judge it.
 
-        `extra_fields` go beside `authentication`; `form` is how the JSON body goes on the wire.
+        Every retry of an execution the suite can read is judged with readings of it: one taken here
+        just before, and one after (`retry_readings.read_after`: once a success took effect, at once
+        after a refusal), which the scenario finds in the answered exchange's `after`. A scenario
+        cannot leave them out; the exceptions are decided here and said in the report's notes.
+        `at_once_after`: this retry goes out at the same time as others of the same execution, all
+        after that reading; a success is judged from it, a refusal cannot be (another may have
+        succeeded meanwhile). `extra_fields` go beside `authentication`; `form` is how the JSON body
+        goes on the wire.
         """
         kwargs: dict[str, Any] = {} if token is _DEFAULT else {"token": token}
         extra = dict(extra_fields or {})
@@ -116,6 +118,10 @@ class ScenarioContext:
             kwargs["json_body"] = {"authentication": {"nonce": nonce}, **extra}
         elif body is not _DEFAULT:
             kwargs["json_body"] = body
+        unreadable = self._unreadable(execution_id, project)
+        if unreadable is not None:
+            self.judge.ledger.note_once(f"retries {unreadable} were judged without readings of an execution")
+        before = None if unreadable is not None else at_once_after or self.client.detailed(execution_id)
         exchange = self.client.send(
             method,
             self.client.retry_url(execution_id, project),
@@ -130,20 +136,25 @@ class ScenarioContext:
         exchange.before = before
         if exchange.maybe_replayed:
             self.judge.ledger.notes.append(resent_note(exchange, weigh_resent(self.client, exchange, expect)))
+        if at_once_after is None or retried(exchange):
+            read_after(self.client, exchange)
+        else:
+            self.judge.ledger.note_once(
+                "refusals of retries sent at once with others of the same execution were not judged "
+                "unchanged: another of them may have succeeded meanwhile"
+            )
         self.judge.observe(exchange)
         return exchange
 
-    @staticmethod
-    def retried(exchange: Exchange) -> bool:
-        """Whether the retry took effect: answered 200, or re-sent and found to have taken effect."""
-        return exchange.status == 200 or exchange.first_attempt_took_effect
+    def _unreadable(self, execution_id: str, project: str | None) -> str | None:
+        """Why the execution a retry names cannot be read (what the exception is), or None."""
+        if project is not None and project != self.client.project:
+            return "in another project (the run's credentials read only its own)"
+        if not self.client.knows(execution_id):
+            return "of ids that name no execution the suite knows (malformed, made up or unknown)"
+        return None
+
+    retried = staticmethod(retried)
 
     def observe(self, requirement: str, problem: str | None, exchange: Exchange | None = None) -> None:
         self.judge.ledger.record([Observation(requirement, problem is None, problem or "", exchange, JUDGE)])
-
-    def check_unchanged(
-        self, requirement: str, execution_id: str, before: Mapping[str, Any], exchange: Exchange
-    ) -> None:
-        """A refused retry must leave the execution exactly as it was: status and attempts."""
-        problems = execution_view.changes(before, self.client.detailed(execution_id))
-        self.observe(requirement, "; ".join(problems) or None, exchange)

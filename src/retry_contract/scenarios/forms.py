@@ -17,7 +17,6 @@ from typing import Any
 from retry_contract.exchange import Exchange, Expectation
 from retry_contract.request_forms import ALWAYS_ACCEPTED, PLAIN, RAW_UTF8, REORDERED, RequestForm
 from retry_contract.scenarios.context import ScenarioContext
-from retry_contract.scenarios.semantics import effects_of
 
 # An unknown field with non-ASCII text, so its raw UTF-8 and escaped encodings differ on the wire.
 EXTRA_FIELDS: Mapping[str, Any] = {"retryContractNote": "retry ✓ Tromsø 再試行 😀"}
@@ -61,7 +60,7 @@ class _Executions:
     def retried(self, index: int) -> None:
         """Make the execution retryable again; a fresh one of the same shape when it cannot be."""
         execution_id = self.get(index)
-        if not self._ctx.provisioner.refail(execution_id):
+        if not self._ctx.provisioner.refail(execution_id, after_retry=True):
             self._ctx.judge.ledger.notes.append(
                 f"execution {execution_id} could not be failed again after a successful retry"
             )
@@ -77,21 +76,16 @@ def request_forms(ctx: ScenarioContext) -> None:
     probes += [_Probe(form, EXTRA_FIELDS) for form in EXTRA_FIELD_FORMS]
     answered: list[tuple[_Probe, Exchange]] = []
     for index, probe in enumerate(probes):
-        execution_id = executions.get(index)
-        before = ctx.client.detailed(execution_id)
         exchange = ctx.retry(
-            execution_id,
+            executions.get(index),
             expect=probe.expectation,
             origin=f"retry in the {probe.label}",
-            before=before,
             form=probe.form,
             extra_fields=probe.extra_fields,
         )
         answered.append((probe, exchange))
-        if effects_of(ctx, execution_id, before, exchange) is not None:
+        if ctx.retried(exchange):
             executions.retried(index)
-        elif exchange.status is not None and exchange.status < 500:
-            ctx.check_unchanged(probe.expectation.requirement, execution_id, before, exchange)
     _same_document_same_answer(ctx, [(p, e) for p, e in answered if p.extra_fields is not None])
 
 

@@ -52,37 +52,27 @@ def malformed_bodies(ctx: ScenarioContext) -> None:
         "nonce is an object": {"authentication": {"nonce": {"value": "x"}}},
     }
     for label, content in raw_variants.items():
-        before = ctx.client.detailed(execution_id)
-        exchange = ctx.retry(
+        ctx.retry(
             execution_id, expect=BAD_BODY, origin=f"BODY-SHAPE {label}", content=content, headers=json_type
         )
-        ctx.check_unchanged("BODY-SHAPE", execution_id, before, exchange)
     for label, body in json_variants.items():
-        before = ctx.client.detailed(execution_id)
-        exchange = ctx.retry(
+        ctx.retry(
             execution_id,
             expect=BAD_BODY,
             origin=f"BODY-SHAPE {label}",
             content=json.dumps(body).encode(),
             headers=json_type,
         )
-        ctx.check_unchanged("BODY-SHAPE", execution_id, before, exchange)
 
 
 def other_methods(ctx: ScenarioContext) -> None:
     execution_id = ctx.provisioner.failed_execution()
     for method in ("GET", "PUT", "PATCH", "DELETE"):
-        before = ctx.client.detailed(execution_id)
-        exchange = ctx.retry(execution_id, expect=OTHER_METHOD, origin=f"METHOD {method}", method=method)
-        ctx.check_unchanged("METHOD", execution_id, before, exchange)
+        ctx.retry(execution_id, expect=OTHER_METHOD, origin=f"METHOD {method}", method=method)
     # HEAD's status is open (a server may answer it as it would GET), but it never retries. OPTIONS is
     # open altogether (CORS preflights get 2xx), so it is not sent.
-    before = ctx.client.detailed(execution_id)
     # Without a body, as real clients send HEAD: one with a body is not framed alike by every proxy.
-    exchange = ctx.retry(
-        execution_id, expect=None, origin="METHOD HEAD (status open)", method="HEAD", content=b""
-    )
-    ctx.check_unchanged("METHOD", execution_id, before, exchange)
+    ctx.retry(execution_id, expect=None, origin="METHOD HEAD (status open)", method="HEAD", content=b"")
 
 
 SCENARIOS = (malformed_ids, malformed_bodies, other_methods)

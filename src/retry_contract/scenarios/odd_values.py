@@ -45,7 +45,6 @@ def odd_nonces(ctx: ScenarioContext) -> None:
         for form in (PLAIN, RAW_UTF8):
             if form is RAW_UTF8 and nonce.isascii():
                 continue  # the same bytes as the escaped form
-            before = ctx.client.detailed(execution_id)
             exchange = ctx.retry(
                 execution_id,
                 expect=ODD_NONCE,
@@ -53,7 +52,6 @@ def odd_nonces(ctx: ScenarioContext) -> None:
                 nonce=nonce,
                 form=form,
             )
-            ctx.check_unchanged("BODY-NONCE", execution_id, before, exchange)
             if ctx.retried(exchange) or (exchange.status is not None and exchange.status < 300):
                 execution_id = ctx.provisioner.failed_execution()  # this one was retried after all
 
