@@ -9,16 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 
 from retry_contract import runner
 from retry_contract.cdf_client import CdfClient
 from retry_contract.checks import Judge
+from retry_contract.cli import main
 from retry_contract.domain import TASK_RETRIES_MAX, OnFailure, TaskType
 from retry_contract.exploration import ExplorationStats, explore
 from retry_contract.provisioning import Provisioner
-from retry_contract.replay import ReplayOptions, load_failures, pick, replay
 from retry_contract.reports import json_report
 from retry_contract.runner import MOCK_PROJECT, RunOptions, reach_target
 from retry_contract.scenarios import states
@@ -147,11 +148,10 @@ def test_the_failing_sequence_replays_failing_on_the_defect_and_holding_on_the_f
 ) -> None:
     path, data = defect_report
     failures = [f for row in data["requirements"] for f in row["failures"]]
-    number = next(f["number"] for f in failures if f["replay"].get("sequence"))
-    record = pick(load_failures(path), number, path)
-    broken = replay(
-        record, ReplayOptions(base_url=None, project=None, credentials=None, mock_defects=frozenset({DEFECT}))
-    )
-    assert not broken.holds and "got no new attempt" in broken.problem
-    faithful = replay(record, ReplayOptions(base_url=None, project=None, credentials=None))
-    assert faithful.holds, faithful.problem
+    number = str(next(f["number"] for f in failures if f["replay"].get("sequence")))
+    # The report's target: a fresh embedded mock with the run's defect.
+    broken = CliRunner().invoke(main, ["replay", str(path), "--failure", number])
+    assert broken.exit_code == 1, broken.output
+    assert "got no new attempt" in broken.stdout
+    faithful = CliRunner().invoke(main, ["replay", str(path), "--failure", number, "--mock"])
+    assert faithful.exit_code == 0, faithful.output
