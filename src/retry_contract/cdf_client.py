@@ -32,6 +32,7 @@ from retry_contract.bounded_read import (
 )
 from retry_contract.budget import RequestBudget
 from retry_contract.credentials import Credentials, CredentialsError
+from retry_contract.domain import WORKFLOW_DELETE_MAX_ITEMS
 from retry_contract.exchange import Credential, Exchange, Expectation, nonce_in
 from retry_contract.polling import DEFAULT_TIMEOUT_SECONDS as DEFAULT_POLL_SECONDS
 from retry_contract.polling import RETRY_SETTLE_SECONDS, WaitBudget, poll
@@ -539,8 +540,9 @@ class CdfClient:
         return result
 
     def delete_workflows(self, external_ids: list[str]) -> None:
-        if external_ids:
-            items = [{"externalId": x} for x in external_ids]
+        # In batches the API accepts: a run that explores many sequences creates a workflow for each.
+        for start in range(0, len(external_ids), WORKFLOW_DELETE_MAX_ITEMS):
+            items = [{"externalId": x} for x in external_ids[start : start + WORKFLOW_DELETE_MAX_ITEMS]]
             self._call("POST", "/workflows/delete", {"items": items, "ignoreUnknownIds": True})
 
     def list_executions(

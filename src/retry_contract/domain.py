@@ -70,6 +70,9 @@ TASK_RETRIES_MAX = 10
 TASK_RETRIES_DEFAULT = 3
 TASK_TIMEOUT_DEFAULT_SECONDS = 3600
 
+# Items of one `POST /workflows/delete` at most (Cognite's OpenAPI document: maxItems 100).
+WORKFLOW_DELETE_MAX_ITEMS = 100
+
 # Capabilities as the mock grants them and as a token needs them.
 WORKFLOW_READ = "workflowOrchestrationACL:READ"
 WORKFLOW_WRITE = "workflowOrchestrationACL:WRITE"

@@ -198,6 +198,9 @@ class Exchange:
     # The body's nonce had already been accepted (2xx) by an earlier request: a reproduction must spend
     # a fresh nonce once before sending this.
     nonce_spent: bool = False
+    # The generated operation sequence it was sent in, when that sequence failed (`exploration`): its
+    # JSON and readable steps, for the reproduction and `replay`.
+    sequence: Mapping[str, Any] | None = None
     # The response body parsed (the body it was parsed from, the value, why it is not JSON): judges
     # ask for it many times, and the body may be large.
     _parsed: tuple[bytes, Any, str | None] | None = field(default=None, init=False, repr=False, compare=False)

@@ -44,12 +44,16 @@ def attempt_counts(detailed: Detailed) -> Counter[str]:
 
 
 def _start_order(indexed: tuple[int, Attempt]) -> tuple[float | int, int]:
-    """Attempts by start time; one that has not started (SCHEDULED, no startTime) is the newest.
-    Position in the list breaks ties: it is the only order left when times are equal or missing."""
+    """Attempts by start time; one that has not started (SCHEDULED, no startTime) is the newest, unless
+    it ended without starting (cancelled while SCHEDULED): then it stands where it ended, before any
+    attempt started after it. Position in the list breaks ties: it is the only order left when times
+    are equal or missing."""
     index, attempt = indexed
-    started = attempt.get("startTime")
+    started, ended = attempt.get("startTime"), attempt.get("endTime")
     # Compared as they are: an integer of any size, never converted to a float that may overflow.
-    return (started if isinstance(started, int) else math.inf, index)
+    if isinstance(started, int):
+        return (started, index)
+    return (ended if isinstance(ended, int) else math.inf, index)
 
 
 def in_start_order(found: list[Attempt]) -> list[Attempt]:

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from retry_contract.errors import RetryContractError
 from retry_contract.requirements import Level
 from retry_contract.results import SHARD_KEY, MatrixRow, MatrixShard, MatrixView
+from retry_contract.run_settings import MATRIX_EXPLORE
 from retry_contract.runner import MOCK_PROJECT, CouldNotRun, RunOptions, run
 
 FAITHFUL = "(faithful mock)"
@@ -37,6 +38,7 @@ class MatrixSettings:
     seed: int
     max_examples: int
     fail_fast: bool
+    explore: int = MATRIX_EXPLORE
 
 
 @dataclass
@@ -168,6 +170,7 @@ def run_one(
         seed=settings.seed,
         max_examples=settings.max_examples,
         fail_fast=settings.fail_fast,
+        explore=settings.explore,
         mock_defects=frozenset({defect}) if defect else frozenset(),
         mock_profile=profile,
     )
@@ -367,6 +370,8 @@ def _parse_shard(source: str, document: object) -> _ParsedShard:
         seed=_field(summary, "seed", int, source),
         max_examples=_field(summary, "max_examples", int, source),
         fail_fast=_field(summary, "fail_fast", bool, source),
+        # Shards written before sequences were explored ran none.
+        explore=_field(summary, "explore", int, source) if "explore" in summary else 0,
     )
     wall = summary.get("wall_seconds")
     if not isinstance(wall, int | float) or isinstance(wall, bool):

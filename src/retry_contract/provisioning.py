@@ -138,6 +138,8 @@ class ShapesPlan:
 
 SHAPES = ShapesPlan()
 SIMPLE_TASK = "step"
+# The purpose of the workflows of generated task graphs (`exploration`).
+SEQUENCE_PURPOSE = "sequence"
 # The shortest task timeout the API allows, and how long past it the server may take to notice,
 # counted from the fixture's start: the run judges it last, so most of that time passed doing work.
 TIMEOUT_FIXTURE_SECONDS = 1
@@ -218,6 +220,13 @@ class Provisioner:
                 self.created_executions.append(execution_id)
                 self.shapes_of[execution_id] = shape.label
         return execution_id
+
+    def graph_execution(self, tasks: list[dict[str, Any]], graph_name: str) -> str:
+        """An execution of a generated task graph (`exploration`), in a workflow of its own: the graph's
+        name leads the generated tail, so each graph gets its workflow whatever the fixture's tail."""
+        shape = self.next_shape()
+        tail = f"{graph_name}-{shape.workflow_tail}" if shape.workflow_tail else graph_name
+        return self._run(SEQUENCE_PURPOSE, tasks, replace(shape, workflow_tail=tail))
 
     def _simple(self, shape: FixtureShape | None = None) -> str:
         return self._run("simple", [_function_task(self.function_external_id, SIMPLE_TASK)], shape)

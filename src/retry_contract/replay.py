@@ -26,6 +26,7 @@ from retry_contract.credentials import READONLY_TOKEN_ENV, Credentials
 from retry_contract.domain import ExecutionStatus
 from retry_contract.errors import RetryContractError
 from retry_contract.exchange import Credential, Exchange
+from retry_contract.exploration import run_sequence
 from retry_contract.fixture_values import PLAIN_VERSION, SUITE_WORKFLOW
 from retry_contract.interrupts import signals_deferred
 from retry_contract.provisioning import FixtureShape, Provisioner
@@ -42,7 +43,9 @@ from retry_contract.retry_readings import read_after
 from retry_contract.run_settings import DEFAULT_FUNCTION_EXTERNAL_ID
 from retry_contract.runner import MOCK_PROJECT, CouldNotRun, RunOptions, preflight, reach_target
 from retry_contract.scenarios.context import JUDGE as SCENARIO_JUDGE
+from retry_contract.scenarios.context import ScenarioContext
 from retry_contract.secrets_registry import SecretRegistry
+from retry_contract.sequence_model import OperationSequence
 from retry_contract.verdict import Ledger
 
 JUDGE = "replay"
@@ -246,6 +249,8 @@ class _Replayer:
 
     def run(self) -> ReplayOutcome:
         record = self.record
+        if record.sequence is not None:
+            return self._run_sequence(record.sequence)
         if record.credential == Credential.READONLY and self.options.readonly_token is None:
             # Known before anything is created on the target.
             raise ReplayError(
@@ -286,6 +291,30 @@ class _Replayer:
             precondition=precondition.describe(),
             request=f"{exchange.method} {self.client.secrets.cut(exchange.path, 200)}",
             status=exchange.status,
+        )
+
+    def _run_sequence(self, recorded: Mapping[str, Any]) -> ReplayOutcome:
+        """The generated sequence the failure was found in, run again on a fresh execution of its task
+        graph, every exchange judged as in the run: does the requirement hold all along now?"""
+        record = self.record
+        try:
+            sequence = OperationSequence.from_json(recorded["sequence"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ReplayError(f"failure {record.failure} holds no sequence to run ({error})") from None
+        ctx = ScenarioContext(self.client, self.provisioner, Judge(self.base_url, Ledger()))
+        ran = run_sequence(ctx, sequence, f"replayed from failure {record.failure}")
+        result = ran.ledger.results.get(record.requirement)
+        failed = result.failures if result is not None else []
+        last = ran.exchanges[-1] if ran.exchanges else None
+        return ReplayOutcome(
+            requirement=record.requirement,
+            holds=not failed,
+            problem="; ".join(dict.fromkeys(o.message for o in failed)),
+            note="" if result is not None and result.judged else "not judged in the sequence run again",
+            target=self.base_url,
+            precondition=f"a fresh execution of task graph {sequence.graph.digest}, driven step by step",
+            request=f"{len(sequence.steps)} steps: " + "; ".join(s.describe() for s in sequence.steps),
+            status=last.status if last is not None else None,
         )
 
     def _recreate(self, precondition: Precondition) -> str:

@@ -22,6 +22,7 @@ from retry_contract.requirements import Level
 from retry_contract.resilience import DEFAULT_RETRY_POLICY, RetryPolicy
 from retry_contract.run_settings import (
     DEFAULT_CLEANUP_TIMEOUT_SECONDS,
+    DEFAULT_EXPLORE,
     DEFAULT_FUNCTION_EXTERNAL_ID,
     DEFAULT_MOCK_PROFILE,
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
@@ -66,6 +67,8 @@ class RunOptions:
     pool_size: int = DEFAULT_POOL_SIZE
     concurrency: int = DEFAULT_CONCURRENCY
     fuzz: bool = True
+    # Generated operation sequences to run (`exploration`): a few by default, many for nightly jobs.
+    explore: int = DEFAULT_EXPLORE
     # Stop at the first MUST failure: enough when only the verdict matters.
     fail_fast: bool = False
     # Bounds on what the run sends: total requests (cleanup exempt) and requests per second.
@@ -151,12 +154,38 @@ class FuzzStats:
 
 
 @dataclass
+class ExplorationStats:
+    """What the exploration exercised, for the report."""
+
+    requested: int = 0
+    # Sequences run on the target while generating (shrinking's candidates are not counted).
+    sequences: int = 0
+    task_graphs: set[str] = field(default_factory=set)
+    steps: int = 0
+    shrink_runs: int = 0
+    failing: int = 0
+    # A digest of every sequence generated, in order: the same seed gives the same list.
+    generated: list[str] = field(default_factory=list)
+
+    def as_record(self) -> dict[str, int]:
+        return {
+            "requested": self.requested,
+            "run": self.sequences,
+            "distinct_task_graphs": len(self.task_graphs),
+            "steps": self.steps,
+            "shrink_runs": self.shrink_runs,
+            "failing": self.failing,
+        }
+
+
+@dataclass
 class RunResult:
     options: RunOptions
     target: str
     ledger: Ledger
     secrets: SecretRegistry
     fuzz: FuzzStats = field(default_factory=FuzzStats)
+    exploration: ExplorationStats = field(default_factory=ExplorationStats)
     requests_sent: int = 0
     seconds: float = 0.0
     cleanup_problems: list[str] = field(default_factory=list)

@@ -35,6 +35,12 @@ if TYPE_CHECKING:
 
 DEFAULT_SEED = 20230101
 DEFAULT_MAX_EXAMPLES = 40
+# Generated operation sequences a default run explores (`exploration`): a taste within the run's speed
+# goal; nightly jobs ask for more.
+DEFAULT_EXPLORE = 4
+# ... and each run of the kill matrix (`mutants`): deeper, as a nightly job, since some defects show only
+# in a sequence (a retry after a cancel of an execution retried before).
+MATRIX_EXPLORE = 15
 # Worker threads: scenarios and fuzzing run this many at a time (cleanup too), each with at most one
 # request in flight but for a few bounded helpers (the concurrency race, the fuzzer's pool).
 DEFAULT_CONCURRENCY = 8
@@ -249,6 +255,16 @@ RUN_SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "no-fuzz", "Run only the scenario checks.", flag=True, field="fuzz", to_field=_fuzz, in_file=True
+    ),
+    Setting(
+        "explore",
+        "Generated operation sequences around the retry to run (task graphs, task outcomes, cancels and "
+        "retries); more for nightly jobs, 0 for none.",
+        type=click.IntRange(0, 100_000),
+        default=DEFAULT_EXPLORE,
+        metavar="N",
+        field="explore",
+        in_file=True,
     ),
     Setting("fail-fast", "Stop at the first MUST failure.", flag=True, field="fail_fast", in_file=True),
     Setting(

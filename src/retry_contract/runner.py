@@ -24,6 +24,7 @@ from retry_contract.budget import BudgetExhausted, RequestBudget
 from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
 from retry_contract.credentials import StaticToken
+from retry_contract.exploration import explore
 from retry_contract.fuzzing import Fuzzer, FuzzSettings
 from retry_contract.interrupts import Background, StopSignals, Wake
 from retry_contract.provisioning import Provisioner, RetryablePool
@@ -511,11 +512,25 @@ def _judge_everything(
         # in one process are not thread-safe): first in line, so that it overlaps the scenarios from
         # the start. One worker keeps the old order, scenarios first, which fail fast sooner.
         tasks.insert(0 if options.concurrency > 1 else len(tasks), fuzz)
+    exploration: Task | None = None
+    if options.explore > 0:
+        ledgers.append(Ledger())
+        ctx = ScenarioContext(client, provisioner.for_scenario(), judge.with_ledger(ledgers[-1]))
+
+        def exploration() -> None:
+            with result.timer.phase("exploration"):
+                explore(ctx, options.explore, options.seed, result.exploration, stop)
+
     try:
         provisioner.start_timing_out()
         feed.phase("scenarios and fuzzing")
         with result.timer.phase("scenarios and fuzzing"):
             _run_all(tasks, options.concurrency, halt, client)
+        if exploration is not None and not stop():
+            # After the fuzzer, never beside it: two Hypothesis engines in one process at once break
+            # (CPython 3.11's parser is not thread-safe, and Hypothesis parses source as it draws).
+            feed.phase("exploration")
+            _run_all([exploration], 1, halt, client)
         if not stop():
             late = [scenario_task(scenario) for scenario in LATE_SCENARIOS]
             feed.phase("late scenarios")

@@ -887,6 +887,25 @@ def _(p: Probe) -> None:
     assert latest(final, SHAPES.at_limit)["status"] == "IN_PROGRESS"
 
 
+def _cancel_then_retry_gains(p: Probe, execution_id: str) -> int:
+    """Cancel the running execution, retry it: the attempts its task gained by the retry."""
+    assert p.api.cancel(execution_id).status_code == 200
+    before = p.api.detail(execution_id)
+    assert before["status"] == "TERMINATED"
+    assert p.api.retry(execution_id).status_code == 200
+    return execution_view.new_attempts(before, p.api.detail(execution_id))["step"]
+
+
+@probe("canceled-forgotten-after-retry")
+def _(p: Probe) -> None:
+    # A cancel and a retry of an execution never retried behave.
+    assert _cancel_then_retry_gains(p, p.running()) == 1
+    # Retried once, then cancelled and retried again: the cancelled task is not restarted.
+    execution_id = p.failed()
+    assert p.api.retry(execution_id).status_code == 200
+    assert _cancel_then_retry_gains(p, execution_id) == 0
+
+
 def _simultaneous_retries(p: Probe, count: int = 4) -> tuple[list[int], int]:
     """`count` retries of one FAILED execution at once: their statuses, and the attempts its task gained."""
     execution_id = p.failed()

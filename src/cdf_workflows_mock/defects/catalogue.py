@@ -205,6 +205,9 @@ _ENTRIES: tuple[Defect, ...] = (
            "Failed tasks inside subworkflows and dynamic tasks are not retried; the container stays as is"),
     _entry("limit-reset", "SEM-LIMIT",
            "The retry resets attempt counters: a failed new attempt is retried automatically again"),
+    _entry("canceled-forgotten-after-retry", "SEM-TARGETED",
+           "After a retry, a cancel, then another retry: the failed tasks are restarted, the cancelled "
+           "ones are not"),
     _entry("limit-not-retried", "SEM-LIMIT SEM-TARGETED",
            "A task that failed after using all its attempts is not retried"),
     _entry("concurrent-double-retry", "SEM-CONCURRENT",

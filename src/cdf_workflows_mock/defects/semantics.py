@@ -175,6 +175,32 @@ class _SkipsTasksAtLimit(_TargetWalk):
         )
 
 
+class _CanceledForgottenAfterRetry(_TargetWalk):
+    """A cancel of an execution that was retried before is recorded as the end of that retry, and the
+    retry after it restarts the failed tasks but takes the cancelled ones for superseded: once an
+    execution was retried, cancelled and retried again, its cancelled tasks stay cancelled. A first
+    retry, a retry of a cancel of an execution never retried, and repeated retries without a cancel
+    between them all behave."""
+
+    def __init__(self, clock: Callable[[], int]) -> None:
+        super().__init__(clock)
+        # Executions retried at least once, and those of them cancelled since.
+        self._retried: set[str] = set()
+        self._cancelled_after_retry: set[str] = set()
+
+    def apply_retry(self, execution: Execution, plan: RetryPlan) -> None:
+        self._retried.add(execution.id)
+        super().apply_retry(execution, plan)
+
+    def cancel(self, execution: Execution, reason: str | None) -> None:
+        if execution.id in self._retried:
+            self._cancelled_after_retry.add(execution.id)
+        super().cancel(execution, reason)
+
+    def is_target(self, execution: Execution, task: TaskDef, latest: Attempt) -> bool:
+        return not (execution.id in self._cancelled_after_retry and latest.status is TaskStatus.CANCELED)
+
+
 class _FirstTargetOnly(TaskEngine):
     """The retry restarts the first failed task it finds and stops looking."""
 
@@ -259,6 +285,7 @@ PATCHES: Mapping[str, Patch] = MappingProxyType(
         "container-retried": Patch(engine=_RetriesContainers),
         "nested-skipped": Patch(engine=_SkipsNested),
         "limit-reset": Patch(engine=_ResetsLimit),
+        "canceled-forgotten-after-retry": Patch(engine=_CanceledForgottenAfterRetry),
         "limit-not-retried": Patch(engine=_SkipsTasksAtLimit),
         "concurrent-double-retry": Patch(store=_RacyRetry),
     }

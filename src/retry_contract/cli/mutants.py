@@ -11,6 +11,7 @@ from typing import NoReturn
 import click
 
 from retry_contract.cli.options import setting_option
+from retry_contract.run_settings import MATRIX_EXPLORE
 from retry_contract.verdict import ExitCode
 
 
@@ -25,6 +26,12 @@ from retry_contract.verdict import ExitCode
 @setting_option("fail-fast")
 @setting_option("seed")
 @setting_option("max-examples")
+@setting_option(
+    "explore",
+    default=MATRIX_EXPLORE,
+    help="Generated operation sequences per run (deeper than a run's default: some defects show only "
+    "in a sequence).",
+)
 @click.option(
     "--shard",
     "shard_text",
@@ -40,6 +47,7 @@ def mutants(
     fail_fast: bool,
     seed: int,
     max_examples: int,
+    explore: int,
     shard_text: str | None,
 ) -> None:
     """Run the suite against the faithful mock and each defect; write the kill matrix.
@@ -86,6 +94,7 @@ def mutants(
         seed=seed,
         max_examples=max_examples,
         fail_fast=fail_fast,
+        explore=explore,
     )
     runs = matrix if plan is None else shard_of(matrix, plan.shard)
     started = time.perf_counter()

@@ -40,6 +40,7 @@ def render(view: ReportView, console: Console, written: list[Path]) -> None:
         f"fuzzed retries) in {view.seconds:.1f} s; seed {view.seed}; "
         f"{len(view.disagreements)} validator disagreements"
     )
+    console.print(f"exercised: {view.depth}")
     if view.baseline_text:
         console.print(view.secrets.redact(view.baseline_text), markup=False)
     if view.stopped_early:

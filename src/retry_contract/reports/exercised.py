@@ -40,6 +40,8 @@ def build(result: RunResult) -> dict[str, Any]:
         "request_forms": dict(sorted(ledger.request_forms.items())),
         "successful_retries_by_fixture_shape": dict(sorted(result.fixture_shapes_retried.items())),
         "fixture_values": fixture_values(result),
+        "fixtures": len(fixture_shapes(result.options.seed)),
+        "sequences": result.exploration.as_record(),
         "fuzz_cases": {
             "positive": result.fuzz.positive,
             "negative": result.fuzz.negative,
@@ -55,3 +57,13 @@ def fixture_values(result: RunResult) -> list[dict[str, Any]]:
         {**shape.as_record(), "successful_retries": result.fixture_shapes_retried.get(shape.label, 0)}
         for shape in fixture_shapes(result.options.seed)
     ]
+
+
+def depth_text(result: RunResult) -> str:
+    """How deep the run went, in one line: fixtures, generated sequences and their task graphs."""
+    stats = result.exploration
+    return (
+        f"{len(fixture_shapes(result.options.seed))} fixtures, {stats.sequences} generated sequences "
+        f"({stats.steps} steps) on {len(stats.task_graphs)} distinct task graphs"
+        + (f", {stats.shrink_runs} more run while shrinking" if stats.shrink_runs else "")
+    )

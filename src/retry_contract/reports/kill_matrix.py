@@ -36,7 +36,8 @@ def build_markdown(view: MatrixView) -> str:
         f"{summary['caught_by_own_check']} by the check of the requirement they break; "
         "false alarms on the faithful mock: "
         f"{summary['false_alarms_on_faithful'] or 'none'}. Seed {summary['seed']}, "
-        f"{summary['max_examples']} examples per phase, fail-fast {summary['fail_fast']}; "
+        f"{summary['max_examples']} examples per phase, {summary.get('explore', 0)} generated sequences, "
+        f"fail-fast {summary['fail_fast']}; "
         f"{summary['wall_seconds']} s wall clock, {summary['requests_total']} requests.",
         "",
         "| defect | breaks | caught | by own check | failed requirements (failed judgements) | requests "

@@ -148,6 +148,7 @@ def _facts(view: ReportView) -> list[str]:
         f"Seed: {view.seed}; {view.max_examples} examples per fuzzing phase"
         if view.fuzz
         else f"Seed: {view.seed}; no fuzzing",
+        f"Exercised: {view.depth}",
         f"Strict: {'yes' if view.strict else 'no'}",
         f"Spec SHA-256: {view.spec_sha256}",
         "Tools: " + ", ".join(f"{name} {version}" for name, version in sorted(view.tool_versions.items())),

@@ -306,8 +306,9 @@ class ReportView:
     faults: tuple[FaultLine, ...]
     disagreements: tuple[DisagreementLine, ...]
     successful_retries_by_fixture_shape: dict[str, int]
-    # What the run exercised (exercised.build).
+    # What the run exercised (exercised.build), and how deep it went in one line (exercised.depth_text).
     exercised: dict[str, Any]
+    depth: str
     # One per requirement, in the catalogue's order, each with its first failures (requirement_rows).
     rows: list[dict[str, Any]]
     # Every failure shown in `rows`, one card per request and response, in the report's order.
@@ -404,6 +405,7 @@ def build(result: RunResult, replay_report: Path | None = None) -> ReportView:
         ),
         successful_retries_by_fixture_shape=dict(sorted(result.fixture_shapes_retried.items())),
         exercised=exercised.build(result),
+        depth=exercised.depth_text(result),
         rows=rows,
         cards=failure_cards(result, rows, replay_report),
         notes=tuple(result.ledger.notes),

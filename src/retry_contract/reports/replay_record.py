@@ -442,6 +442,9 @@ class ReplayRecord:
     expectation: Expectation | None
     precondition: Precondition
     run: Mapping[str, Any]
+    # The generated operation sequence the request was sent in (`exploration.sequence_record`), when
+    # the failure was found by one: replay runs the whole sequence again.
+    sequence: Mapping[str, Any] | None = None
 
     def body_with_nonce(self, nonce: str) -> Any:
         """The body to send, with `nonce` where the record holds the placeholder."""
@@ -478,6 +481,7 @@ class ReplayRecord:
             },
             "precondition": self.precondition.to_json(),
             "run": dict(self.run),
+            "sequence": _sequence_shown(self.sequence, secrets),
         }
 
     @classmethod
@@ -511,6 +515,7 @@ class ReplayRecord:
                 ),
                 precondition=Precondition.from_json(data["precondition"]),
                 run=dict(data.get("run") or {}),
+                sequence=dict(data["sequence"]) if data.get("sequence") is not None else None,
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"not a replay record ({type(error).__name__}: {error})") from None
@@ -576,6 +581,7 @@ def record(
         expectation=exchange.expectation,
         precondition=Precondition.of(exchange),
         run=facts.to_json(),
+        sequence=exchange.sequence,
     )
 
 
@@ -589,3 +595,10 @@ def role_of(exchange: Exchange) -> Credential:
         return Credential(exchange.credential)
     except ValueError:
         return Credential.OTHER
+
+
+def _sequence_shown(sequence: Mapping[str, Any] | None, secrets: SecretRegistry) -> dict[str, Any] | None:
+    """The sequence as a report holds it: its readable steps may quote a server's answer, redacted."""
+    if sequence is None:
+        return None
+    return {**sequence, "steps": [secrets.redact(str(step)) for step in sequence.get("steps", [])]}

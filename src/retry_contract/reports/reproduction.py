@@ -109,6 +109,8 @@ def reproduce(
     again, redacted."""
     replay = record(exchange, requirement, failure, facts, secrets, judge)
     precondition = replay.precondition
+    if replay.sequence is not None:
+        return _reproduce_sequence(exchange, replay, failure, facts, secrets)
     steps = [f"Precondition: {precondition.describe()}."]
     long_id = long_id_command(replay.execution_id, secrets) if not precondition.exists else None
     if precondition.exists and precondition.tasks is not None:
@@ -163,6 +165,35 @@ def reproduce(
     return Reproduction(
         curl=command,
         precondition=secrets.redact(precondition.describe()),
+        steps=tuple(secrets.redact(step) for step in steps),
+        record=replay,
+        script=script(exchange, replay, facts, secrets),
+    )
+
+
+def _reproduce_sequence(
+    exchange: Exchange, replay: ReplayRecord, failure: int, facts: RunFacts, secrets: SecretRegistry
+) -> Reproduction:
+    """A failure found by a generated sequence: the sequence, shrunk, step by step; then the request."""
+    sequence = replay.sequence or {}
+    shrunk_from = sequence.get("shrunk_from_steps")
+    steps = [
+        f"Generated operation sequence (seed {sequence.get('seed')}"
+        + (f", shrunk from {shrunk_from} steps" if shrunk_from else "")
+        + "): create a workflow version of this task graph, run it, then apply the steps in order "
+        f"(`retry-contract replay <JSON report> --failure {failure}` does all of it):",
+        *(f"  {step}" for step in sequence.get("steps", [])),
+    ]
+    command = curl(exchange, secrets, execution_placeholder=True)
+    steps.append(f"The failing request, {exchange.origin}: {command}")
+    if exchange.expectation is not None:
+        statuses = ", ".join(str(s) for s in sorted(exchange.expectation.statuses))
+        steps.append(f"Expected: {exchange.expectation.requirement}: status {statuses}.")
+    if (rerun := _rerun_note(failure, facts)) is not None:
+        steps.append(rerun)
+    return Reproduction(
+        curl=command,
+        precondition=secrets.redact(replay.precondition.describe()),
         steps=tuple(secrets.redact(step) for step in steps),
         record=replay,
         script=script(exchange, replay, facts, secrets),
