@@ -20,7 +20,7 @@ from retry_contract.cli import main
 from retry_contract.domain import TASK_RETRIES_MAX, OnFailure, TaskType
 from retry_contract.exploration import explore
 from retry_contract.provisioning import Provisioner
-from retry_contract.reports import json_report
+from retry_contract.reports import json_report, model
 from retry_contract.results import ExplorationStats
 from retry_contract.runner import MOCK_PROJECT, RunOptions, reach_target
 from retry_contract.scenarios import states
@@ -120,7 +120,7 @@ def defect_report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pa
                 mock_defects=frozenset({DEFECT}),
             )
         )
-    path = json_report.write(result, tmp_path_factory.mktemp("sequences"))
+    path = json_report.write(model.build(result), tmp_path_factory.mktemp("sequences"))
     yield path, json.loads(path.read_text())
 
 
