@@ -109,5 +109,5 @@ def test_a_failure_on_a_generated_version_replays_with_that_version(tmp_path: Pa
     number = str(failure["number"])
     broken = CliRunner().invoke(main, ["replay", str(path), "--failure", number, "--mock-defect", defect])
     assert broken.exit_code == 1, broken.output
-    faithful = CliRunner().invoke(main, ["replay", str(path), "--failure", number])
+    faithful = CliRunner().invoke(main, ["replay", str(path), "--failure", number, "--mock"])
     assert faithful.exit_code == 0, faithful.output
