@@ -9,10 +9,11 @@ exchange, no judge of its own. A sequence fails when any judgement of it fails.
 
 Hypothesis draws the sequences from the run's seed (`hypothesis.seed`, no example database), so the
 same seed gives the same sequences against a server that answers the same; shrinking runs candidate
-sequences on the target too, `MAX_SHRINK_RUNS` at most. Only the smallest failing sequence's
-judgements enter the run's ledger, each failing exchange carrying the sequence (`SEQUENCE_KEY` of
-`Exchange.sequence`: its JSON and a readable list of steps), which the report's reproduction shows and
-`retry-contract replay --failure N` runs again (`replay_sequence`).
+sequences on the target too, at most as many as were asked for (`count`): a server that fails a
+sequence then costs at most twice a faithful one's exploration, whatever it breaks. Only the smallest
+failing sequence's judgements enter the run's ledger, each failing exchange carrying the sequence
+(`SEQUENCE_KEY` of `Exchange.sequence`: its JSON and a readable list of steps), which the report's
+reproduction shows and `retry-contract replay --failure N` runs again (`replay_sequence`).
 """
 
 from __future__ import annotations
@@ -52,9 +53,6 @@ from retry_contract.sequence_model import (
 )
 from retry_contract.verdict import Ledger
 
-# Candidate sequences shrinking may run on the target once a failure was found; past it, candidates
-# never run before count as passing, so Hypothesis settles on the smallest failure found so far.
-MAX_SHRINK_RUNS = 150
 # Where an exchange of a failing sequence keeps it, for the reproduction and replay.
 SEQUENCE_KEY = "sequence"
 ORIGIN = "sequence"
@@ -264,6 +262,11 @@ class Explorer:
     _seen: dict[str, bool] = field(default_factory=dict)
     _first_failure_steps: int | None = None
     _smallest: SequenceRun | None = None
+    # Candidates run on the target while shrinking, at most `count`: each costs a provisioned
+    # version and run like a generated sequence, and a broken server must not cost more than twice
+    # a faithful one's exploration. Past it, candidates never run count as passing, so Hypothesis
+    # settles on the smallest failure found so far.
+    _shrink_runs: int = 0
     _interruption: BaseException | None = None
 
     def run(self) -> None:
@@ -312,7 +315,7 @@ class Explorer:
         if (
             self._interruption is not None
             or self.should_stop()
-            or (shrinking and self.stats.shrink_runs >= MAX_SHRINK_RUNS)
+            or (shrinking and self._shrink_runs >= self.count)
         ):
             return False
         label = f"#{self.stats.sequences + self.stats.shrink_runs + 1}"
@@ -322,6 +325,7 @@ class Explorer:
             self._interruption = error
             return False
         if shrinking:
+            self._shrink_runs += 1
             self.stats.shrink_runs += 1
         else:
             self.stats.sequences += 1
