@@ -393,6 +393,8 @@ def test_two_shards_run_for_real_merge_into_the_matrix(tmp_path: Path) -> None:
                 f"{index}/2",
                 "--max-examples",
                 "3",
+                "--explore",
+                "1",
                 "--workers",
                 "2",
                 "--report-dir",
