@@ -76,6 +76,34 @@ def _key(sequence: OperationSequence) -> str:
     return json.dumps(sequence.to_json(), sort_keys=True, separators=(",", ":"))
 
 
+def _graph_key(sequence: OperationSequence) -> str:
+    return json.dumps(sequence.graph.to_json(), sort_keys=True, separators=(",", ":"))
+
+
+@dataclass
+class _KnownOutcomes:
+    """What runs on the target already decided, by graph: a sequence that extends one which failed (up to
+    its failing step) fails too, and one that a passing sequence extends passes; each step is judged as
+    it is applied, on a server that answers the same. Shrinking's candidates mostly differ from a known
+    sequence after its failing step or drop steps of a passing one: those cost nothing."""
+
+    failing: dict[str, list[tuple[Step, ...]]] = field(default_factory=dict)
+    passing: dict[str, list[tuple[Step, ...]]] = field(default_factory=dict)
+
+    def add(self, run: SequenceRun) -> None:
+        known = self.failing if run.failed else self.passing
+        known.setdefault(_graph_key(run.sequence), []).append(run.sequence.steps)
+
+    def outcome(self, sequence: OperationSequence) -> bool | None:
+        """True: known to fail; False: known to pass; None: unknown."""
+        graph, steps = _graph_key(sequence), sequence.steps
+        if any(steps[: len(prefix)] == prefix for prefix in self.failing.get(graph, ())):
+            return True
+        if any(longer[: len(steps)] == steps for longer in self.passing.get(graph, ())):
+            return False
+        return None
+
+
 class SequenceDriver:
     """Runs one sequence on the target; every exchange is judged through `ctx`."""
 
@@ -87,6 +115,8 @@ class SequenceDriver:
         self.timeouts = sequence.graph.timeouts()
         self.exchanges: list[Exchange] = []
         self.execution_id = ""
+        # Steps applied: all of them, or up to the first one a judgement failed on.
+        self.applied = 0
         # The last retry that took effect: what a task failing at its limit is judged against.
         self.last_retry: Exchange | None = None
 
@@ -99,7 +129,14 @@ class SequenceDriver:
         log.append("0. run the version (every task waits for a task update)")
         for number, step in enumerate(self.sequence.steps, 1):
             log.append(f"{number}. {step.describe()}: {self._apply(step, number)}")
+            self.applied = number
+            if self._failed():
+                # What follows cannot undo the failure: the sequence that shows it ends here.
+                break
         return log
+
+    def _failed(self) -> bool:
+        return any(result.failures for result in self.ctx.judge.ledger.results.values())
 
     def _apply(self, step: Step, number: int) -> str:
         if step.kind is StepKind.FINISH:
@@ -235,7 +272,8 @@ def run_sequence(ctx: ScenarioContext, sequence: OperationSequence, label: str) 
     ledger = Ledger()
     driver = SequenceDriver(replace(ctx, judge=ctx.judge.with_ledger(ledger)), sequence, label)
     log = driver.run()
-    return SequenceRun(sequence, ledger, log, driver.exchanges)
+    ran = replace(sequence, steps=sequence.steps[: driver.applied])
+    return SequenceRun(ran, ledger, log, driver.exchanges)
 
 
 def sequence_record(run: SequenceRun, seed_value: int, shrunk_from: int | None) -> dict[str, Any]:
@@ -259,7 +297,7 @@ class Explorer:
     seed: int
     stats: ExplorationStats
     should_stop: Callable[[], bool] = lambda: False
-    _seen: dict[str, bool] = field(default_factory=dict)
+    _known: _KnownOutcomes = field(default_factory=_KnownOutcomes)
     _first_failure_steps: int | None = None
     _smallest: SequenceRun | None = None
     # Candidates run on the target while shrinking, at most `count`: each costs a provisioned
@@ -308,9 +346,9 @@ class Explorer:
 
     def _check(self, sequence: OperationSequence) -> bool:
         """Whether `sequence` fails; run on the target unless known, stopped or past the shrink budget."""
-        key = _key(sequence)
-        if key in self._seen:
-            return self._seen[key]
+        known = self._known.outcome(sequence)
+        if known is not None:
+            return known
         shrinking = self._smallest is not None
         if (
             self._interruption is not None
@@ -330,15 +368,15 @@ class Explorer:
         else:
             self.stats.sequences += 1
             self.stats.task_graphs.add(sequence.graph.digest)
-            self.stats.generated.append(hashlib.sha256(key.encode()).hexdigest()[:12])
+            self.stats.generated.append(hashlib.sha256(_key(sequence).encode()).hexdigest()[:12])
             self.stats.steps += len(sequence.steps)
-        self._seen[key] = run.failed
+        self._known.add(run)
         if not run.failed:
             self.ctx.judge.ledger.merge(run.ledger)
             return False
         if self._first_failure_steps is None:
             self._first_failure_steps = len(sequence.steps)
-        if self._smallest is None or sequence.size < self._smallest.sequence.size:
+        if self._smallest is None or run.sequence.size < self._smallest.sequence.size:
             self._smallest = run
         return True
 

@@ -96,9 +96,10 @@ def test_the_same_seed_gives_the_same_sequences_and_another_seed_others() -> Non
 
 @pytest.mark.parametrize("profile", ["classic", "recorded"])
 def test_the_faithful_mock_passes_many_sequences(profile: str) -> None:
-    stats, ledger = _explore(30, seed=runner.DEFAULT_SEED, profile=profile)
+    # Twenty per profile here; the kill matrix runs its own fifteen on each faithful profile.
+    stats, ledger = _explore(20, seed=runner.DEFAULT_SEED, profile=profile)
     assert _failures(ledger) == []
-    assert stats.sequences == 30 and stats.failing == 0
+    assert stats.sequences == 20 and stats.failing == 0
     # The sequences did retry: their retries were judged.
     assert ledger.results["SEM-TARGETED"].judged > 0
 
@@ -133,10 +134,11 @@ def test_a_defect_only_a_sequence_finds_is_caught_and_shrunk(
     assert found and found[0]["requirement"] == "SEM-TARGETED"
     sequence = found[0]["replay"]["sequence"]
     steps = [step["kind"] for step in sequence["sequence"]["steps"]]
-    # The shortest sequence that shows it: a retry, a cancel, another retry (and what makes the
-    # execution retryable first).
-    assert len(steps) <= 4 and steps[-3:] == ["retry", "cancel", "retry"]
-    assert sequence["shrunk_from_steps"] >= len(steps)
+    # Shrunk within its budget (as many candidates as sequences asked for) and cut at the failing
+    # step: it ends with a retry, a cancel and another retry, after what makes the execution
+    # retryable first.
+    assert len(steps) < sequence["shrunk_from_steps"]
+    assert len(steps) <= 5 and steps[-3:] == ["retry", "cancel", "retry"]
     assert any("Generated operation sequence" in step for step in found[0]["reproduce_steps"])
     assert any("cancel the execution" in step for step in found[0]["reproduce_steps"])
     exercised = data["exercised"]["sequences"]
