@@ -69,15 +69,23 @@ class SequenceRun:
 
     @property
     def failed(self) -> bool:
-        return any(result.failures for result in self.ledger.results.values())
+        return _has_failures(self.ledger)
+
+
+def _has_failures(ledger: Ledger) -> bool:
+    return any(result.failures for result in ledger.results.values())
+
+
+def _canonical(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 
 def _key(sequence: OperationSequence) -> str:
-    return json.dumps(sequence.to_json(), sort_keys=True, separators=(",", ":"))
+    return _canonical(sequence.to_json())
 
 
 def _graph_key(sequence: OperationSequence) -> str:
-    return json.dumps(sequence.graph.to_json(), sort_keys=True, separators=(",", ":"))
+    return _canonical(sequence.graph.to_json())
 
 
 @dataclass
@@ -130,13 +138,10 @@ class SequenceDriver:
         for number, step in enumerate(self.sequence.steps, 1):
             log.append(f"{number}. {step.describe()}: {self._apply(step, number)}")
             self.applied = number
-            if self._failed():
+            if _has_failures(self.ctx.judge.ledger):
                 # What follows cannot undo the failure: the sequence that shows it ends here.
                 break
         return log
-
-    def _failed(self) -> bool:
-        return any(result.failures for result in self.ctx.judge.ledger.results.values())
 
     def _apply(self, step: Step, number: int) -> str:
         if step.kind is StepKind.FINISH:
