@@ -13,8 +13,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cdf_workflows_mock.config import MockConfig
 from cdf_workflows_mock.defects import create_app
-from cdf_workflows_mock.limits import read_deadline_protocol
 from cdf_workflows_mock.loopback import DEFAULT_HOST, MAX_REQUEST_HEAD_BYTES, InProcessServer, bind
+from cdf_workflows_mock.read_deadlines import read_deadline_protocol
 from cdf_workflows_mock.state_file import InitialState, create_seeded_app
 
 
@@ -93,7 +93,7 @@ class _FrozenHeap:
 
 # uvicorn's HTTP protocols, whose warnings are about one request each (one it could not parse, an
 # upgrade it does not support): the mock has answered that request itself, with the error envelope
-# (limits.py), so a warning per request would only be noise in the standalone mock's output.
+# (read_deadlines.py), so a warning per request would only be noise in the standalone mock's output.
 _PER_REQUEST_WARNING_MODULES = frozenset({"h11_impl", "httptools_impl"})
 
 
