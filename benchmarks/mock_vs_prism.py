@@ -1087,8 +1087,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         + table_markdown(rows, args.rounds)
         + "\n"
         + ratios
-        + "\nGoal of issue 10 (on the retry path with fresh executions, at least twice Prism's requests/s "
-        f"with a lower p99): **{verdict}**.\n\n"
+        + "\nGoal on the retry path with fresh executions (at least twice Prism's requests/s, with a lower "
+        f"p99): **{verdict}**.\n\n"
         + "".join(f"- {line}\n" for line in notes.lines)
         + "\n"
         + machine_markdown(label, wrk, args.prism_version, (load_start, os.getloadavg()[0]))

@@ -35,7 +35,7 @@ from cdf_workflows_mock.errors import (
     NotFound,
     Unauthorized,
 )
-from cdf_workflows_mock.server import EmbeddedMock, serve_forever
+from cdf_workflows_mock.hosting import EmbeddedMock, serve_forever
 from cdf_workflows_mock.state_file import InitialState, StateFileError, create_seeded_app, load_state_file
 from cdf_workflows_mock.store import MockStore
 

@@ -190,7 +190,7 @@ class MockConfig:
     `read_timeout_seconds` of the connection opening or of its first byte (else 408 with the error
     envelope, or a plain close when nothing arrived), and a kept-alive connection quiet for
     `idle_timeout_seconds` (whole seconds, uvicorn's `timeout_keep_alive`) is closed
-    (`cdf_workflows_mock.limits`).
+    (`cdf_workflows_mock.read_deadlines`).
     """
 
     project: str = DEFAULT_PROJECT

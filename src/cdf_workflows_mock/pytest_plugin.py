@@ -38,7 +38,7 @@ import pytest
 
 from cdf_workflows_mock.chaos import ChaosConfig, ChaosInjector
 from cdf_workflows_mock.config import MockConfig, Profile
-from cdf_workflows_mock.server import EmbeddedMock
+from cdf_workflows_mock.hosting import EmbeddedMock
 from cdf_workflows_mock.state_file import InitialState, StateFileError, load_state_file
 
 if TYPE_CHECKING:

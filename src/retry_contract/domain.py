@@ -1,8 +1,14 @@
-"""Vocabulary of the workflow API shared by the mock, provisioning and the checks.
+"""Vocabulary of the workflow API for the suite: provisioning, the client, the checks, the scenarios,
+exploration, replay and the reports.
 
-Statuses are defined here once. Numeric limits of the retry contract live in the spec and are read
-through :mod:`retry_contract.contract`; this module holds only what the spec of the retry endpoint
-does not describe (task statuses belong to the neighbouring endpoints).
+Statuses are defined here once for the suite. The mock does not use this module: it states the same
+facts itself (`cdf_workflows_mock.cdf`), so that a mistake here is not silently shared by the fake the
+suite is tested against, and a self-test (tests/mock/test_mock_package.py) checks that the two agree.
+
+Numeric limits of the retry contract live in the spec and are read through
+:mod:`retry_contract.contract`. What is here is mostly what the spec of the retry endpoint does not
+describe (task statuses, task types and bounds belong to the neighbouring endpoints); the execution
+statuses, which its response schema lists too (`enum`, `x-retryable`), sit beside them.
 """
 
 from __future__ import annotations
@@ -73,7 +79,7 @@ TASK_TIMEOUT_DEFAULT_SECONDS = 3600
 # Items of one `POST /workflows/delete` at most (Cognite's OpenAPI document: maxItems 100).
 WORKFLOW_DELETE_MAX_ITEMS = 100
 
-# Capabilities as the mock grants them and as a token needs them.
+# Capabilities as CDF names them, as a token needs them (the mock names them too, in its own `cdf`).
 WORKFLOW_READ = "workflowOrchestrationACL:READ"
 WORKFLOW_WRITE = "workflowOrchestrationACL:WRITE"
 SESSIONS_CREATE = "sessionsACL:CREATE"

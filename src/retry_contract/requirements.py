@@ -103,11 +103,3 @@ RETIRED: dict[str, str] = {
 OPEN_METHODS = frozenset({"OPTIONS", "HEAD"})
 
 BY_ID: dict[str, Requirement] = {requirement.id: requirement for requirement in CATALOGUE}
-
-
-def get(requirement_id: str) -> Requirement:
-    """The requirement with this ID; a KeyError names an ID that the catalogue does not know."""
-    try:
-        return BY_ID[requirement_id]
-    except KeyError:
-        raise KeyError(f"unknown requirement ID {requirement_id!r}") from None

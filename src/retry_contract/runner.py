@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from importlib import metadata
 
 from retry_contract import credential_check
+from retry_contract.app_target import AppLoadError, InProcessServer, load_app
 from retry_contract.bounded_read import MIB
 from retry_contract.budget import BudgetExhausted, RequestBudget
 from retry_contract.cdf_client import CdfClient, ClientError
@@ -50,7 +51,6 @@ from retry_contract.scenarios import (
     ScenarioContext,
 )
 from retry_contract.secrets_registry import SecretRegistry
-from retry_contract.serving import AppLoadError, InProcessServer, load_app
 from retry_contract.verdict import Accepted, Ledger, finding_level
 
 Task = Callable[[], None]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from retry_contract.serving import AppLoadError, InProcessServer, interface_of, load_app
+from retry_contract.app_target import AppLoadError, InProcessServer, interface_of, load_app
 from support.project import CLI, ROOT
 
 

@@ -1,4 +1,4 @@
-"""Issue 11.1: a misconfigured credential stops the run (exit 2, one line naming its variable) instead of
+"""A misconfigured credential stops the run (exit 2, one line naming its variable) instead of
 being reported as a server's contract violation."""
 
 from __future__ import annotations

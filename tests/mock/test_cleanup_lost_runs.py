@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from cdf_workflows_mock import DEFAULT_PROJECT, MockConfig, create_app
-from cdf_workflows_mock.serving import InProcessServer
+from cdf_workflows_mock.loopback import InProcessServer
 from retry_contract.cdf_client import CdfClient, UnexpectedAnswer
 from retry_contract.credentials import StaticToken
 from retry_contract.provisioning import Provisioner

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from cdf_workflows_mock import DEFAULT_PROJECT, MockConfig, create_app
 from cdf_workflows_mock.defects import BY_NAME, values
-from cdf_workflows_mock.serving import InProcessServer
+from cdf_workflows_mock.loopback import InProcessServer
 from retry_contract import runner
 from retry_contract.cdf_client import CdfClient
 from retry_contract.checks import Judge

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from cdf_workflows_mock import DEFAULT_PROJECT, MockConfig, create_app
-from cdf_workflows_mock.serving import InProcessServer
+from cdf_workflows_mock.loopback import InProcessServer
 from retry_contract import execution_view
 from retry_contract.cdf_client import CdfClient
 from retry_contract.checks import Judge

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from cdf_workflows_mock import DEFAULT_PROJECT, DEFAULT_WRITE_TOKEN, EmbeddedMock, MockConfig
-from cdf_workflows_mock.serving import MAX_REQUEST_HEAD_BYTES
+from cdf_workflows_mock.loopback import MAX_REQUEST_HEAD_BYTES
 from support.mock_helpers import MockApi, function_task, latest
 
 READ_TIMEOUT = 0.5  # the strict mock's read deadline, seconds

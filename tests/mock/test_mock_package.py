@@ -23,10 +23,9 @@ from typing import Any
 import pytest
 
 import cdf_workflows_mock
-from cdf_workflows_mock import MockConfig, cdf
-from cdf_workflows_mock import serving as mock_serving
+from cdf_workflows_mock import MockConfig, cdf, loopback
 from cdf_workflows_mock.app import create_faithful_app
-from retry_contract import contract, domain, serving
+from retry_contract import app_target, contract, domain
 
 PACKAGE = "cdf_workflows_mock"
 SUITE = "retry_contract"
@@ -225,7 +224,7 @@ def _reachable(graph: Mapping[str, set[str]], start: str) -> set[str]:
     return seen
 
 
-@pytest.mark.parametrize("module", ["app", "config", "store", "engine", "validation", "serving"])
+@pytest.mark.parametrize("module", ["app", "config", "store", "engine", "validation", "loopback"])
 def test_the_faithful_model_knows_nothing_of_the_defects(module: str) -> None:
     graph = _import_graph(_modules())
     reached = _reachable(graph, f"{PACKAGE}.{module}")
@@ -243,10 +242,10 @@ def test_the_faithful_app_refuses_a_configuration_with_defects() -> None:
 
 
 def test_the_suite_serves_apps_with_the_mock_packages_loopback_server() -> None:
-    assert issubclass(serving.InProcessServer, mock_serving.InProcessServer)
-    assert serving.bind is mock_serving.bind
-    assert serving.MAX_REQUEST_HEAD_BYTES == mock_serving.MAX_REQUEST_HEAD_BYTES
-    assert not hasattr(serving, "_SignallingServer")
+    assert issubclass(app_target.InProcessServer, loopback.InProcessServer)
+    assert app_target.bind is loopback.bind
+    assert app_target.MAX_REQUEST_HEAD_BYTES == loopback.MAX_REQUEST_HEAD_BYTES
+    assert not hasattr(app_target, "_SignallingServer")
 
 
 def test_the_defect_families_make_each_defect_of_the_catalogue_once() -> None:

@@ -15,9 +15,9 @@ import textwrap
 _SERVE = textwrap.dedent(
     """
     import socket, sys
-    from cdf_workflows_mock import MockConfig, server
+    from cdf_workflows_mock import MockConfig, hosting
 
-    bind = server.bind
+    bind = hosting.bind
 
     def bind_and_tell(host: str, port: int) -> socket.socket:
         sock = bind(host, port)
@@ -25,9 +25,9 @@ _SERVE = textwrap.dedent(
         print(sock.getsockname()[1], flush=True)
         return sock
 
-    server.bind = bind_and_tell
+    hosting.bind = bind_and_tell
     try:
-        server.serve_forever(MockConfig(), "127.0.0.1", 0)
+        hosting.serve_forever(MockConfig(), "127.0.0.1", 0)
     except KeyboardInterrupt:
         pass
     """

@@ -43,7 +43,7 @@ from cdf_workflows_mock import (
     create_app,
 )
 from cdf_workflows_mock.cdf import SESSIONS_CREATE, WORKFLOW_READ, WORKFLOW_WRITE
-from cdf_workflows_mock.serving import InProcessServer
+from cdf_workflows_mock.loopback import InProcessServer
 from support.mock_helpers import ManualClock, assert_envelope
 
 # A token the mock knows, without sessionsAcl:LIST (what listing sessions needs).

@@ -173,7 +173,8 @@ def test_a_nonce_reads_back_only_as_issued_in_its_project_by_its_seal() -> None:
 
 
 def test_twenty_thousand_sessions_in_the_store_itself() -> None:
-    """The store alone, without HTTP, at the size the issue names: the count never exceeds the cap."""
+    """The store alone, without HTTP, for all twenty thousand sessions (over HTTP, the test above may
+    stop at its time budget before): the count never exceeds the cap."""
     clock = ManualClock()
     store = MockStore(clock, nonce_ttl_millis=NONCE_TTL_SECONDS * 1000)
     store.limit(max_sessions=SESSION_CAP, max_finished_executions=EXECUTION_CAP)

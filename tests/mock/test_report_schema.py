@@ -1,4 +1,5 @@
-"""Issue 11.7: the JSON report carries a schema_version and matches its published JSON Schema."""
+"""The JSON report carries a schema_version and matches its published JSON Schema, so that whoever
+reads it can check it and tell which shape they read."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from retry_contract.serving import InProcessServer
+from retry_contract.app_target import InProcessServer
 
 
 @contextmanager

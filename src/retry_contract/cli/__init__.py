@@ -53,7 +53,8 @@ def main() -> None:
 
 for command in (run, mock, defects, mutants, mutants_merge, spec_drift, replay):
     main.add_command(command)
-# Issue 11 calls it `reproduce`: the same command under that name.
+# `reproduce`, the word of the report's `reproduce_steps` and `reproduce_script`, is what a reader of a
+# failure looks for: the same command under that name.
 main.add_command(replay, "reproduce")
 
 __all__ = ["main"]

@@ -1,5 +1,6 @@
-"""Serving the mock over real HTTP: in a background thread for tests and test suites, or in the
-foreground for a standalone mock (`retry-contract mock`)."""
+"""Hosting the mock itself over real HTTP: embedded, in a background thread for tests and test suites
+(`EmbeddedMock`, on the generic loopback server of `loopback`), or standalone, in the foreground
+(`serve_forever`, for `retry-contract mock`)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cdf_workflows_mock.config import MockConfig
 from cdf_workflows_mock.defects import create_app
-from cdf_workflows_mock.limits import read_deadline_protocol
-from cdf_workflows_mock.serving import DEFAULT_HOST, MAX_REQUEST_HEAD_BYTES, InProcessServer, bind
+from cdf_workflows_mock.loopback import DEFAULT_HOST, MAX_REQUEST_HEAD_BYTES, InProcessServer, bind
+from cdf_workflows_mock.read_deadlines import read_deadline_protocol
 from cdf_workflows_mock.state_file import InitialState, create_seeded_app
 
 
@@ -92,7 +93,7 @@ class _FrozenHeap:
 
 # uvicorn's HTTP protocols, whose warnings are about one request each (one it could not parse, an
 # upgrade it does not support): the mock has answered that request itself, with the error envelope
-# (limits.py), so a warning per request would only be noise in the standalone mock's output.
+# (read_deadlines.py), so a warning per request would only be noise in the standalone mock's output.
 _PER_REQUEST_WARNING_MODULES = frozenset({"h11_impl", "httptools_impl"})
 
 

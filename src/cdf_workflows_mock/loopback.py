@@ -1,4 +1,4 @@
-"""Serving an ASGI application over real HTTP on loopback, in a background thread.
+"""Any ASGI application served over real HTTP on loopback, in a background thread.
 
 The socket is bound here (port 0 picks a free one), so the port is known before uvicorn starts, and
 readiness is an event set after uvicorn's startup: no sleeping or polling decides when the server is up.

@@ -1,7 +1,8 @@
-"""Serving a user's ASGI or WSGI application over real HTTP on loopback, in a background thread.
+"""The `--app` target: a user's ASGI or WSGI application, loaded by its `module:attr` reference and
+served over real HTTP on loopback, in a background thread.
 
 Used for `retry-contract run --app module:attr` (a team's own Python mock, tested in-process) and by
-the self-tests. The loopback server itself is the embedded mock's (`cdf_workflows_mock.serving`):
+the self-tests. The loopback server itself is the mock package's (`cdf_workflows_mock.loopback`):
 this module adds what only the suite needs, loading an app by reference and adapting WSGI apps.
 """
 
@@ -15,8 +16,8 @@ from typing import Any, Literal
 
 from a2wsgi import WSGIMiddleware
 
-from cdf_workflows_mock import serving as loopback
-from cdf_workflows_mock.serving import DEFAULT_HOST, MAX_REQUEST_HEAD_BYTES, bind
+from cdf_workflows_mock import loopback
+from cdf_workflows_mock.loopback import DEFAULT_HOST, MAX_REQUEST_HEAD_BYTES, bind
 from retry_contract.errors import RetryContractError
 
 __all__ = [

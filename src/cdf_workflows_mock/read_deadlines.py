@@ -19,7 +19,7 @@ which is not the Cognite error envelope every other answer of the mock has.
 - Between requests on a kept-alive connection, uvicorn's `timeout_keep_alive` closes a quiet
   connection (`MockConfig.idle_timeout_seconds`).
 - A head h11 refuses is answered with the envelope: 431 when it is longer than the head limit
-  (`serving.MAX_REQUEST_HEAD_BYTES`), 400 otherwise, and the connection is closed.
+  (`loopback.MAX_REQUEST_HEAD_BYTES`), 400 otherwise, and the connection is closed.
 - A client that shuts down its sending side after a complete request (a half-close) still gets its
   answer; the connection is closed after it. Without this asyncio closes the connection at the
   client's end of stream, and an answer still being computed is lost.
