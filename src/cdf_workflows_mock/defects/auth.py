@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
-from types import MappingProxyType
 
 from starlette.requests import Request
 
 from cdf_workflows_mock.auth import Caller
 from cdf_workflows_mock.cdf import WORKFLOW_READ
 from cdf_workflows_mock.defects.base import (
+    Defect,
     DefectiveDispatcher,
     Patch,
     SteppedHandlers,
@@ -75,13 +74,36 @@ class _ReadonlyCanRetry(SteppedHandlers):
         ]
 
 
-# How each defect of this family is made (the catalogue says what each does and breaks).
-PATCHES: Mapping[str, Patch] = MappingProxyType(
-    {
-        "auth-header-optional": Patch(dispatcher=_NoTokenRunsAsService),
-        "auth-any-bearer-token": Patch(dispatcher=_AnyBearerToken),
-        "auth-unknown-token-403": Patch(dispatcher=_UnknownToken403),
-        "readonly-can-retry": Patch(handlers=_ReadonlyCanRetry),
-        "project-scope-ignored": Patch(dispatcher=_ProjectScopeIgnored),
-    }
+# Every defect of this family, in the catalogue's order.
+DEFECTS: tuple[Defect, ...] = (
+    Defect(
+        name="auth-header-optional",
+        breaks=("AUTH-401",),
+        description="A retry without an Authorization header runs as a service identity with WRITE",
+        patch=Patch(dispatcher=_NoTokenRunsAsService),
+    ),
+    Defect(
+        name="auth-any-bearer-token",
+        breaks=("AUTH-401",),
+        description="The retry accepts any bearer token string as a caller with WRITE",
+        patch=Patch(dispatcher=_AnyBearerToken),
+    ),
+    Defect(
+        name="auth-unknown-token-403",
+        breaks=("AUTH-401",),
+        description="An unknown bearer token on the retry is answered 403, not 401",
+        patch=Patch(dispatcher=_UnknownToken403),
+    ),
+    Defect(
+        name="readonly-can-retry",
+        breaks=("AUTH-403",),
+        description="The retry needs only workflowOrchestrationACL:READ",
+        patch=Patch(handlers=_ReadonlyCanRetry),
+    ),
+    Defect(
+        name="project-scope-ignored",
+        breaks=("AUTH-403",),
+        description="The retry accepts a token for any project and looks the execution up in that project",
+        patch=Patch(dispatcher=_ProjectScopeIgnored),
+    ),
 )

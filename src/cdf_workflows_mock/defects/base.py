@@ -1,5 +1,6 @@
 """What every defect builds on: the faithful app's retry split into replaceable steps, the slots of a
-defect (`Patch`), and the questions the families share (is this the retry? which token?).
+defect (`Patch`), a defect's declaration (`Defect`), and the questions the families share (is this the
+retry? which token?).
 
 With no step replaced, `SteppedHandlers` and `SteppedStore` answer exactly as the faithful
 `Handlers.retry` and `MockStore.retry`, so a defect changes only what its own step does.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
@@ -192,3 +193,16 @@ class Patch:
     engine: type[TaskEngine] | None = None
     answer: AnswerRewrite | None = None
     wire: Wire | None = None
+
+
+@dataclass(frozen=True)
+class Defect:
+    """One deliberate server bug, declared once in its family's module: what it is called, what it does
+    as its users would see it, the requirements it breaks and how it is made."""
+
+    name: str
+    # One line: what the server does wrong, as its users would see it.
+    description: str
+    # The requirement IDs it violates, the one it is mainly about first.
+    breaks: tuple[str, ...]
+    patch: Patch = field(repr=False)

@@ -6,8 +6,7 @@ retries that all succeed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
+from collections.abc import Callable
 from typing import ClassVar
 
 from cdf_workflows_mock.cdf import (
@@ -16,7 +15,7 @@ from cdf_workflows_mock.cdf import (
     ExecutionStatus,
     TaskStatus,
 )
-from cdf_workflows_mock.defects.base import Patch, SteppedStore
+from cdf_workflows_mock.defects.base import Defect, Patch, SteppedStore
 from cdf_workflows_mock.engine import RetryPlan, TaskEngine
 from cdf_workflows_mock.model import Attempt, Execution, JSONObject, TaskDef
 from cdf_workflows_mock.render import execution_json
@@ -270,23 +269,109 @@ class _RacyRetry(SteppedStore):
             return answer
 
 
-# How each defect of this family is made (the catalogue says what each does and breaks).
-PATCHES: Mapping[str, Patch] = MappingProxyType(
-    {
-        "retry-starts-nothing": Patch(engine=_StartsNothing),
-        "second-retry-starts-nothing": Patch(engine=_SecondRetryStartsNothing),
-        "terminated-retry-starts-nothing": Patch(engine=_TerminatedRetryStartsNothing),
-        "retry-ignores-canceled": Patch(engine=_IgnoresCanceled),
-        "retry-ignores-timed-out": Patch(engine=_IgnoresTimedOut),
-        "timed-out-started-twice": Patch(engine=_TimedOutStartedTwice),
-        "retry-first-target-only": Patch(engine=_FirstTargetOnly),
-        "optional-retried": Patch(engine=_RetriesOptional),
-        "completed-rerun": Patch(engine=_RerunsCompleted),
-        "container-retried": Patch(engine=_RetriesContainers),
-        "nested-skipped": Patch(engine=_SkipsNested),
-        "limit-reset": Patch(engine=_ResetsLimit),
-        "canceled-forgotten-after-retry": Patch(engine=_CanceledForgottenAfterRetry),
-        "limit-not-retried": Patch(engine=_SkipsTasksAtLimit),
-        "concurrent-double-retry": Patch(store=_RacyRetry),
-    }
+# Every defect of this family, in the catalogue's order.
+DEFECTS: tuple[Defect, ...] = (
+    Defect(
+        name="retry-starts-nothing",
+        breaks=("SEM-TARGETED", "SEM-NESTED", "SEM-LIMIT", "SEM-CONCURRENT"),
+        description="The retry answers RUNNING but starts no task, so the execution fails again at once",
+        patch=Patch(engine=_StartsNothing),
+    ),
+    Defect(
+        name="second-retry-starts-nothing",
+        breaks=("SEM-TARGETED", "SEM-LIMIT", "SEM-NESTED"),
+        description=(
+            "Only an execution's first retry starts tasks; later ones leave it RUNNING with nothing running"
+        ),
+        patch=Patch(engine=_SecondRetryStartsNothing),
+    ),
+    Defect(
+        name="terminated-retry-starts-nothing",
+        breaks=("SEM-TARGETED",),
+        description="A TERMINATED execution's retry answers 200 RUNNING but starts no task; it stays RUNNING",
+        patch=Patch(engine=_TerminatedRetryStartsNothing),
+    ),
+    Defect(
+        name="retry-ignores-canceled",
+        breaks=("SEM-TARGETED", "SEM-NESTED"),
+        description="Tasks whose latest attempt was CANCELED are not retried",
+        patch=Patch(engine=_IgnoresCanceled),
+    ),
+    Defect(
+        name="retry-ignores-timed-out",
+        breaks=("SEM-TARGETED",),
+        description="Tasks whose latest attempt TIMED_OUT are not retried",
+        patch=Patch(engine=_IgnoresTimedOut),
+    ),
+    Defect(
+        name="timed-out-started-twice",
+        breaks=("SEM-TARGETED",),
+        description=(
+            "A task that TIMED_OUT gets two new attempts from one retry (its queued automatic one is kept)"
+        ),
+        patch=Patch(engine=_TimedOutStartedTwice),
+    ),
+    Defect(
+        name="retry-first-target-only",
+        breaks=("SEM-TARGETED", "SEM-NESTED", "SEM-LIMIT"),
+        description="Only the first failed task gets a new attempt",
+        patch=Patch(engine=_FirstTargetOnly),
+    ),
+    Defect(
+        name="optional-retried",
+        breaks=("SEM-OPTIONAL", "SEM-TARGETED"),
+        description="Optional tasks (onFailure: skipTask) that failed or were canceled are retried",
+        patch=Patch(engine=_RetriesOptional),
+    ),
+    Defect(
+        name="completed-rerun",
+        breaks=("SEM-COMPLETED", "SEM-TARGETED", "SEM-NESTED"),
+        description="Every task that ran gets a new attempt, the completed ones included",
+        patch=Patch(engine=_RerunsCompleted),
+    ),
+    Defect(
+        name="container-retried",
+        breaks=("SEM-NESTED",),
+        description=(
+            "A subworkflow or dynamic container gets a new attempt of its own, besides its failed tasks"
+        ),
+        patch=Patch(engine=_RetriesContainers),
+    ),
+    Defect(
+        name="nested-skipped",
+        breaks=("SEM-NESTED", "SEM-TARGETED"),
+        description=(
+            "Failed tasks inside subworkflows and dynamic tasks are not retried; the container stays as is"
+        ),
+        patch=Patch(engine=_SkipsNested),
+    ),
+    Defect(
+        name="limit-reset",
+        breaks=("SEM-LIMIT",),
+        description="The retry resets attempt counters: a failed new attempt is retried automatically again",
+        patch=Patch(engine=_ResetsLimit),
+    ),
+    Defect(
+        name="canceled-forgotten-after-retry",
+        breaks=("SEM-TARGETED",),
+        description=(
+            "After a retry, a cancel, then another retry: the failed tasks are restarted, the "
+            "cancelled ones are not"
+        ),
+        patch=Patch(engine=_CanceledForgottenAfterRetry),
+    ),
+    Defect(
+        name="limit-not-retried",
+        breaks=("SEM-LIMIT", "SEM-TARGETED"),
+        description="A task that failed after using all its attempts is not retried",
+        patch=Patch(engine=_SkipsTasksAtLimit),
+    ),
+    Defect(
+        name="concurrent-double-retry",
+        breaks=("SEM-CONCURRENT",),
+        description=(
+            "Simultaneous retries all succeed (check and slow write are not atomic) and each adds attempts"
+        ),
+        patch=Patch(store=_RacyRetry),
+    ),
 )

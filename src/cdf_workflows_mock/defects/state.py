@@ -1,23 +1,45 @@
 """Defects of the retry's checks of what it was given and of the execution's state: the path id, the
-body and its nonce, the session behind the nonce, the lookup of the execution, and which execution
-states may be retried.
+method, how the body is framed and encoded, the body and its nonce, the session behind the nonce, the
+lookup of the execution, and which execution states may be retried; with them the failures that such
+requests provoke (a crash, a dropped connection, the web framework's own error page).
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import uuid
-from collections.abc import Iterator, Mapping
-from types import MappingProxyType
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, cast
 
+from starlette.datastructures import Headers
+from starlette.requests import Request
+
 from cdf_workflows_mock.app import Call
+from cdf_workflows_mock.bodies import _decode_content
 from cdf_workflows_mock.cdf import RETRYABLE_EXECUTION_STATUSES, ExecutionStatus
-from cdf_workflows_mock.defects.base import Patch, SteppedHandlers, SteppedStore, UnmappedError, Unprocessable
+from cdf_workflows_mock.defects.base import (
+    Defect,
+    LengthRequired,
+    Patch,
+    SteppedHandlers,
+    SteppedStore,
+    UnmappedError,
+    Unprocessable,
+    Wire,
+    WireResponse,
+    is_retry_endpoint,
+    is_retry_path,
+)
+from cdf_workflows_mock.defects.wire import read_request
 from cdf_workflows_mock.engine import TaskEngine
-from cdf_workflows_mock.errors import Conflict, InvalidRequest, NotFound
+from cdf_workflows_mock.errors import Conflict, InvalidRequest, NotFound, UnsupportedMediaType
 from cdf_workflows_mock.model import Execution, JSONObject
+from cdf_workflows_mock.routing import Endpoint
 from cdf_workflows_mock.store import Session
-from cdf_workflows_mock.validation import expect_object, json_type, parse_nonce
+from cdf_workflows_mock.validation import expect_object, json_type, parse_nonce, show
 
 
 def _nonce_field(body: object) -> object:
@@ -254,28 +276,277 @@ def _state_check_forgetting(status: ExecutionStatus) -> type[TaskEngine]:
     return _Forgetful
 
 
-# How each defect of this family is made (the catalogue says what each does and breaks).
-PATCHES: Mapping[str, Patch] = MappingProxyType(
-    {
-        "malformed-id-500": Patch(handlers=_MalformedIdCrashes),
-        "id-truncated-to-36": Patch(handlers=_IdTruncatedTo36),
-        "malformed-id-422": Patch(handlers=_MalformedId422),
-        "empty-body-500": Patch(handlers=_MissingBodyCrashes),
-        "body-array-500": Patch(handlers=_ArrayBodyCrashes),
-        "body-errors-422": Patch(handlers=_BodyErrors422),
-        "nonce-empty-accepted": Patch(handlers=_EmptyNonceParsed, store=_EmptyNonceSkipsSession),
-        "nonce-non-string-accepted": Patch(handlers=_AnyNonceTypeParsed, store=_NonStringNonceSkipsSession),
-        "nonce-not-verified": Patch(store=_NonceNotVerified),
-        "nonce-reusable": Patch(store=_NonceReusable),
-        "unknown-execution-400": Patch(handlers=_UnknownExecution400),
-        "unknown-execution-500": Patch(store=_UnknownExecutionCrashes),
-        "retry-running": Patch(engine=_RetriesRunning),
-        "retry-completed": Patch(engine=_RetriesCompleted),
-        "terminated-not-retryable": Patch(engine=_state_check_forgetting(ExecutionStatus.TERMINATED)),
-        "timed-out-not-retryable": Patch(engine=_state_check_forgetting(ExecutionStatus.TIMED_OUT)),
-        "unicode-nonce-500": Patch(handlers=_UnicodeNonceCrashes),
-        "long-nonce-500": Patch(store=_NonceLoggedInNarrowColumn),
-        "nul-in-body-500": Patch(handlers=_AuditLogRefusesNul),
-        "extra-field-500": Patch(handlers=_StrictBinding),
-    }
+_OTHER_METHODS = ("GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+class _AnyMethodRetries(SteppedHandlers):
+    """The retry route is registered for every method, not just POST."""
+
+    def endpoints(self) -> list[Endpoint]:
+        endpoints = super().endpoints()
+        retry = next(endpoint for endpoint in endpoints if is_retry_endpoint(endpoint))
+        return endpoints + [replace(retry, method=method) for method in _OTHER_METHODS]
+
+
+class _GzipRefused(SteppedHandlers):
+    """The retry route was mounted without the decompression filter of the other routes, and its body
+    reader refuses every Content-Encoding it was not written for: gzip, what the Cognite SDK sends, too."""
+
+    def retry_check_headers(self, headers: Headers) -> None:
+        encoding = headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported")
+
+
+_JSON_MEDIA_TYPE = "application/json"
+
+
+class _WholeContentTypeCompared(SteppedHandlers):
+    """The media-type check compares the whole Content-Type header, parameters and case included, with
+    'application/json'; a request without the header is taken for JSON."""
+
+    def retry_check_headers(self, headers: Headers) -> None:
+        content_type = headers.get("content-type")
+        if content_type is not None and content_type != _JSON_MEDIA_TYPE:
+            raise UnsupportedMediaType(f"Content-Type must be {_JSON_MEDIA_TYPE}, got {show(content_type)}")
+
+
+class _ChunkedRefused(SteppedHandlers):
+    """The body reader reads exactly Content-Length bytes, so a chunked body, which clients that stream
+    their body send without a length, is refused before it is read."""
+
+    def retry_check_headers(self, headers: Headers) -> None:
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            raise LengthRequired("A Content-Length is required; chunked request bodies are not supported")
+
+
+class _BodyDecodedAsAscii(SteppedHandlers):
+    """The body is decoded with the platform's default charset (US-ASCII in a container without a
+    locale) before it is parsed, and the decoding error is reported as malformed JSON: raw UTF-8 is
+    refused, the same document with \\u escapes is accepted."""
+
+    async def retry_body(self, call: Call) -> object:
+        raw, replay = await read_request(call.request.receive)
+        # An empty body, or one larger than the mock reads (None), is the faithful reader's to refuse.
+        if raw and not _decode_content(raw, call.request.headers.get("content-encoding", "")).isascii():
+            raise InvalidRequest("The request body is not valid JSON")
+        return await super().retry_body(Call(Request(call.request.scope, replay), call.caller, call.params))
+
+
+# The longest span attribute value the tracing library of the retry route accepts.
+_SPAN_ATTRIBUTE_MAX_LENGTH = 1024
+
+
+def _path_id_overflows_tracing(segments: Sequence[str]) -> bool:
+    # The retry route's tracing middleware puts the path id in a span attribute before routing; the
+    # library raises beyond its limit, outside the handler that turns exceptions into JSON.
+    return is_retry_path(segments) and len(segments[6]) > _SPAN_ATTRIBUTE_MAX_LENGTH
+
+
+def _is_malformed_json(headers: Headers, body: bytes) -> bool:
+    if not body.strip():
+        return False
+    if headers.get("content-encoding", "").strip().lower() == "gzip":
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError, zlib.error):
+            return True
+    try:
+        json.loads(body)
+    except ValueError:
+        return True
+    return False
+
+
+def _405_without_allow(response: WireResponse) -> None:
+    if response.status == 405:
+        del response.headers["allow"]
+
+
+# Every defect of this family, in the catalogue's order.
+DEFECTS: tuple[Defect, ...] = (
+    Defect(
+        name="malformed-id-500",
+        breaks=("PATH-UUID", "ROBUST"),
+        description="A path id that is not a UUID crashes the UUID parser: 500",
+        patch=Patch(handlers=_MalformedIdCrashes),
+    ),
+    Defect(
+        name="id-truncated-to-36",
+        breaks=("PATH-UUID", "RESP-ID"),
+        description=(
+            "Path ids are cut to 36 characters before the lookup: a 37-character id retries a real execution"
+        ),
+        patch=Patch(handlers=_IdTruncatedTo36),
+    ),
+    Defect(
+        name="malformed-id-422",
+        breaks=("PATH-UUID",),
+        description="A path id that is not a UUID is answered 422",
+        patch=Patch(handlers=_MalformedId422),
+    ),
+    Defect(
+        name="empty-body-500",
+        breaks=("BODY-SHAPE", "ROBUST"),
+        description="A retry without a body (or with a JSON null or number) crashes the handler: 500",
+        patch=Patch(handlers=_MissingBodyCrashes),
+    ),
+    Defect(
+        name="body-array-500",
+        breaks=("BODY-SHAPE", "ROBUST"),
+        description="A JSON array as the body crashes the handler: 500",
+        patch=Patch(handlers=_ArrayBodyCrashes),
+    ),
+    Defect(
+        name="body-errors-422",
+        breaks=("BODY-SHAPE",),
+        description="Every invalid retry body is answered 422 instead of 400",
+        patch=Patch(handlers=_BodyErrors422),
+    ),
+    Defect(
+        name="nonce-empty-accepted",
+        breaks=("BODY-SHAPE",),
+        description="An empty-string nonce skips the session check and the retry proceeds",
+        patch=Patch(handlers=_EmptyNonceParsed, store=_EmptyNonceSkipsSession),
+    ),
+    Defect(
+        name="nonce-non-string-accepted",
+        breaks=("BODY-SHAPE",),
+        description=(
+            "A nonce that is not a string (number, object, null) skips the session check; the retry proceeds"
+        ),
+        patch=Patch(handlers=_AnyNonceTypeParsed, store=_NonStringNonceSkipsSession),
+    ),
+    Defect(
+        name="raw-utf8-misread",
+        breaks=("BODY-SHAPE",),
+        description=(
+            "A body with raw non-ASCII UTF-8 is refused 400 as malformed JSON; with \\u escapes it is not"
+        ),
+        patch=Patch(handlers=_BodyDecodedAsAscii),
+    ),
+    Defect(
+        name="nonce-not-verified",
+        breaks=("BODY-NONCE", "NONCE-REUSE"),
+        description=(
+            "Any well-formed nonce is accepted, never issued, used or expired alike; the retry proceeds"
+        ),
+        patch=Patch(store=_NonceNotVerified),
+    ),
+    Defect(
+        name="nonce-reusable",
+        breaks=("NONCE-REUSE",),
+        description="The retry never marks its nonce used, so the nonce works again",
+        patch=Patch(store=_NonceReusable),
+    ),
+    Defect(
+        name="method-any-accepted",
+        breaks=("METHOD",),
+        description="The retry route answers every method: GET, PUT, PATCH, DELETE... retry the execution",
+        patch=Patch(handlers=_AnyMethodRetries),
+    ),
+    Defect(
+        name="method-405-without-allow",
+        breaks=("METHOD",),
+        description="A 405 on the retry path has no Allow header",
+        patch=Patch(wire=Wire(rewrite=_405_without_allow)),
+    ),
+    Defect(
+        name="unknown-execution-400",
+        breaks=("STATE-404",),
+        description="A retry of an unknown execution is answered 400 without error.missing",
+        patch=Patch(handlers=_UnknownExecution400),
+    ),
+    Defect(
+        name="unknown-execution-500",
+        breaks=("STATE-404", "ROBUST"),
+        description="A retry of an unknown execution crashes on the missing record: 500",
+        patch=Patch(store=_UnknownExecutionCrashes),
+    ),
+    Defect(
+        name="retry-running",
+        breaks=("STATE-RETRYABLE", "SEM-CONCURRENT"),
+        description="A RUNNING execution is retried (only COMPLETED is refused)",
+        patch=Patch(engine=_RetriesRunning),
+    ),
+    Defect(
+        name="retry-completed",
+        breaks=("STATE-RETRYABLE",),
+        description="A COMPLETED execution is retried (only RUNNING is refused)",
+        patch=Patch(engine=_RetriesCompleted),
+    ),
+    Defect(
+        name="terminated-not-retryable",
+        breaks=("STATE-RETRYABLE",),
+        description="A TERMINATED execution is refused with 409",
+        patch=Patch(engine=_state_check_forgetting(ExecutionStatus.TERMINATED)),
+    ),
+    Defect(
+        name="timed-out-not-retryable",
+        breaks=("STATE-RETRYABLE",),
+        description="A TIMED_OUT execution is refused with 409",
+        patch=Patch(engine=_state_check_forgetting(ExecutionStatus.TIMED_OUT)),
+    ),
+    Defect(
+        name="gzip-body-refused",
+        breaks=("STATE-RETRYABLE",),
+        description="A gzipped body (Content-Encoding: gzip, what the Cognite SDK sends) is refused with 415",
+        patch=Patch(handlers=_GzipRefused),
+    ),
+    Defect(
+        name="charset-refused",
+        breaks=("STATE-RETRYABLE",),
+        description=(
+            "Content-Type: application/json; charset=utf-8 is refused with 415 (the whole header must match)"
+        ),
+        patch=Patch(handlers=_WholeContentTypeCompared),
+    ),
+    Defect(
+        name="chunked-body-refused",
+        breaks=("STATE-RETRYABLE",),
+        description=(
+            "A retry with a chunked body (Transfer-Encoding: chunked, no Content-Length) is refused with 411"
+        ),
+        patch=Patch(handlers=_ChunkedRefused),
+    ),
+    Defect(
+        name="unicode-nonce-500",
+        breaks=("ROBUST", "STATE-404"),
+        description="A nonce with a non-ASCII character crashes the session lookup: 500",
+        patch=Patch(handlers=_UnicodeNonceCrashes),
+    ),
+    Defect(
+        name="malformed-json-drops-connection",
+        breaks=("ROBUST", "BODY-SHAPE"),
+        description="A body that is not valid JSON kills the answer after its headers: the connection drops",
+        patch=Patch(wire=Wire(drops=_is_malformed_json)),
+    ),
+    Defect(
+        name="long-nonce-500",
+        breaks=("ROBUST", "BODY-NONCE"),
+        description="A nonce longer than 4096 characters overflows the request log's column: 500",
+        patch=Patch(store=_NonceLoggedInNarrowColumn),
+    ),
+    Defect(
+        name="long-path-id-500",
+        breaks=("ROBUST", "PATH-UUID", "ERR-ENVELOPE"),
+        description=(
+            "A path id longer than 1024 characters crashes the tracing middleware: 500 with an HTML page"
+        ),
+        patch=Patch(wire=Wire(fails=_path_id_overflows_tracing)),
+    ),
+    Defect(
+        name="nul-in-body-500",
+        breaks=("ROBUST", "BODY-NONCE", "BODY-SHAPE"),
+        description="A NUL character (\\u0000) in any string of the body fails the audit-log insert: 500",
+        patch=Patch(handlers=_AuditLogRefusesNul),
+    ),
+    Defect(
+        name="extra-field-500",
+        breaks=("ROBUST", "BODY-SHAPE"),
+        description=(
+            "An unknown field in the body (top level or in authentication) crashes the strict binder: 500"
+        ),
+        patch=Patch(handlers=_StrictBinding),
+    ),
 )

@@ -10,12 +10,10 @@ must hold such values for any of them to be seen.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
-from types import MappingProxyType
 from urllib.parse import quote, unquote_plus
 
 from cdf_workflows_mock.cdf import METADATA_LIMITS
-from cdf_workflows_mock.defects.base import Patch
+from cdf_workflows_mock.defects.base import Defect, Patch
 from cdf_workflows_mock.engine import RetryPlan, TaskEngine
 from cdf_workflows_mock.model import Execution, JSONObject
 
@@ -103,16 +101,60 @@ def _workflow_plus_as_space(answer: JSONObject) -> None:
         answer["workflowExternalId"] = unquote_plus(workflow)
 
 
-# How each defect of this family is made (the catalogue says what each does and breaks).
-PATCHES: Mapping[str, Patch] = MappingProxyType(
-    {
-        "metadata-keys-lowercased": Patch(engine=_LowercasesMetadataKeys),
-        "empty-metadata-value-null": Patch(answer=_empty_metadata_value_null),
-        "metadata-values-trimmed": Patch(engine=_TrimsMetadataValues),
-        "metadata-normalised-to-nfc": Patch(engine=_NormalisesMetadata),
-        "astral-chars-replaced": Patch(engine=_ReplacesAstralCharacters),
-        "metadata-cut-at-limit-in-bytes": Patch(engine=_CutsMetadataAtBytes),
-        "version-percent-encoded-in-answer": Patch(answer=_version_percent_encoded),
-        "workflow-id-plus-as-space": Patch(answer=_workflow_plus_as_space),
-    }
+# Every defect of this family, in the catalogue's order.
+DEFECTS: tuple[Defect, ...] = (
+    Defect(
+        name="metadata-keys-lowercased",
+        breaks=("RESP-UNCHANGED",),
+        description="The retry saves metadata through a case-insensitive map: keys come back lower-cased",
+        patch=Patch(engine=_LowercasesMetadataKeys),
+    ),
+    Defect(
+        name="empty-metadata-value-null",
+        breaks=("RESP-METADATA", "RESP-UNCHANGED"),
+        description="The retry's answer gives an empty-string metadata value as null",
+        patch=Patch(answer=_empty_metadata_value_null),
+    ),
+    Defect(
+        name="metadata-values-trimmed",
+        breaks=("RESP-UNCHANGED",),
+        description="The retry saves metadata values stripped of surrounding whitespace",
+        patch=Patch(engine=_TrimsMetadataValues),
+    ),
+    Defect(
+        name="metadata-normalised-to-nfc",
+        breaks=("RESP-UNCHANGED",),
+        description="The retry saves metadata normalised to NFC: decomposed (NFD) text comes back composed",
+        patch=Patch(engine=_NormalisesMetadata),
+    ),
+    Defect(
+        name="astral-chars-replaced",
+        breaks=("RESP-UNCHANGED",),
+        description=(
+            "The retry saves metadata in 3-byte UTF-8: emoji and other astral characters become U+FFFD"
+        ),
+        patch=Patch(engine=_ReplacesAstralCharacters),
+    ),
+    Defect(
+        name="metadata-cut-at-limit-in-bytes",
+        breaks=("RESP-UNCHANGED",),
+        description=(
+            "The retry saves metadata values in a column sized in bytes: long non-ASCII values lose the end"
+        ),
+        patch=Patch(engine=_CutsMetadataAtBytes),
+    ),
+    Defect(
+        name="version-percent-encoded-in-answer",
+        breaks=("RESP-UNCHANGED",),
+        description=(
+            "The retry's answer gives the version percent-encoded as in its URL: 'v 1/2' becomes 'v%201%2F2'"
+        ),
+        patch=Patch(answer=_version_percent_encoded),
+    ),
+    Defect(
+        name="workflow-id-plus-as-space",
+        breaks=("RESP-UNCHANGED",),
+        description="The retry's answer form-decodes the workflow's external id: '+' becomes a space",
+        patch=Patch(answer=_workflow_plus_as_space),
+    ),
 )
