@@ -22,6 +22,7 @@ from starlette.requests import Request
 from cdf_workflows_mock.app import Call, Dispatcher, Handlers
 from cdf_workflows_mock.cdf import WORKFLOW_READ, WORKFLOW_WRITE
 from cdf_workflows_mock.config import TokenGrant
+from cdf_workflows_mock.defects.probing import Probe
 from cdf_workflows_mock.engine import TaskEngine
 from cdf_workflows_mock.errors import InvalidRequest, MockError
 from cdf_workflows_mock.model import Execution, JSONObject
@@ -198,7 +199,8 @@ class Patch:
 @dataclass(frozen=True)
 class Defect:
     """One deliberate server bug, declared once in its family's module: what it is called, what it does
-    as its users would see it, the requirements it breaks and how it is made."""
+    as its users would see it, the requirements it breaks, how it is made, and how to see it (a probe
+    that passes on a mock with the defect and fails on the faithful one, `probing`)."""
 
     name: str
     # One line: what the server does wrong, as its users would see it.
@@ -206,3 +208,4 @@ class Defect:
     # The requirement IDs it violates, the one it is mainly about first.
     breaks: tuple[str, ...]
     patch: Patch = field(repr=False)
+    probe: Probe = field(repr=False)

@@ -20,6 +20,11 @@ from cdf_workflows_mock.defects.base import (
     WireResponse,
     is_retry_path,
 )
+from cdf_workflows_mock.defects.probing import (
+    Prober,
+    assert_envelope,
+    error_body,
+)
 from cdf_workflows_mock.routing import path_segments
 
 
@@ -169,6 +174,55 @@ def _success_as_text(response: WireResponse) -> None:
         response.headers["content-type"] = "text/plain; charset=utf-8"
 
 
+# --- probes: each defect's change, shown on the mock through its API (`probing`) -----------
+
+
+def _probe_errors_as_text(p: Prober) -> None:
+    answer = p.post_retry(p.failed(), json={})
+    assert answer.status_code == 400 and answer.text == "Bad Request"
+    assert answer.headers["content-type"].startswith("text/plain") and answer.headers["x-request-id"]
+    assert_envelope(p.api.http.get(f"/workflows/executions/{uuid.uuid4()}"), 404)
+
+
+def _probe_error_envelope_flat(p: Prober) -> None:
+    _, body = error_body(p)
+    assert body["code"] == 404 and isinstance(body["message"], str) and "error" not in body
+
+
+def _probe_error_message_missing(p: Prober) -> None:
+    _, body = error_body(p)
+    assert body["error"]["code"] == 404 and "message" not in body["error"]
+
+
+def _probe_error_code_as_string(p: Prober) -> None:
+    _, body = error_body(p)
+    assert body["error"]["code"] == "404"
+
+
+def _probe_error_code_always_400(p: Prober) -> None:
+    _, body = error_body(p)
+    assert body["error"]["code"] == 400
+    assert p.post_retry(p.failed(), json=p.body("never-issued")).json()["error"]["code"] == 400
+
+
+def _probe_no_request_id_on_errors(p: Prober) -> None:
+    answer, _ = error_body(p)
+    assert "x-request-id" not in answer.headers
+    assert "x-request-id" not in p.api.http.get(f"/workflows/executions/{uuid.uuid4()}").headers
+    assert p.api.retry(p.failed()).headers["x-request-id"]
+
+
+def _probe_success_202(p: Prober) -> None:
+    answer = p.api.retry(p.failed())
+    assert answer.status_code == 202 and answer.json()["status"] == "RUNNING"
+
+
+def _probe_success_text_content_type(p: Prober) -> None:
+    answer = p.api.retry(p.failed())
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    assert answer.json()["status"] == "RUNNING"
+
+
 # Every defect of this family, in the catalogue's order.
 DEFECTS: tuple[Defect, ...] = (
     Defect(
@@ -176,47 +230,55 @@ DEFECTS: tuple[Defect, ...] = (
         breaks=("ROBUST", "ERR-ENVELOPE"),
         description="4xx answers of the retry are plain-text status phrases such as 'Bad Request'",
         patch=Patch(wire=Wire(rewrite=_errors_as_text)),
+        probe=_probe_errors_as_text,
     ),
     Defect(
         name="error-envelope-flat",
         breaks=("ERR-ENVELOPE",),
         description='Errors of the retry are {"code", "message"} at the top level, not inside "error"',
         patch=Patch(wire=Wire(rewrite=_flat_envelope)),
+        probe=_probe_error_envelope_flat,
     ),
     Defect(
         name="error-message-missing",
         breaks=("ERR-ENVELOPE",),
         description="Errors of the retry have no error.message",
         patch=Patch(wire=Wire(rewrite=_envelope_without_message)),
+        probe=_probe_error_message_missing,
     ),
     Defect(
         name="error-code-as-string",
         breaks=("ERR-ENVELOPE",),
         description='Errors of the retry carry error.code as a string ("404")',
         patch=Patch(wire=Wire(rewrite=_code_as_string)),
+        probe=_probe_error_code_as_string,
     ),
     Defect(
         name="error-code-always-400",
         breaks=("ERR-CODE",),
         description="Errors of the retry all say error.code 400, whatever the status",
         patch=Patch(wire=Wire(rewrite=_code_always_400)),
+        probe=_probe_error_code_always_400,
     ),
     Defect(
         name="no-request-id-on-errors",
         breaks=("HDR-REQUEST-ID",),
         description="4xx and 5xx answers of every endpoint have no X-Request-ID header",
         patch=Patch(wire=Wire(rewrite=_no_request_id_on_errors, everywhere=True)),
+        probe=_probe_no_request_id_on_errors,
     ),
     Defect(
         name="success-202",
         breaks=("RESP-200",),
         description="A successful retry answers 202 Accepted",
         patch=Patch(wire=Wire(rewrite=_success_202)),
+        probe=_probe_success_202,
     ),
     Defect(
         name="success-text-content-type",
         breaks=("RESP-200",),
         description="A successful retry answers its JSON with Content-Type text/plain",
         patch=Patch(wire=Wire(rewrite=_success_as_text)),
+        probe=_probe_success_text_content_type,
     ),
 )
