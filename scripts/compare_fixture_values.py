@@ -13,8 +13,8 @@ import time
 from typing import Any
 
 from retry_contract import fixture_values
+from retry_contract.defect_matrix import FAITHFUL_PROFILES, MatrixSettings, run_one
 from retry_contract.fixture_values import FixtureShape
-from retry_contract.mutants import FAITHFUL_PROFILES, MatrixSettings, run_one
 from retry_contract.request_forms import RAW_UTF8
 from retry_contract.runner import DEFAULT_MAX_EXAMPLES, DEFAULT_SEED
 

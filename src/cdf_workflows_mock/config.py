@@ -117,22 +117,6 @@ _SHAPES: Mapping[Profile, ServerShape] = MappingProxyType(
 )
 
 
-DefectCheck = Callable[[frozenset[str]], None]
-
-# Which defect names exist, and which of them combine, only the defect catalogue knows
-# (`cdf_workflows_mock.defects`); it builds on the app and therefore on this module, so this module
-# cannot import it without a circle. The catalogue installs its check here instead, when it is
-# imported, and the package's `__init__` imports it: a configuration naming an unknown defect is
-# refused when it is built, as a command line or a settings file needs, not later when it is served.
-_defect_check: DefectCheck | None = None
-
-
-def install_defect_check(check: DefectCheck) -> None:
-    """Make every `MockConfig` with defects pass `check` (a ValueError says what is wrong)."""
-    global _defect_check
-    _defect_check = check
-
-
 def epoch_millis() -> int:
     """The real time as the API states it: integer milliseconds since the epoch."""
     return time.time_ns() // 1_000_000
@@ -169,7 +153,9 @@ class MockConfig:
     `clock` returns epoch milliseconds; tests replace it to expire nonces, time out tasks or start
     SCHEDULED ones without waiting. `defects` names deliberate server bugs to switch on
     (`cdf_workflows_mock.defects.CATALOGUE`), for checking that a test suite catches them; empty means
-    the faithful mock.
+    the faithful mock. The names are checked when the mock is built (`cdf_workflows_mock.create_app`,
+    `EmbeddedMock`), or before by `cdf_workflows_mock.defects.check_combination`: the configuration
+    cannot know the catalogue, which builds on the app and so on this module.
     `profile` is the faithful shape of server to take (`Profile`, or its name); `schedule_delay_millis`,
     when given, replaces the profile's time that a new task attempt stays SCHEDULED (0: never).
     `chaos` switches on latency and transient 429/503 answers in front of the mock (`chaos.py`);
@@ -233,12 +219,6 @@ class MockConfig:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
             raise ValueError("read_timeout_seconds must be a positive, finite number of seconds")
         object.__setattr__(self, "defects", frozenset(self.defects))
-        if self.defects:
-            if _defect_check is None:
-                raise ValueError(
-                    "no defect catalogue is loaded to check defect names; import cdf_workflows_mock first"
-                )
-            _defect_check(self.defects)
 
     @classmethod
     def with_tokens(

@@ -246,7 +246,7 @@ SHARD_KEY = "shard"
 class MatrixRow:
     """One run of the kill matrix as its reports show it."""
 
-    # As kill-matrix.json records it (mutants.outcome_from_row reads it back).
+    # As kill-matrix.json records it (defect_matrix.outcome_from_row reads it back).
     record: dict[str, Any]
     # A run of a faithful profile (expected to fail nothing), not of a defect.
     faithful: bool
@@ -266,7 +266,7 @@ class MatrixShard:
 
 @dataclass(frozen=True)
 class MatrixView:
-    """The kill matrix (mutants.matrix_view), built once and read by its JSON and Markdown reports."""
+    """The kill matrix (defect_matrix.matrix_view), built once and read by its JSON and Markdown reports."""
 
     summary: dict[str, Any]
     rows: tuple[MatrixRow, ...]

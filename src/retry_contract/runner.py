@@ -198,12 +198,15 @@ def reach_target(options: RunOptions) -> Iterator[tuple[str, RunOptions]]:
             yield server.base_url, options
         return
     from cdf_workflows_mock import EmbeddedMock, MockConfig
+    from cdf_workflows_mock.defects import check_combination
 
     write, readonly = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     try:
         config = MockConfig.with_tokens(
             options.project, write, readonly, defects=options.mock_defects, profile=options.mock_profile
         )
+        # Refused here, before anything is started, rather than when the mock is built.
+        check_combination(config.defects)
     except ValueError as error:
         raise CouldNotRun(str(error)) from None
     with EmbeddedMock(config) as mock:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cdf_workflows_mock.defects import BY_NAME
-from retry_contract.mutants import (
+from retry_contract.defect_matrix import (
     FAITHFUL_PROFILES,
     MatrixSettings,
     faithful_label,

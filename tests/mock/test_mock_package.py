@@ -248,9 +248,17 @@ def test_the_suite_serves_apps_with_the_mock_packages_loopback_server() -> None:
     assert not hasattr(app_target, "_SignallingServer")
 
 
-def test_the_defect_families_make_each_defect_of_the_catalogue_once() -> None:
-    names: list[str] = []
-    for family in ("auth", "wire", "state", "responses", "semantics", "values"):
-        patches: Mapping[str, Any] = importlib.import_module(f"{PACKAGE}.defects.{family}").PATCHES
-        names.extend(patches)
-    assert sorted(names) == sorted(defect.name for defect in cdf_workflows_mock.DEFECTS)
+def test_the_catalogue_is_the_families_declarations_in_order() -> None:
+    declared: list[Any] = []
+    for family in ("auth", "state", "wire", "responses", "values", "semantics"):
+        declared.extend(importlib.import_module(f"{PACKAGE}.defects.{family}").DEFECTS)
+    assert tuple(declared) == cdf_workflows_mock.DEFECTS
+    assert not hasattr(importlib.import_module(f"{PACKAGE}.config"), "install_defect_check")
+
+
+def test_a_defect_declared_twice_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cdf_workflows_mock.defects import auth, catalogue
+
+    monkeypatch.setattr(auth, "DEFECTS", auth.DEFECTS + auth.DEFECTS[:1])
+    with pytest.raises(RuntimeError, match=f"declared twice: {auth.DEFECTS[0].name}"):
+        catalogue._gather()

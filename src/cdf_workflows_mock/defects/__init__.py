@@ -17,18 +17,20 @@ one or more of (`base.Patch`):
 - a `Wire` in the `WireDefects` middleware (status, headers, bodies, dropped connections, and
   failures in front of the app that answer with the web framework's default error page).
 
-The defects live by family: `auth`, `wire`, `state`, `responses`, `semantics`; `catalogue` lists them
-all. Defects combine (`MockConfig(defects={...})`) unless two of them change the same method or
-attribute of the same class; `check_combination` refuses those, as it refuses unknown names, and is
-installed into the configuration so that such a `MockConfig` is refused when it is built.
+The defects live by family: `auth`, `state`, `wire`, `responses`, `values`, `semantics`. Each family
+declares its defects once, beside their implementation, as `base.Defect`s (name, description, the
+requirements broken, the patch), in its `DEFECTS`; `catalogue` gathers the families in order. Adding a
+defect is one entry in one family's `DEFECTS`.
+
+Defects combine (`MockConfig(defects={...})`) unless two of them change the same method or attribute
+of the same class; `check_combination` refuses those, as it refuses unknown names, when `create_app`
+builds the mock (a caller that wants the answer earlier, such as a command line, calls it itself).
 """
 
 from __future__ import annotations
 
-from cdf_workflows_mock.config import install_defect_check
-from cdf_workflows_mock.defects.catalogue import BY_NAME, CATALOGUE, Defect, check_combination
+from cdf_workflows_mock.defects.base import Defect
+from cdf_workflows_mock.defects.catalogue import BY_NAME, CATALOGUE, check_combination
 from cdf_workflows_mock.defects.compose import create_app, create_defective_app
-
-install_defect_check(check_combination)
 
 __all__ = ["BY_NAME", "CATALOGUE", "Defect", "check_combination", "create_app", "create_defective_app"]

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
-from types import MappingProxyType
 
 from starlette.requests import Request
 
 from cdf_workflows_mock.auth import Caller
 from cdf_workflows_mock.cdf import WORKFLOW_READ
+from cdf_workflows_mock.config import DEFAULT_READONLY_TOKEN
 from cdf_workflows_mock.defects.base import (
+    Defect,
     DefectiveDispatcher,
     Patch,
     SteppedHandlers,
@@ -18,6 +18,11 @@ from cdf_workflows_mock.defects.base import (
     is_retry_endpoint,
     is_retry_request,
     write_grant,
+)
+from cdf_workflows_mock.defects.probing import (
+    MockApi,
+    Prober,
+    assert_envelope,
 )
 from cdf_workflows_mock.errors import Forbidden, Unauthorized
 from cdf_workflows_mock.routing import Endpoint
@@ -75,13 +80,85 @@ class _ReadonlyCanRetry(SteppedHandlers):
         ]
 
 
-# How each defect of this family is made (the catalogue says what each does and breaks).
-PATCHES: Mapping[str, Patch] = MappingProxyType(
-    {
-        "auth-header-optional": Patch(dispatcher=_NoTokenRunsAsService),
-        "auth-any-bearer-token": Patch(dispatcher=_AnyBearerToken),
-        "auth-unknown-token-403": Patch(dispatcher=_UnknownToken403),
-        "readonly-can-retry": Patch(handlers=_ReadonlyCanRetry),
-        "project-scope-ignored": Patch(dispatcher=_ProjectScopeIgnored),
-    }
+# --- probes: each defect's change, shown on the mock through its API (`probing`) -----------
+
+
+def _probe_auth_header_optional(p: Prober) -> None:
+    with p.client(None) as anonymous:
+        assert anonymous.post(p.retry_url(p.failed()), json=p.body()).status_code == 200
+        assert_envelope(anonymous.get(f"/workflows/executions/{p.failed()}"), 401)
+
+
+def _probe_auth_any_bearer_token(p: Prober) -> None:
+    with p.client("made-up-token") as stranger:
+        assert stranger.post(p.retry_url(p.failed()), json=p.body()).status_code == 200
+    with p.client(None) as anonymous:
+        answer = anonymous.post(p.retry_url(p.failed()), json=p.body(), headers={"Authorization": "Bearer"})
+        assert_envelope(answer, 401)
+
+
+def _probe_auth_unknown_token_403(p: Prober) -> None:
+    execution_id = p.failed()
+    with p.client("made-up-token") as stranger:
+        assert_envelope(stranger.post(p.retry_url(execution_id), json=p.body()), 403)
+    with p.client(None) as anonymous:
+        assert_envelope(anonymous.post(p.retry_url(execution_id), json=p.body()), 401)
+    assert p.api.detail(execution_id)["status"] == "FAILED"
+
+
+def _probe_readonly_can_retry(p: Prober) -> None:
+    with p.client(DEFAULT_READONLY_TOKEN) as reader:
+        assert reader.post(p.retry_url(p.failed()), json=p.body()).status_code == 200
+        assert_envelope(reader.post(f"/workflows/executions/{p.running()}/cancel", json={}), 403)
+
+
+def _probe_project_scope_ignored(p: Prober) -> None:
+    execution_id = p.failed()
+    other = MockApi(p.base_url, project="another-project")
+    try:
+        # The token is not valid for the other project: the retry looks the execution up there anyway.
+        error = assert_envelope(other.http.post(p.retry_url(execution_id), json=p.body()), 404)
+        assert error["missing"] == [{"id": execution_id}]
+        assert_envelope(other.http.get(f"/workflows/executions/{execution_id}"), 403)
+    finally:
+        other.close()
+
+
+# Every defect of this family, in the catalogue's order.
+DEFECTS: tuple[Defect, ...] = (
+    Defect(
+        name="auth-header-optional",
+        breaks=("AUTH-401",),
+        description="A retry without an Authorization header runs as a service identity with WRITE",
+        patch=Patch(dispatcher=_NoTokenRunsAsService),
+        probe=_probe_auth_header_optional,
+    ),
+    Defect(
+        name="auth-any-bearer-token",
+        breaks=("AUTH-401",),
+        description="The retry accepts any bearer token string as a caller with WRITE",
+        patch=Patch(dispatcher=_AnyBearerToken),
+        probe=_probe_auth_any_bearer_token,
+    ),
+    Defect(
+        name="auth-unknown-token-403",
+        breaks=("AUTH-401",),
+        description="An unknown bearer token on the retry is answered 403, not 401",
+        patch=Patch(dispatcher=_UnknownToken403),
+        probe=_probe_auth_unknown_token_403,
+    ),
+    Defect(
+        name="readonly-can-retry",
+        breaks=("AUTH-403",),
+        description="The retry needs only workflowOrchestrationACL:READ",
+        patch=Patch(handlers=_ReadonlyCanRetry),
+        probe=_probe_readonly_can_retry,
+    ),
+    Defect(
+        name="project-scope-ignored",
+        breaks=("AUTH-403",),
+        description="The retry accepts a token for any project and looks the execution up in that project",
+        patch=Patch(dispatcher=_ProjectScopeIgnored),
+        probe=_probe_project_scope_ignored,
+    ),
 )

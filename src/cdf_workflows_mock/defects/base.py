@@ -1,5 +1,6 @@
 """What every defect builds on: the faithful app's retry split into replaceable steps, the slots of a
-defect (`Patch`), and the questions the families share (is this the retry? which token?).
+defect (`Patch`), a defect's declaration (`Defect`), and the questions the families share (is this the
+retry? which token?).
 
 With no step replaced, `SteppedHandlers` and `SteppedStore` answer exactly as the faithful
 `Handlers.retry` and `MockStore.retry`, so a defect changes only what its own step does.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
@@ -21,6 +22,7 @@ from starlette.requests import Request
 from cdf_workflows_mock.app import Call, Dispatcher, Handlers
 from cdf_workflows_mock.cdf import WORKFLOW_READ, WORKFLOW_WRITE
 from cdf_workflows_mock.config import TokenGrant
+from cdf_workflows_mock.defects.probing import Probe
 from cdf_workflows_mock.engine import TaskEngine
 from cdf_workflows_mock.errors import InvalidRequest, MockError
 from cdf_workflows_mock.model import Execution, JSONObject
@@ -192,3 +194,18 @@ class Patch:
     engine: type[TaskEngine] | None = None
     answer: AnswerRewrite | None = None
     wire: Wire | None = None
+
+
+@dataclass(frozen=True)
+class Defect:
+    """One deliberate server bug, declared once in its family's module: what it is called, what it does
+    as its users would see it, the requirements it breaks, how it is made, and how to see it (a probe
+    that passes on a mock with the defect and fails on the faithful one, `probing`)."""
+
+    name: str
+    # One line: what the server does wrong, as its users would see it.
+    description: str
+    # The requirement IDs it violates, the one it is mainly about first.
+    breaks: tuple[str, ...]
+    patch: Patch = field(repr=False)
+    probe: Probe = field(repr=False)

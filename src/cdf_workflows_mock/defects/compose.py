@@ -1,5 +1,8 @@
 """Building the mock with defects switched on: the faithful app's parts, each slot replaced by the
-composition of the chosen defects' variants, in the catalogue's order."""
+composition of the chosen defects' variants, in the catalogue's order.
+
+This is where the names of `MockConfig.defects` are checked (`check_combination`), once: the
+configuration cannot know the catalogue, which builds on the app and so on the configuration."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from starlette.middleware import Middleware
 from cdf_workflows_mock.app import assemble_app, create_faithful_app
 from cdf_workflows_mock.config import MockConfig
 from cdf_workflows_mock.defects.base import DefectiveDispatcher, SteppedHandlers, SteppedStore
-from cdf_workflows_mock.defects.catalogue import CATALOGUE, PATCHES, check_combination
+from cdf_workflows_mock.defects.catalogue import CATALOGUE, check_combination
 from cdf_workflows_mock.defects.wire import WireDefects
 from cdf_workflows_mock.engine import TaskEngine
 
@@ -29,9 +32,10 @@ def _compose(base: type[_T], variants: Sequence[type[_T] | None]) -> type[_T]:
 
 
 def create_defective_app(config: MockConfig) -> Starlette:
-    """The mock with `config.defects` switched on."""
+    """The mock with `config.defects` switched on; a ValueError for an unknown defect, or for two that
+    change the same thing."""
     check_combination(config.defects)
-    patches = [PATCHES[defect.name] for defect in CATALOGUE if defect.name in config.defects]
+    patches = [defect.patch for defect in CATALOGUE if defect.name in config.defects]
     engine = _compose(TaskEngine, [patch.engine for patch in patches])(config.clock)
     store = _compose(SteppedStore, [patch.store for patch in patches])(
         config.clock, config.nonce_ttl_millis, engine=engine, shape=config.shape

@@ -6,8 +6,7 @@ retries that all succeed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
+from collections.abc import Callable
 from typing import ClassVar
 
 from cdf_workflows_mock.cdf import (
@@ -16,7 +15,19 @@ from cdf_workflows_mock.cdf import (
     ExecutionStatus,
     TaskStatus,
 )
-from cdf_workflows_mock.defects.base import Patch, SteppedStore
+from cdf_workflows_mock.defects.base import Defect, Patch, SteppedStore
+from cdf_workflows_mock.defects.probing import (
+    Prober,
+    attempts,
+    cancel_then_retry_gains,
+    fail_the_limit_task_again,
+    gained_on_retry,
+    gains_differ,
+    latest,
+    retry_twice,
+    simultaneous_retries,
+    timed_out_execution,
+)
 from cdf_workflows_mock.engine import RetryPlan, TaskEngine
 from cdf_workflows_mock.model import Attempt, Execution, JSONObject, TaskDef
 from cdf_workflows_mock.render import execution_json
@@ -270,23 +281,212 @@ class _RacyRetry(SteppedStore):
             return answer
 
 
-# How each defect of this family is made (the catalogue says what each does and breaks).
-PATCHES: Mapping[str, Patch] = MappingProxyType(
-    {
-        "retry-starts-nothing": Patch(engine=_StartsNothing),
-        "second-retry-starts-nothing": Patch(engine=_SecondRetryStartsNothing),
-        "terminated-retry-starts-nothing": Patch(engine=_TerminatedRetryStartsNothing),
-        "retry-ignores-canceled": Patch(engine=_IgnoresCanceled),
-        "retry-ignores-timed-out": Patch(engine=_IgnoresTimedOut),
-        "timed-out-started-twice": Patch(engine=_TimedOutStartedTwice),
-        "retry-first-target-only": Patch(engine=_FirstTargetOnly),
-        "optional-retried": Patch(engine=_RetriesOptional),
-        "completed-rerun": Patch(engine=_RerunsCompleted),
-        "container-retried": Patch(engine=_RetriesContainers),
-        "nested-skipped": Patch(engine=_SkipsNested),
-        "limit-reset": Patch(engine=_ResetsLimit),
-        "canceled-forgotten-after-retry": Patch(engine=_CanceledForgottenAfterRetry),
-        "limit-not-retried": Patch(engine=_SkipsTasksAtLimit),
-        "concurrent-double-retry": Patch(store=_RacyRetry),
-    }
+# --- probes: each defect's change, shown on the mock through its API (`probing`) -----------
+
+
+def _probe_retry_starts_nothing(p: Prober) -> None:
+    _, after = gains_differ(p, **{p.shapes.canceled: 0, p.shapes.nested_canceled: 0, p.shapes.at_limit: 0})
+    assert after["status"] == "FAILED"
+
+
+def _probe_second_retry_starts_nothing(p: Prober) -> None:
+    execution_id, first, second = retry_twice(p)
+    assert len(attempts(first, "step")) == 2 and latest(first, "step")["status"] == "IN_PROGRESS"
+    assert len(attempts(second, "step")) == 2 and latest(second, "step")["status"] != "IN_PROGRESS"
+    p.clock.advance(3600)
+    assert p.api.detail(execution_id)["status"] == "RUNNING"
+    assert p.api.cancel(execution_id).json()["status"] == "TERMINATED"
+
+
+def _probe_terminated_retry_starts_nothing(p: Prober) -> None:
+    execution_id = p.terminated()
+    gained, after = gained_on_retry(p, execution_id)
+    assert gained == 0 and after["status"] == "RUNNING"
+    p.clock.advance(3600)
+    assert p.api.detail(execution_id)["status"] == "RUNNING"
+    assert gained_on_retry(p, p.failed())[0] == 1
+
+
+def _probe_retry_ignores_canceled(p: Prober) -> None:
+    gains_differ(p, **{p.shapes.canceled: 0, p.shapes.nested_canceled: 0})
+
+
+def _probe_retry_ignores_timed_out(p: Prober) -> None:
+    assert gained_on_retry(p, timed_out_execution(p))[0] == 0
+    assert gained_on_retry(p, p.terminated())[0] == 1
+    gains_differ(p)
+
+
+def _probe_timed_out_started_twice(p: Prober) -> None:
+    assert gained_on_retry(p, timed_out_execution(p))[0] == 2
+    assert gained_on_retry(p, p.terminated())[0] == 1
+    gains_differ(p)
+
+
+def _probe_retry_first_target_only(p: Prober) -> None:
+    gains_differ(p, **{p.shapes.nested_canceled: 0, p.shapes.at_limit: 0})
+
+
+def _probe_optional_retried(p: Prober) -> None:
+    gains_differ(p, **{p.shapes.optional_canceled: 1})
+
+
+def _probe_completed_rerun(p: Prober) -> None:
+    gains_differ(p, **{p.shapes.completed: 1, p.shapes.nested_completed: 1})
+
+
+def _probe_container_retried(p: Prober) -> None:
+    _, after = gains_differ(p, **{p.shapes.container: 1})
+    assert latest(after, p.shapes.container)["status"] == "IN_PROGRESS"
+
+
+def _probe_nested_skipped(p: Prober) -> None:
+    gains_differ(p, **{p.shapes.nested_canceled: 0})
+
+
+def _probe_limit_reset(p: Prober) -> None:
+    final, extra = fail_the_limit_task_again(p)
+    assert extra == 1 and final["status"] == "RUNNING"
+    assert latest(final, p.shapes.at_limit)["status"] == "IN_PROGRESS"
+
+
+def _probe_canceled_forgotten_after_retry(p: Prober) -> None:
+    # A cancel and a retry of an execution never retried behave.
+    assert cancel_then_retry_gains(p, p.running()) == 1
+    # Retried once, then cancelled and retried again: the cancelled task is not restarted.
+    execution_id = p.failed()
+    assert p.api.retry(execution_id).status_code == 200
+    assert cancel_then_retry_gains(p, execution_id) == 0
+
+
+def _probe_limit_not_retried(p: Prober) -> None:
+    gains_differ(p, **{p.shapes.at_limit: 0})
+
+
+def _probe_concurrent_double_retry(p: Prober) -> None:
+    statuses, gained = simultaneous_retries(p)
+    successes = statuses.count(200)
+    assert successes > 1 and gained == successes, (statuses, gained)
+
+
+# Every defect of this family, in the catalogue's order.
+DEFECTS: tuple[Defect, ...] = (
+    Defect(
+        name="retry-starts-nothing",
+        breaks=("SEM-TARGETED", "SEM-NESTED", "SEM-LIMIT", "SEM-CONCURRENT"),
+        description="The retry answers RUNNING but starts no task, so the execution fails again at once",
+        patch=Patch(engine=_StartsNothing),
+        probe=_probe_retry_starts_nothing,
+    ),
+    Defect(
+        name="second-retry-starts-nothing",
+        breaks=("SEM-TARGETED", "SEM-LIMIT", "SEM-NESTED"),
+        description=(
+            "Only an execution's first retry starts tasks; later ones leave it RUNNING with nothing running"
+        ),
+        patch=Patch(engine=_SecondRetryStartsNothing),
+        probe=_probe_second_retry_starts_nothing,
+    ),
+    Defect(
+        name="terminated-retry-starts-nothing",
+        breaks=("SEM-TARGETED",),
+        description="A TERMINATED execution's retry answers 200 RUNNING but starts no task; it stays RUNNING",
+        patch=Patch(engine=_TerminatedRetryStartsNothing),
+        probe=_probe_terminated_retry_starts_nothing,
+    ),
+    Defect(
+        name="retry-ignores-canceled",
+        breaks=("SEM-TARGETED", "SEM-NESTED"),
+        description="Tasks whose latest attempt was CANCELED are not retried",
+        patch=Patch(engine=_IgnoresCanceled),
+        probe=_probe_retry_ignores_canceled,
+    ),
+    Defect(
+        name="retry-ignores-timed-out",
+        breaks=("SEM-TARGETED",),
+        description="Tasks whose latest attempt TIMED_OUT are not retried",
+        patch=Patch(engine=_IgnoresTimedOut),
+        probe=_probe_retry_ignores_timed_out,
+    ),
+    Defect(
+        name="timed-out-started-twice",
+        breaks=("SEM-TARGETED",),
+        description=(
+            "A task that TIMED_OUT gets two new attempts from one retry (its queued automatic one is kept)"
+        ),
+        patch=Patch(engine=_TimedOutStartedTwice),
+        probe=_probe_timed_out_started_twice,
+    ),
+    Defect(
+        name="retry-first-target-only",
+        breaks=("SEM-TARGETED", "SEM-NESTED", "SEM-LIMIT"),
+        description="Only the first failed task gets a new attempt",
+        patch=Patch(engine=_FirstTargetOnly),
+        probe=_probe_retry_first_target_only,
+    ),
+    Defect(
+        name="optional-retried",
+        breaks=("SEM-OPTIONAL", "SEM-TARGETED"),
+        description="Optional tasks (onFailure: skipTask) that failed or were canceled are retried",
+        patch=Patch(engine=_RetriesOptional),
+        probe=_probe_optional_retried,
+    ),
+    Defect(
+        name="completed-rerun",
+        breaks=("SEM-COMPLETED", "SEM-TARGETED", "SEM-NESTED"),
+        description="Every task that ran gets a new attempt, the completed ones included",
+        patch=Patch(engine=_RerunsCompleted),
+        probe=_probe_completed_rerun,
+    ),
+    Defect(
+        name="container-retried",
+        breaks=("SEM-NESTED",),
+        description=(
+            "A subworkflow or dynamic container gets a new attempt of its own, besides its failed tasks"
+        ),
+        patch=Patch(engine=_RetriesContainers),
+        probe=_probe_container_retried,
+    ),
+    Defect(
+        name="nested-skipped",
+        breaks=("SEM-NESTED", "SEM-TARGETED"),
+        description=(
+            "Failed tasks inside subworkflows and dynamic tasks are not retried; the container stays as is"
+        ),
+        patch=Patch(engine=_SkipsNested),
+        probe=_probe_nested_skipped,
+    ),
+    Defect(
+        name="limit-reset",
+        breaks=("SEM-LIMIT",),
+        description="The retry resets attempt counters: a failed new attempt is retried automatically again",
+        patch=Patch(engine=_ResetsLimit),
+        probe=_probe_limit_reset,
+    ),
+    Defect(
+        name="canceled-forgotten-after-retry",
+        breaks=("SEM-TARGETED",),
+        description=(
+            "After a retry, a cancel, then another retry: the failed tasks are restarted, the "
+            "cancelled ones are not"
+        ),
+        patch=Patch(engine=_CanceledForgottenAfterRetry),
+        probe=_probe_canceled_forgotten_after_retry,
+    ),
+    Defect(
+        name="limit-not-retried",
+        breaks=("SEM-LIMIT", "SEM-TARGETED"),
+        description="A task that failed after using all its attempts is not retried",
+        patch=Patch(engine=_SkipsTasksAtLimit),
+        probe=_probe_limit_not_retried,
+    ),
+    Defect(
+        name="concurrent-double-retry",
+        breaks=("SEM-CONCURRENT",),
+        description=(
+            "Simultaneous retries all succeed (check and slow write are not atomic) and each adds attempts"
+        ),
+        patch=Patch(store=_RacyRetry),
+        probe=_probe_concurrent_double_retry,
+    ),
 )

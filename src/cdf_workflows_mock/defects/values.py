@@ -10,12 +10,15 @@ must hold such values for any of them to be seen.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
-from types import MappingProxyType
 from urllib.parse import quote, unquote_plus
 
 from cdf_workflows_mock.cdf import METADATA_LIMITS
-from cdf_workflows_mock.defects.base import Patch
+from cdf_workflows_mock.defects.base import Defect, Patch
+from cdf_workflows_mock.defects.probing import (
+    Prober,
+    retried_in,
+    retried_metadata,
+)
 from cdf_workflows_mock.engine import RetryPlan, TaskEngine
 from cdf_workflows_mock.model import Execution, JSONObject
 
@@ -103,16 +106,114 @@ def _workflow_plus_as_space(answer: JSONObject) -> None:
         answer["workflowExternalId"] = unquote_plus(workflow)
 
 
-# How each defect of this family is made (the catalogue says what each does and breaks).
-PATCHES: Mapping[str, Patch] = MappingProxyType(
-    {
-        "metadata-keys-lowercased": Patch(engine=_LowercasesMetadataKeys),
-        "empty-metadata-value-null": Patch(answer=_empty_metadata_value_null),
-        "metadata-values-trimmed": Patch(engine=_TrimsMetadataValues),
-        "metadata-normalised-to-nfc": Patch(engine=_NormalisesMetadata),
-        "astral-chars-replaced": Patch(engine=_ReplacesAstralCharacters),
-        "metadata-cut-at-limit-in-bytes": Patch(engine=_CutsMetadataAtBytes),
-        "version-percent-encoded-in-answer": Patch(answer=_version_percent_encoded),
-        "workflow-id-plus-as-space": Patch(answer=_workflow_plus_as_space),
-    }
+# --- probes: each defect's change, shown on the mock through its API (`probing`) -----------
+
+
+def _probe_metadata_keys_lowercased(p: Prober) -> None:
+    assert retried_metadata(p, {"Team": "Data", "EMPTY": ""}) == ({"team": "Data", "empty": ""},) * 2
+    assert retried_metadata(p, {"team": "data"})[0] == {"team": "data"}
+
+
+def _probe_empty_metadata_value_null(p: Prober) -> None:
+    answer, stored = retried_metadata(p, {"empty": "", "team": "data"})
+    assert answer == {"empty": None, "team": "data"} and stored == {"empty": "", "team": "data"}
+
+
+def _probe_metadata_values_trimmed(p: Prober) -> None:
+    answer, stored = retried_metadata(p, {"padded": "  inner  space ", "blank": " ", "team": "data"})
+    assert answer == stored == {"padded": "inner  space", "blank": "", "team": "data"}
+
+
+def _probe_metadata_normalised_to_nfc(p: Prober) -> None:
+    decomposed = unicodedata.normalize("NFD", "Åsa")
+    answer, stored = retried_metadata(p, {decomposed: decomposed, "nfc": "Åsa"})
+    assert answer == stored == {"Åsa": "Åsa", "nfc": "Åsa"} and decomposed != "Åsa"
+
+
+def _probe_astral_chars_replaced(p: Prober) -> None:
+    answer, stored = retried_metadata(p, {"emoji 😀": "🛠 ok ✓", "plain": "Tromsø"})
+    assert answer == stored == {"emoji \ufffd": "\ufffd ok ✓", "plain": "Tromsø"}
+
+
+def _probe_metadata_cut_at_limit_in_bytes(p: Prober) -> None:
+    longest = "ø" * METADATA_LIMITS.max_value_length
+    answer, stored = retried_metadata(p, {"long": longest, "ascii": "v" * METADATA_LIMITS.max_value_length})
+    cut = "ø" * (METADATA_LIMITS.max_value_length // 2)
+    assert answer == stored == {"long": cut, "ascii": "v" * METADATA_LIMITS.max_value_length}
+
+
+def _probe_version_percent_encoded_in_answer(p: Prober) -> None:
+    assert retried_in(p, "wf-encoded", "v 1/2%")["version"] == "v%201%2F2%25"
+    assert retried_in(p, "wf-plain", "v1")["version"] == "v1"
+
+
+def _probe_workflow_id_plus_as_space(p: Prober) -> None:
+    assert retried_in(p, "wf+a%41", "1")["workflowExternalId"] == "wf aA"
+    assert retried_in(p, "wf-plain", "1")["workflowExternalId"] == "wf-plain"
+
+
+# Every defect of this family, in the catalogue's order.
+DEFECTS: tuple[Defect, ...] = (
+    Defect(
+        name="metadata-keys-lowercased",
+        breaks=("RESP-UNCHANGED",),
+        description="The retry saves metadata through a case-insensitive map: keys come back lower-cased",
+        patch=Patch(engine=_LowercasesMetadataKeys),
+        probe=_probe_metadata_keys_lowercased,
+    ),
+    Defect(
+        name="empty-metadata-value-null",
+        breaks=("RESP-METADATA", "RESP-UNCHANGED"),
+        description="The retry's answer gives an empty-string metadata value as null",
+        patch=Patch(answer=_empty_metadata_value_null),
+        probe=_probe_empty_metadata_value_null,
+    ),
+    Defect(
+        name="metadata-values-trimmed",
+        breaks=("RESP-UNCHANGED",),
+        description="The retry saves metadata values stripped of surrounding whitespace",
+        patch=Patch(engine=_TrimsMetadataValues),
+        probe=_probe_metadata_values_trimmed,
+    ),
+    Defect(
+        name="metadata-normalised-to-nfc",
+        breaks=("RESP-UNCHANGED",),
+        description="The retry saves metadata normalised to NFC: decomposed (NFD) text comes back composed",
+        patch=Patch(engine=_NormalisesMetadata),
+        probe=_probe_metadata_normalised_to_nfc,
+    ),
+    Defect(
+        name="astral-chars-replaced",
+        breaks=("RESP-UNCHANGED",),
+        description=(
+            "The retry saves metadata in 3-byte UTF-8: emoji and other astral characters become U+FFFD"
+        ),
+        patch=Patch(engine=_ReplacesAstralCharacters),
+        probe=_probe_astral_chars_replaced,
+    ),
+    Defect(
+        name="metadata-cut-at-limit-in-bytes",
+        breaks=("RESP-UNCHANGED",),
+        description=(
+            "The retry saves metadata values in a column sized in bytes: long non-ASCII values lose the end"
+        ),
+        patch=Patch(engine=_CutsMetadataAtBytes),
+        probe=_probe_metadata_cut_at_limit_in_bytes,
+    ),
+    Defect(
+        name="version-percent-encoded-in-answer",
+        breaks=("RESP-UNCHANGED",),
+        description=(
+            "The retry's answer gives the version percent-encoded as in its URL: 'v 1/2' becomes 'v%201%2F2'"
+        ),
+        patch=Patch(answer=_version_percent_encoded),
+        probe=_probe_version_percent_encoded_in_answer,
+    ),
+    Defect(
+        name="workflow-id-plus-as-space",
+        breaks=("RESP-UNCHANGED",),
+        description="The retry's answer form-decodes the workflow's external id: '+' becomes a space",
+        patch=Patch(answer=_workflow_plus_as_space),
+        probe=_probe_workflow_id_plus_as_space,
+    ),
 )

@@ -1,93 +1,31 @@
-"""Defects of the wire: how the retry's request is read (encodings, media types, framing, methods) and
-what happens to its answer on the way out (status, headers, error envelopes, dropped connections,
-the web framework's own error page), through the `WireDefects` middleware around the app.
+"""Defects of the wire: what happens to the retry's answer on the way out (status, headers, error
+envelopes), and the `WireDefects` middleware around the app that makes them, and the wire-level
+defects of other families (dropped connections, the web framework's own error page).
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 import uuid
-import zlib
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from http import HTTPStatus
-from types import MappingProxyType
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cdf_workflows_mock.app import Call
-from cdf_workflows_mock.bodies import MAX_BODY_BYTES, REQUEST_ID_HEADER, _decode_content
+from cdf_workflows_mock.bodies import MAX_BODY_BYTES, REQUEST_ID_HEADER
 from cdf_workflows_mock.defects.base import (
-    LengthRequired,
+    Defect,
     Patch,
-    SteppedHandlers,
     Wire,
     WireResponse,
-    is_retry_endpoint,
     is_retry_path,
 )
-from cdf_workflows_mock.errors import InvalidRequest, UnsupportedMediaType
-from cdf_workflows_mock.routing import Endpoint, path_segments
-from cdf_workflows_mock.validation import show
-
-_OTHER_METHODS = ("GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS")
-
-
-class _AnyMethodRetries(SteppedHandlers):
-    """The retry route is registered for every method, not just POST."""
-
-    def endpoints(self) -> list[Endpoint]:
-        endpoints = super().endpoints()
-        retry = next(endpoint for endpoint in endpoints if is_retry_endpoint(endpoint))
-        return endpoints + [replace(retry, method=method) for method in _OTHER_METHODS]
-
-
-class _GzipRefused(SteppedHandlers):
-    """The retry route was mounted without the decompression filter of the other routes, and its body
-    reader refuses every Content-Encoding it was not written for: gzip, what the Cognite SDK sends, too."""
-
-    def retry_check_headers(self, headers: Headers) -> None:
-        encoding = headers.get("content-encoding", "").strip().lower()
-        if encoding not in ("", "identity"):
-            raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported")
-
-
-_JSON_MEDIA_TYPE = "application/json"
-
-
-class _WholeContentTypeCompared(SteppedHandlers):
-    """The media-type check compares the whole Content-Type header, parameters and case included, with
-    'application/json'; a request without the header is taken for JSON."""
-
-    def retry_check_headers(self, headers: Headers) -> None:
-        content_type = headers.get("content-type")
-        if content_type is not None and content_type != _JSON_MEDIA_TYPE:
-            raise UnsupportedMediaType(f"Content-Type must be {_JSON_MEDIA_TYPE}, got {show(content_type)}")
-
-
-class _ChunkedRefused(SteppedHandlers):
-    """The body reader reads exactly Content-Length bytes, so a chunked body, which clients that stream
-    their body send without a length, is refused before it is read."""
-
-    def retry_check_headers(self, headers: Headers) -> None:
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            raise LengthRequired("A Content-Length is required; chunked request bodies are not supported")
-
-
-class _BodyDecodedAsAscii(SteppedHandlers):
-    """The body is decoded with the platform's default charset (US-ASCII in a container without a
-    locale) before it is parsed, and the decoding error is reported as malformed JSON: raw UTF-8 is
-    refused, the same document with \\u escapes is accepted."""
-
-    async def retry_body(self, call: Call) -> object:
-        raw, replay = await _read_request(call.request.receive)
-        # An empty body, or one larger than the mock reads (None), is the faithful reader's to refuse.
-        if raw and not _decode_content(raw, call.request.headers.get("content-encoding", "")).isascii():
-            raise InvalidRequest("The request body is not valid JSON")
-        return await super().retry_body(Call(Request(call.request.scope, replay), call.caller, call.params))
+from cdf_workflows_mock.defects.probing import (
+    Prober,
+    assert_envelope,
+    error_body,
+)
+from cdf_workflows_mock.routing import path_segments
 
 
 class WireDefects:
@@ -113,7 +51,7 @@ class WireDefects:
             return
         drops = [wire.drops for wire in wires if wire.drops is not None]
         if drops:
-            body, receive = await _read_request(receive)
+            body, receive = await read_request(receive)
             if body is not None and any(drop(Headers(scope=scope), body) for drop in drops):
                 # The answer's headers go out before the body is parsed; the parser then takes the
                 # worker down, and the connection closes with the answer unfinished.
@@ -142,7 +80,7 @@ class WireDefects:
         await send({"type": "http.response.body", "body": response.body})
 
 
-async def _read_request(receive: Receive) -> tuple[bytes | None, Receive]:
+async def read_request(receive: Receive) -> tuple[bytes | None, Receive]:
     """The request body (None when it is larger than the mock accepts), and a `receive` that replays
     what was read before it goes on with the original."""
     read: list[Message] = []
@@ -182,31 +120,6 @@ async def _send_default_error_page(send: Send) -> None:
     ]
     await send({"type": "http.response.start", "status": 500, "headers": headers})
     await send({"type": "http.response.body", "body": _DEFAULT_ERROR_PAGE})
-
-
-# The longest span attribute value the tracing library of the retry route accepts.
-_SPAN_ATTRIBUTE_MAX_LENGTH = 1024
-
-
-def _path_id_overflows_tracing(segments: Sequence[str]) -> bool:
-    # The retry route's tracing middleware puts the path id in a span attribute before routing; the
-    # library raises beyond its limit, outside the handler that turns exceptions into JSON.
-    return is_retry_path(segments) and len(segments[6]) > _SPAN_ATTRIBUTE_MAX_LENGTH
-
-
-def _is_malformed_json(headers: Headers, body: bytes) -> bool:
-    if not body.strip():
-        return False
-    if headers.get("content-encoding", "").strip().lower() == "gzip":
-        try:
-            body = gzip.decompress(body)
-        except (OSError, EOFError, zlib.error):
-            return True
-    try:
-        json.loads(body)
-    except ValueError:
-        return True
-    return False
 
 
 def _errors_as_text(response: WireResponse) -> None:
@@ -251,11 +164,6 @@ def _no_request_id_on_errors(response: WireResponse) -> None:
         del response.headers["x-request-id"]
 
 
-def _405_without_allow(response: WireResponse) -> None:
-    if response.status == 405:
-        del response.headers["allow"]
-
-
 def _success_202(response: WireResponse) -> None:
     if response.status == 200:
         response.status = 202
@@ -266,24 +174,111 @@ def _success_as_text(response: WireResponse) -> None:
         response.headers["content-type"] = "text/plain; charset=utf-8"
 
 
-# How each defect of this family is made (the catalogue says what each does and breaks).
-PATCHES: Mapping[str, Patch] = MappingProxyType(
-    {
-        "raw-utf8-misread": Patch(handlers=_BodyDecodedAsAscii),
-        "method-any-accepted": Patch(handlers=_AnyMethodRetries),
-        "method-405-without-allow": Patch(wire=Wire(rewrite=_405_without_allow)),
-        "gzip-body-refused": Patch(handlers=_GzipRefused),
-        "charset-refused": Patch(handlers=_WholeContentTypeCompared),
-        "chunked-body-refused": Patch(handlers=_ChunkedRefused),
-        "malformed-json-drops-connection": Patch(wire=Wire(drops=_is_malformed_json)),
-        "long-path-id-500": Patch(wire=Wire(fails=_path_id_overflows_tracing)),
-        "errors-as-text": Patch(wire=Wire(rewrite=_errors_as_text)),
-        "error-envelope-flat": Patch(wire=Wire(rewrite=_flat_envelope)),
-        "error-message-missing": Patch(wire=Wire(rewrite=_envelope_without_message)),
-        "error-code-as-string": Patch(wire=Wire(rewrite=_code_as_string)),
-        "error-code-always-400": Patch(wire=Wire(rewrite=_code_always_400)),
-        "no-request-id-on-errors": Patch(wire=Wire(rewrite=_no_request_id_on_errors, everywhere=True)),
-        "success-202": Patch(wire=Wire(rewrite=_success_202)),
-        "success-text-content-type": Patch(wire=Wire(rewrite=_success_as_text)),
-    }
+# --- probes: each defect's change, shown on the mock through its API (`probing`) -----------
+
+
+def _probe_errors_as_text(p: Prober) -> None:
+    answer = p.post_retry(p.failed(), json={})
+    assert answer.status_code == 400 and answer.text == "Bad Request"
+    assert answer.headers["content-type"].startswith("text/plain") and answer.headers["x-request-id"]
+    assert_envelope(p.api.http.get(f"/workflows/executions/{uuid.uuid4()}"), 404)
+
+
+def _probe_error_envelope_flat(p: Prober) -> None:
+    _, body = error_body(p)
+    assert body["code"] == 404 and isinstance(body["message"], str) and "error" not in body
+
+
+def _probe_error_message_missing(p: Prober) -> None:
+    _, body = error_body(p)
+    assert body["error"]["code"] == 404 and "message" not in body["error"]
+
+
+def _probe_error_code_as_string(p: Prober) -> None:
+    _, body = error_body(p)
+    assert body["error"]["code"] == "404"
+
+
+def _probe_error_code_always_400(p: Prober) -> None:
+    _, body = error_body(p)
+    assert body["error"]["code"] == 400
+    assert p.post_retry(p.failed(), json=p.body("never-issued")).json()["error"]["code"] == 400
+
+
+def _probe_no_request_id_on_errors(p: Prober) -> None:
+    answer, _ = error_body(p)
+    assert "x-request-id" not in answer.headers
+    assert "x-request-id" not in p.api.http.get(f"/workflows/executions/{uuid.uuid4()}").headers
+    assert p.api.retry(p.failed()).headers["x-request-id"]
+
+
+def _probe_success_202(p: Prober) -> None:
+    answer = p.api.retry(p.failed())
+    assert answer.status_code == 202 and answer.json()["status"] == "RUNNING"
+
+
+def _probe_success_text_content_type(p: Prober) -> None:
+    answer = p.api.retry(p.failed())
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    assert answer.json()["status"] == "RUNNING"
+
+
+# Every defect of this family, in the catalogue's order.
+DEFECTS: tuple[Defect, ...] = (
+    Defect(
+        name="errors-as-text",
+        breaks=("ROBUST", "ERR-ENVELOPE"),
+        description="4xx answers of the retry are plain-text status phrases such as 'Bad Request'",
+        patch=Patch(wire=Wire(rewrite=_errors_as_text)),
+        probe=_probe_errors_as_text,
+    ),
+    Defect(
+        name="error-envelope-flat",
+        breaks=("ERR-ENVELOPE",),
+        description='Errors of the retry are {"code", "message"} at the top level, not inside "error"',
+        patch=Patch(wire=Wire(rewrite=_flat_envelope)),
+        probe=_probe_error_envelope_flat,
+    ),
+    Defect(
+        name="error-message-missing",
+        breaks=("ERR-ENVELOPE",),
+        description="Errors of the retry have no error.message",
+        patch=Patch(wire=Wire(rewrite=_envelope_without_message)),
+        probe=_probe_error_message_missing,
+    ),
+    Defect(
+        name="error-code-as-string",
+        breaks=("ERR-ENVELOPE",),
+        description='Errors of the retry carry error.code as a string ("404")',
+        patch=Patch(wire=Wire(rewrite=_code_as_string)),
+        probe=_probe_error_code_as_string,
+    ),
+    Defect(
+        name="error-code-always-400",
+        breaks=("ERR-CODE",),
+        description="Errors of the retry all say error.code 400, whatever the status",
+        patch=Patch(wire=Wire(rewrite=_code_always_400)),
+        probe=_probe_error_code_always_400,
+    ),
+    Defect(
+        name="no-request-id-on-errors",
+        breaks=("HDR-REQUEST-ID",),
+        description="4xx and 5xx answers of every endpoint have no X-Request-ID header",
+        patch=Patch(wire=Wire(rewrite=_no_request_id_on_errors, everywhere=True)),
+        probe=_probe_no_request_id_on_errors,
+    ),
+    Defect(
+        name="success-202",
+        breaks=("RESP-200",),
+        description="A successful retry answers 202 Accepted",
+        patch=Patch(wire=Wire(rewrite=_success_202)),
+        probe=_probe_success_202,
+    ),
+    Defect(
+        name="success-text-content-type",
+        breaks=("RESP-200",),
+        description="A successful retry answers its JSON with Content-Type text/plain",
+        patch=Patch(wire=Wire(rewrite=_success_as_text)),
+        probe=_probe_success_text_content_type,
+    ),
 )

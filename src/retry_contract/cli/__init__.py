@@ -13,10 +13,10 @@ import click
 
 from retry_contract import output_guard
 from retry_contract.caller_names import for_caller
+from retry_contract.cli.defect_matrix import defect_matrix
+from retry_contract.cli.defect_matrix_merge import defect_matrix_merge
 from retry_contract.cli.defects import defects
 from retry_contract.cli.mock import mock
-from retry_contract.cli.mutants import mutants
-from retry_contract.cli.mutants_merge import mutants_merge
 from retry_contract.cli.replay import replay
 from retry_contract.cli.run import run
 from retry_contract.cli.spec_drift import spec_drift
@@ -51,7 +51,7 @@ def main() -> None:
     click.get_current_context().call_on_close(output_guard.drain)
 
 
-for command in (run, mock, defects, mutants, mutants_merge, spec_drift, replay):
+for command in (run, mock, defects, defect_matrix, defect_matrix_merge, spec_drift, replay):
     main.add_command(command)
 # `reproduce`, the word of the report's `reproduce_steps` and `reproduce_script`, is what a reader of a
 # failure looks for: the same command under that name.

@@ -86,6 +86,7 @@ def mock(
         load_state_file,
         serve_forever,
     )
+    from cdf_workflows_mock.defects import check_combination
 
     try:
         chaos = ChaosConfig.from_options(latency, error_rate, chaos_seed)
@@ -100,6 +101,7 @@ def mock(
             profile=profile,
             chaos=chaos,
         )
+        check_combination(config.defects)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--defect/--profile") from None
     state = None

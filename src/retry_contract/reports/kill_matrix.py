@@ -1,5 +1,5 @@
 """The kill matrix's reports: kill-matrix.json (which `retry-contract mutants-merge` reads back) and
-kill-matrix.md, both written from one MatrixView (`mutants.matrix_view`)."""
+kill-matrix.md, both written from one MatrixView (`defect_matrix.matrix_view`)."""
 
 from __future__ import annotations
 

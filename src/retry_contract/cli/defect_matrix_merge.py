@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from retry_contract.cli.defect_matrix import conclude_matrix
 from retry_contract.cli.errors import fail, failing
-from retry_contract.cli.mutants import conclude_matrix
 from retry_contract.cli.options import setting_option
 
 CANNOT_MERGE = "cannot merge the kill matrix"
@@ -22,7 +22,7 @@ CANNOT_MERGE = "cannot merge the kill matrix"
     type=click.Path(dir_okay=False, path_type=Path),
 )
 @setting_option("report-dir")
-def mutants_merge(shard_files: tuple[Path, ...], report_dir: Path) -> None:
+def defect_matrix_merge(shard_files: tuple[Path, ...], report_dir: Path) -> None:
     """Put the kill-matrix.json of every shard of `mutants --shard I/N` together into one kill matrix.
 
     Writes kill-matrix.json and kill-matrix.md as an unsharded `mutants` does, and exits as it does:
@@ -32,7 +32,7 @@ def mutants_merge(shard_files: tuple[Path, ...], report_dir: Path) -> None:
     """
     import json
 
-    from retry_contract.mutants import (
+    from retry_contract.defect_matrix import (
         matrix_passes,
         matrix_problems,
         matrix_tally,

@@ -15,7 +15,7 @@ from retry_contract.run_settings import MATRIX_EXPLORE
 from retry_contract.verdict import ExitCode
 
 
-@click.command()
+@click.command("mutants")
 @setting_option("report-dir")
 @click.option(
     "--defect", "selected", multiple=True, metavar="NAME", help="Only these defects (default: all)."
@@ -40,7 +40,7 @@ from retry_contract.verdict import ExitCode
     help="Run only shard I of N (1-based) of the matrix's runs, dealt by position in catalogue order; "
     "its kill-matrix.json says which runs it holds. `retry-contract mutants-merge` puts the shards together.",
 )
-def mutants(
+def defect_matrix(
     report_dir: Path,
     selected: tuple[str, ...],
     workers: int | None,
@@ -58,7 +58,7 @@ def mutants(
     from rich.progress import Progress
 
     from cdf_workflows_mock.defects import BY_NAME, CATALOGUE
-    from retry_contract.mutants import (
+    from retry_contract.defect_matrix import (
         MatrixSettings,
         Shard,
         ShardPlan,

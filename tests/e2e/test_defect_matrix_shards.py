@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from retry_contract.cli import main
-from retry_contract.mutants import (
+from retry_contract.defect_matrix import (
     FAITHFUL_PROFILES,
     SHARD_KEY,
     MatrixSettings,
