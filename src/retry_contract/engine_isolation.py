@@ -21,8 +21,9 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from hypothesis import configuration
 from hypothesis.errors import HypothesisWarning
@@ -34,6 +35,10 @@ _KEPT_WARNINGS = 5
 _REDACTED_LENGTH = 20_000
 
 ShowWarning = Callable[[Warning | str, type[Warning], str, int, TextIO | None, str | None], None]
+
+
+class WarningCollector(Protocol):
+    def add(self, text: str) -> None: ...
 
 
 class EngineWarnings:
@@ -54,6 +59,13 @@ class EngineWarnings:
             if len(self.kept) < _KEPT_WARNINGS and line not in self.kept:
                 self.kept.append(line)
 
+    def absorb(self, raw: RawWarnings) -> None:
+        """Take what a process that holds no secret collected (`RawWarnings`), redacted here."""
+        for text in raw.texts:
+            self.add(text)
+        with self._lock:
+            self.count += raw.count - len(raw.texts)
+
     def summary(self) -> str | None:
         """One note for the run's reports, or None when Hypothesis said nothing."""
         with self._lock:
@@ -65,9 +77,24 @@ class EngineWarnings:
             )
 
 
+@dataclass
+class RawWarnings:
+    """Hypothesis's warnings in the engine's process, which has nothing to redact them with: how many,
+    and the first few distinct ones unredacted, for the fuzzer to redact (`EngineWarnings.absorb`)."""
+
+    count: int = 0
+    texts: list[str] = field(default_factory=list)
+
+    def add(self, text: str) -> None:
+        cut = text[:_REDACTED_LENGTH]
+        self.count += 1
+        if len(self.texts) < _KEPT_WARNINGS and cut not in self.texts:
+            self.texts.append(cut)
+
+
 # Re-entrant: a warning raised while the lock is held on its thread comes back to `_show`.
 _lock = threading.RLock()
-_isolated: list[EngineWarnings] = []
+_isolated: list[WarningCollector] = []
 # The hook `_show` was put in front of: what every other warning goes to.
 _shown_before: ShowWarning = warnings.showwarning
 _storage: tempfile.TemporaryDirectory[str] | None = None
@@ -75,7 +102,7 @@ _home_before: Path | None = None
 
 
 @contextmanager
-def isolated(collected: EngineWarnings) -> Iterator[EngineWarnings]:
+def isolated(collected: WarningCollector) -> Iterator[WarningCollector]:
     """While the block runs, Hypothesis stores nothing in the working directory and its warnings go to
     `collected`. Blocks may overlap (on several threads): the first one in sets up, the last one out
     puts Hypothesis's storage back and deletes the temporary one."""
@@ -86,7 +113,7 @@ def isolated(collected: EngineWarnings) -> Iterator[EngineWarnings]:
         _leave(collected)
 
 
-def _enter(collected: EngineWarnings) -> None:
+def _enter(collected: WarningCollector) -> None:
     global _storage, _home_before
     with _lock:
         if not _isolated:
@@ -104,7 +131,7 @@ def _enter(collected: EngineWarnings) -> None:
         _route_warnings()
 
 
-def _leave(collected: EngineWarnings) -> None:
+def _leave(collected: WarningCollector) -> None:
     global _storage, _home_before
     with _lock:
         _isolated.remove(collected)

@@ -164,13 +164,19 @@ class Provisioner:
     _next_shape: int = 0
     # The fixture shape of each execution created, for the report.
     shapes_of: dict[str, str] = field(default_factory=dict)
-    # Shared with every `for_scenario` copy: scenarios provision concurrently.
+    # Shared with every `for_scenario` copy: scenarios provision concurrently. Held for bookkeeping
+    # only, never over a request.
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    # One per workflow version, shared too: held while that version is created, so that no scenario
+    # runs it before it exists while the others create theirs meanwhile.
+    _version_locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict, repr=False)
+    # This copy's own: its shape cycle may be drawn from several threads (the fuzzer's pool).
+    _shape_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def for_scenario(self) -> Provisioner:
-        """A provisioner that shares this one's records and lock but cycles through the fixture shapes
+        """A provisioner that shares this one's records and locks but cycles through the fixture shapes
         from the first: each concurrent scenario gets the same shapes in every run."""
-        return replace(self, _next_shape=0)
+        return replace(self, _next_shape=0, _shape_lock=threading.Lock())
 
     # -- workflows --------------------------------------------------------------------------------
 
@@ -186,21 +192,27 @@ class Provisioner:
         # Held while creating: another scenario must not run the version before it exists. Listed for
         # cleanup before the first request, ready only once both exist: a creation cut short by an error
         # is tried again by the next scenario that needs it.
+        key = (external_id, shape.version)
         with self._lock:
-            if (external_id, shape.version) not in self._ready_versions:
-                if external_id not in self.created_workflows:
+            version_lock = self._version_locks.setdefault(key, threading.Lock())
+        with version_lock:
+            with self._lock:
+                ready = key in self._ready_versions
+                if not ready and external_id not in self.created_workflows:
                     self.created_workflows.append(external_id)
+            if not ready:
                 self.client.upsert_workflow(
                     external_id, f"retry-contract fixture ({purpose}); safe to delete"
                 )
                 self.client.upsert_version(external_id, shape.version, tasks)
-                self._ready_versions.add((external_id, shape.version))
+                with self._lock:
+                    self._ready_versions.add(key)
         return external_id
 
     def next_shape(self) -> FixtureShape:
         """The next shape of this provisioner's own cycle (each `for_scenario` copy starts at the first)."""
         shapes = self.shapes
-        with self._lock:
+        with self._shape_lock:
             self._next_shape += 1
             return shapes[(self._next_shape - 1) % len(shapes)]
 

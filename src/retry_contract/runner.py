@@ -25,8 +25,9 @@ from retry_contract.budget import BudgetExhausted, RequestBudget
 from retry_contract.cdf_client import CdfClient, ClientError
 from retry_contract.checks import Judge
 from retry_contract.credentials import StaticToken
+from retry_contract.engine_processes import EngineProcess, engines_for, fuzz_settings_of
 from retry_contract.exploration import explore
-from retry_contract.fuzzing import Fuzzer, FuzzSettings
+from retry_contract.fuzzing import Fuzzer
 from retry_contract.interrupts import Background, StopSignals, Wake
 from retry_contract.provisioning import Provisioner, RetryablePool
 from retry_contract.requirements import Level
@@ -217,8 +218,12 @@ def run(
     options: RunOptions,
     progress: ProgressListener = lambda _: None,
     signals: StopSignals | None = None,
+    engines: list[EngineProcess] | None = None,
 ) -> RunResult:
     """One run, from reaching the target to cleanup; the result to report.
+
+    `engines`: the fuzzing engines' processes, when the caller made them (`engine_processes.engines_for`)
+    before importing this module; else the run makes them first thing.
 
     Raises CouldNotRun when nothing could be judged, RunInterrupted after Ctrl-C/SIGTERM and RunBroken
     after an internal error, each of the last two with the result of what was judged. `signals` counts
@@ -235,6 +240,10 @@ def run(
     deadline = None if options.max_duration is None else time.monotonic() + options.max_duration
     with ExitStack() as stack:
         stop = signals if signals is not None else stack.enter_context(StopSignals())
+        # First: their start-up (an interpreter each, Schemathesis imported) overlaps reaching the target
+        # and everything before the fuzzing. They send nothing before the fuzzing starts them.
+        if engines is None:
+            engines = stack.enter_context(engines_for(options))
         base_url, effective = stack.enter_context(reach_target(options))
         assert effective.credentials is not None
         registry.add(effective.readonly_token)
@@ -269,7 +278,9 @@ def run(
                 judging,
                 stop,
                 deadline,
-                lambda: _judge_everything(effective, base_url, client, provisioner, result, feed, judging),
+                lambda: _judge_everything(
+                    effective, base_url, client, provisioner, result, feed, judging, engines
+                ),
                 client,
                 result,
                 feed,
@@ -452,6 +463,7 @@ def _judge_everything(
     result: RunResult,
     feed: _ProgressFeed,
     judging: _Judging,
+    engines: list[EngineProcess] | None,
 ) -> None:
     """Scenarios and fuzzing at once over a bounded pool of threads, then what must wait on the server.
 
@@ -488,52 +500,52 @@ def _judge_everything(
     by_scenario = {scenario: scenario_task(scenario) for scenario in ALL_SCENARIOS}
     ordered = [*LONGEST_FIRST, *(s for s in ALL_SCENARIOS if s not in LONGEST_FIRST)]
     tasks = [by_scenario[scenario] for scenario in ordered]
-    if options.fuzz:
-        ledgers.append(Ledger())
-        fuzz_judge = judge.with_ledger(ledgers[-1])
+    if engines is not None:
+        fuzz_judges = []
+        for _ in engines:
+            ledgers.append(Ledger())
+            fuzz_judges.append(judge.with_ledger(ledgers[-1]))
 
         def fuzz() -> None:
             fuzzer = Fuzzer(
                 base_url=base_url,
                 client=client,
                 pool=RetryablePool(provisioner.for_scenario()),
-                judge=fuzz_judge,
-                settings=FuzzSettings(
-                    options.seed,
-                    options.max_examples,
-                    options.request_timeout,
-                    options.pool_size,
-                    options.max_response_mib * MIB,
-                ),
+                judges=fuzz_judges,
+                settings=fuzz_settings_of(options),
                 should_stop=stop,
+                engines=engines,
+                # One worker: one engine at a time too, as one request at a time.
+                engines_at_once=1 if options.concurrency == 1 else len(engines),
             )
             result.fuzz = fuzzer.stats
             with result.timer.phase("fuzzing"):
                 fuzzer.run()
 
-        # The longest single task (Schemathesis runs its phases one after the other, and two engines
-        # in one process are not thread-safe): first in line, so that it overlaps the scenarios from
-        # the start. One worker keeps the old order, scenarios first, which fail fast sooner.
+        # The longest single task (Schemathesis runs its phases one after the other): first in line,
+        # so that it overlaps the scenarios from the start. One worker keeps the old order, scenarios
+        # first, which fail fast sooner.
         tasks.insert(0 if options.concurrency > 1 else len(tasks), fuzz)
-    exploration: Task | None = None
     if options.explore > 0:
         ledgers.append(Ledger())
         ctx = ScenarioContext(client, provisioner.for_scenario(), judge.with_ledger(ledgers[-1]))
 
         def exploration() -> None:
-            with result.timer.phase("exploration"):
-                explore(ctx, options.explore, options.seed, result.exploration, stop)
+            if not stop():
+                with result.timer.phase("exploration"):
+                    explore(ctx, options.explore, options.seed, result.exploration, stop)
+
+        # Beside the fuzzing: its Hypothesis engine is the only one in this process (Schemathesis's
+        # runs in a process of its own, and two in one process break: CPython 3.11's parser is not
+        # thread-safe, and Hypothesis parses source as it draws). Second in line, as long as the longest
+        # scenarios; last with one worker.
+        tasks.insert(1 if options.concurrency > 1 else len(tasks), exploration)
 
     try:
         provisioner.start_timing_out()
         feed.phase("scenarios and fuzzing")
         with result.timer.phase("scenarios and fuzzing"):
             _run_all(tasks, options.concurrency, halt, client)
-        if exploration is not None and not stop():
-            # After the fuzzer, never beside it: two Hypothesis engines in one process at once break
-            # (CPython 3.11's parser is not thread-safe, and Hypothesis parses source as it draws).
-            feed.phase("exploration")
-            _run_all([exploration], 1, halt, client)
         if not stop():
             late = [scenario_task(scenario) for scenario in LATE_SCENARIOS]
             feed.phase("late scenarios")

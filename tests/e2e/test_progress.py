@@ -76,7 +76,6 @@ def test_a_run_off_a_terminal_prints_plain_phase_lines() -> None:
     assert [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p] == [
         "preflight",
         "scenarios and fuzzing",
-        "exploration",
         "late scenarios",
         "cleanup",
         "finished",

@@ -97,13 +97,10 @@ def test_the_spec_declares_the_relaxed_statuses_and_the_catalogue_names_them() -
 @pytest.mark.parametrize("method", sorted(OPEN_METHODS))
 def test_open_methods_carry_no_status_expectation_from_the_fuzzer(method: str) -> None:
     from retry_contract import fuzzing
+    from retry_contract.fuzz_protocol import CaseShape
 
-    class _Case:
-        def __init__(self) -> None:
-            self.method = method
-            self.meta = None
-
-    assert fuzzing._expectation(_Case(), our_credentials=True, steered=False) is None
+    shape = CaseShape(method, generation_mode=None, path_mode=None, body_mode=None, declares_json=True)
+    assert fuzzing._expectation(shape, our_credentials=True, steered=False) is None
 
 
 def test_the_proxied_profile_answers_oversized_requests_with_the_front_ends_page() -> None:

@@ -8,6 +8,7 @@ drew from) become a note of the run, and its caches live in a temporary director
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from hypothesis import configuration
 from hypothesis.errors import HypothesisDeprecationWarning, HypothesisWarning
@@ -27,7 +29,10 @@ from retry_contract.cdf_client import CdfClient
 from retry_contract.checks import Judge
 from retry_contract.credentials import StaticToken
 from retry_contract.engine_isolation import EngineWarnings, isolated
+from retry_contract.engine_processes import ENGINE_PHASES
 from retry_contract.exchange import Credential, Exchange
+from retry_contract.fuzz_engine import load_schema
+from retry_contract.fuzz_protocol import EngineCase, EngineFailure
 from retry_contract.fuzzing import PLACEHOLDER_AUTHORIZATION, Fuzzer, FuzzSettings
 from retry_contract.provisioning import Provisioner, RetryablePool
 from retry_contract.resilience import RetryPolicy
@@ -37,18 +42,18 @@ from support.project import PROJECT, ROOT
 
 
 class _RecordingFuzzer(Fuzzer):
-    """A fuzzer that also keeps the repr of every case the engine made, and every exchange."""
+    """A fuzzer that also keeps every exchange it judged."""
 
     def __init__(self, **kwargs: Any) -> None:
-        self.case_reprs: list[str] = []
         self.exchanges: list[Exchange] = []
         super().__init__(**kwargs)
 
-    def _harvest(self, recorder: Any) -> Iterator[tuple[Exchange, list[tuple[str, Any]]]]:
-        self.case_reprs += [repr(node.value) for node in recorder.cases.values()]
-        for exchange, failures in super()._harvest(recorder):
-            self.exchanges.append(exchange)
-            yield exchange, failures
+    def _exchange_of(
+        self, case: EngineCase, leases: Any, judge: Judge
+    ) -> tuple[Exchange, list[tuple[str, EngineFailure]]]:
+        exchange, failures = super()._exchange_of(case, leases, judge)
+        self.exchanges.append(exchange)
+        return exchange, failures
 
 
 @dataclass
@@ -67,7 +72,7 @@ def fuzzed(embedded_mock: EmbeddedMock, mock_tokens: tuple[str, str]) -> Iterato
         base_url=embedded_mock.base_url,
         client=client,
         pool=RetryablePool(provisioner.for_scenario()),
-        judge=Judge(embedded_mock.base_url, Ledger()),
+        judges=[Judge(embedded_mock.base_url, Ledger()) for _ in ENGINE_PHASES],
         settings=FuzzSettings(seed=20230101, max_examples=5, pool_size=2),
     )
     try:
@@ -79,15 +84,27 @@ def fuzzed(embedded_mock: EmbeddedMock, mock_tokens: tuple[str, str]) -> Iterato
 
 
 @pytest.mark.slow
-def test_no_case_strategy_or_configuration_of_the_engine_holds_the_token(fuzzed: Fuzzed) -> None:
+def test_the_engine_process_is_given_no_secret_and_its_cases_hold_none(fuzzed: Fuzzed) -> None:
     token = fuzzed.bearer.removeprefix("Bearer ")
-    operation = next(iter(fuzzed.fuzzer.schema.get_all_operations())).ok()
-    strategy = repr(operation.as_strategy())
-    cases = "\n".join(fuzzed.fuzzer.case_reprs)
-    assert len(fuzzed.fuzzer.case_reprs) == fuzzed.fuzzer.stats.cases > 20
+    # All the engine's process starts with: the token reaches it only as each case goes out.
+    given = [fuzzed.fuzzer.settings.engine_settings(phases) for phases in ENGINE_PHASES]
+    assert token.encode() not in pickle.dumps((given, fuzzed.fuzzer.project_url))
+    schema = load_schema(given[0], fuzzed.fuzzer.project_url)
+    operation = next(iter(schema.get_all_operations())).ok()
+    strategy = operation.as_strategy()
+    cases: list[str] = []
+
+    @hypothesis.settings(max_examples=10, database=None, derandomize=True)
+    @hypothesis.given(strategy)
+    def draw(case: Any) -> None:
+        cases.append(repr(case))
+
+    draw()
     # The reprs show the Authorization header: the placeholder is what they show of it.
-    assert PLACEHOLDER_AUTHORIZATION in strategy and PLACEHOLDER_AUTHORIZATION in cases
-    assert token not in strategy + cases + repr(fuzzed.fuzzer.schema.config)
+    shown = repr(strategy) + "".join(cases)
+    assert PLACEHOLDER_AUTHORIZATION in shown
+    assert token not in shown + repr(schema.config)
+    assert len(fuzzed.fuzzer.exchanges) == fuzzed.fuzzer.stats.cases > 20
 
 
 @pytest.mark.slow
@@ -109,7 +126,7 @@ def test_cases_the_engine_sent_without_our_credentials_are_judged_as_such(fuzzed
 
 @pytest.mark.slow
 def test_the_engine_requests_the_project_url_the_client_builds(fuzzed: Fuzzed) -> None:
-    assert fuzzed.fuzzer.schema.config.base_url == fuzzed.client.project_url("")
+    assert fuzzed.fuzzer.project_url == fuzzed.client.project_url("")
 
 
 # -- warnings and storage ---------------------------------------------------------------------------
@@ -173,10 +190,10 @@ def test_retry_backoff_leaves_the_global_random_state_alone() -> None:
 # -- the whole run, as a user runs it ---------------------------------------------------------------
 
 # Forces the warning that leaked the token: the global random state changes during every draw of a
-# Hypothesis example (in Schemathesis, outside the block where it records warnings itself).
+# Hypothesis example (in Schemathesis, outside the block where it records warnings itself). As a
+# `sitecustomize`, so that it is in place in every process of the run, the engine's own included.
 FORCE_RANDOM_IN_DRAWS = """
 import random
-import sys
 
 from schemathesis.generation.hypothesis import examples
 
@@ -193,11 +210,6 @@ def _add_examples(strategy, *args, **kwargs):
 
 
 examples._add_examples = _add_examples
-
-from retry_contract.cli import main
-
-sys.argv[0] = "retry-contract"
-main()
 """
 
 
@@ -209,20 +221,23 @@ def test_a_quiet_run_prints_its_verdict_only_and_leaves_nothing_behind(
     cwd, temporary, reports = tmp_path / "cwd", tmp_path / "tmp", tmp_path / "reports"
     cwd.mkdir()
     temporary.mkdir()
-    script = tmp_path / "run_with_random_in_draws.py"
-    script.write_text(FORCE_RANDOM_IN_DRAWS)
+    patches = tmp_path / "patches"
+    patches.mkdir()
+    (patches / "sitecustomize.py").write_text(FORCE_RANDOM_IN_DRAWS)
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("CDF_", "GITHUB_"))}
     environment.update(
         {
             "CDF_TOKEN": write,
             "CDF_READONLY_TOKEN": readonly,
             "TMPDIR": str(temporary),
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), environment.get("PYTHONPATH", "")]),
+            "PYTHONPATH": os.pathsep.join(
+                [str(patches), str(ROOT / "src"), environment.get("PYTHONPATH", "")]
+            ),
         }
     )
     args = ["run", "-q", "--base-url", embedded_mock.base_url, "--project", PROJECT]
     result = subprocess.run(
-        [sys.executable, str(script), *args, "--max-examples", "10", "--report-dir", str(reports)],
+        [sys.executable, "-m", "retry_contract", *args, "--max-examples", "10", "--report-dir", str(reports)],
         capture_output=True,
         text=True,
         env=environment,

@@ -25,6 +25,7 @@ from retry_contract.run_settings import DEFAULT_MOCK_PROFILE
 from retry_contract.verdict import ExitCode
 
 if TYPE_CHECKING:
+    from retry_contract.engine_processes import EngineProcess
     from retry_contract.runner import RunOptions
 
 
@@ -100,6 +101,22 @@ def _check_target(values: dict[str, Any]) -> bool:
 def _run_and_report(
     options: RunOptions, report_dir: Path, formats: tuple[str, ...], console: Console, *, quiet: bool
 ) -> None:
+    from retry_contract.engine_processes import engines_for
+
+    # Before the rest of the run is imported, which takes as long as their start-up: it overlaps.
+    with engines_for(options) as engines:
+        _run_with(engines, options, report_dir, formats, console, quiet=quiet)
+
+
+def _run_with(
+    engines: list[EngineProcess] | None,
+    options: RunOptions,
+    report_dir: Path,
+    formats: tuple[str, ...],
+    console: Console,
+    *,
+    quiet: bool,
+) -> None:
     from retry_contract import reports
     from retry_contract.interrupts import StopSignals
     from retry_contract.reports import progress
@@ -113,7 +130,7 @@ def _run_and_report(
     with StopSignals() as signals:
         try:
             with progress.showing(console, registry, quiet=quiet) as show:
-                result = run_suite(options, progress=show, signals=signals)
+                result = run_suite(options, progress=show, signals=signals, engines=engines)
         except CouldNotRun as error:
             if error.result is not None:
                 # The target was reached: the reports say why nothing (more) could be judged.
