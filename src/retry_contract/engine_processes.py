@@ -7,13 +7,16 @@ makes the engines before it imports the rest of the run.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 
 from retry_contract import contract
 from retry_contract.bounded_read import DEFAULT_MAX_RESPONSE_MIB, MIB
@@ -23,7 +26,7 @@ from retry_contract.results import RunOptions
 
 # The module an engine's process runs (`python -m`): named, not imported, here.
 ENGINE_MODULE = "retry_contract.fuzz_engine"
-# How long an engine's process has to end once it said it finished.
+# How long the engines' process has to end once every engine said it finished.
 _ENGINE_EXIT_SECONDS = 10.0
 
 # Schemathesis runs its phases one after the other; the run's engines run them side by side, one group
@@ -53,34 +56,12 @@ class FuzzSettings:
 
 
 class EngineProcess:
-    """One engine's process (`python -m retry_contract.fuzz_engine`), made ahead of the fuzzing so that
-    its start-up (an interpreter, Schemathesis and Hypothesis imported) overlaps the run's; it sends
-    nothing until `start`. `end` stops it whatever state it is in.
+    """One engine, seen from the fuzzer: its connection. It sends nothing until `start`; `end` (closing
+    the connection) ends it at its next exchange with the fuzzer."""
 
-    A fresh interpreter, not a `multiprocessing` child: those import the caller's main module again,
-    which runs a script without a `__main__` guard a second time, and forked ones would inherit the
-    run's threads mid-flight. Its end of the connection is a socket it inherits; its output goes nowhere.
-    """
-
-    def __init__(self, settings: EngineSettings) -> None:
-        self.connection, theirs = multiprocessing.Pipe()
-        environment = dict(os.environ)
-        # The modules this process imports from, wherever they were found (an editable install, a
-        # benchmark's checkout of another commit): the engine is the same code as the fuzzer.
-        environment["PYTHONPATH"] = os.pathsep.join(entry for entry in sys.path if entry)
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", ENGINE_MODULE, str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=environment,
-                start_new_session=True,
-            )
-        finally:
-            theirs.close()
-        self.connection.send(settings)
+    def __init__(self, connection: Connection, settings: EngineSettings) -> None:
+        self.connection = connection
+        self.settings = settings
         self.finished = False
 
     def start(self, project_url: str) -> bool:
@@ -102,29 +83,68 @@ class EngineProcess:
         return message
 
     def end(self) -> None:
-        """Its process ends: by itself once it finished, else it is stopped at once (it may be in the
-        middle of a case, or still starting up: nothing it would do is wanted any more)."""
         self.connection.close()
-        if not self.finished:
-            self.process.kill()
-        try:
-            self.process.wait(_ENGINE_EXIT_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 @contextmanager
 def engines_made(settings: FuzzSettings) -> Iterator[list[EngineProcess]]:
-    """The run's engine processes, one per group of `ENGINE_PHASES`, ended on the way out."""
-    engines: list[EngineProcess] = []
+    """The run's engines, one per group of `ENGINE_PHASES`, in one process group that is ended on the
+    way out (at once, unless every engine finished).
+
+    One interpreter (`python -m retry_contract.fuzz_engine`) imports the engine once and forks one
+    process per further engine: a run pays one start-up, not one per engine. A fresh interpreter, not
+    a `multiprocessing` child: those import the caller's main module again (which runs a script
+    without a `__main__` guard a second time), and one forked from the run would inherit its threads
+    mid-flight. Each engine's end of its connection is a socket it inherits; their output goes nowhere.
+    """
+    pairs = [multiprocessing.Pipe() for _ in ENGINE_PHASES]
+    theirs = [pair[1] for pair in pairs]
+    engines = [
+        EngineProcess(ours, settings.engine_settings(phases))
+        for (ours, _), phases in zip(pairs, ENGINE_PHASES, strict=True)
+    ]
+    environment = dict(os.environ)
+    # The modules this process imports from, wherever they were found (an editable install, a
+    # benchmark's checkout of another commit): the engines are the same code as the fuzzer.
+    environment["PYTHONPATH"] = os.pathsep.join(entry for entry in sys.path if entry)
+    descriptors = [connection.fileno() for connection in theirs]
+    process: subprocess.Popen[bytes] | None = None
     try:
-        for phases in ENGINE_PHASES:
-            engines.append(EngineProcess(settings.engine_settings(phases)))
+        process = subprocess.Popen(
+            [sys.executable, "-m", ENGINE_MODULE, *map(str, descriptors)],
+            pass_fds=descriptors,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=environment,
+            # Its own process group: the engines it forks are ended with it.
+            start_new_session=True,
+        )
+        for connection in theirs:
+            connection.close()
+        for engine in engines:
+            engine.connection.send(engine.settings)
         yield engines
     finally:
+        for connection in theirs:
+            connection.close()
         for engine in engines:
             engine.end()
+        if process is not None:
+            _end_group(process, finished=all(engine.finished for engine in engines))
+
+
+def _end_group(process: subprocess.Popen[bytes], *, finished: bool) -> None:
+    """The engines' processes end: by themselves once every engine finished, else they are stopped at
+    once (one may be in the middle of a case, or still starting up: nothing it would do is wanted)."""
+    if finished:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(_ENGINE_EXIT_SECONDS)
+            return
+    # Not reaped yet, so its id, the group's, cannot have been reused: the signal reaches only engines.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def fuzz_settings_of(options: RunOptions) -> FuzzSettings:

@@ -13,12 +13,13 @@ what it has to say (its errors, Hypothesis's warnings) goes to the fuzzer as tex
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NoReturn
 
 import hypothesis.strategies as st
 import schemathesis
@@ -162,8 +163,8 @@ class _Engine:
             return
         target = case.path_parameters.get("executionId") if case.path_parameters else None
         steer = target == STEERED_EXECUTION_ID or target in self.leased
-        self.connection.send(CallAsked(case.id, steer))
-        grant: CallGrant = self.connection.recv()
+        self._send(CallAsked(case.id, steer))
+        grant: CallGrant = self._receive()
         if grant.authorization is not None:
             kwargs["auth"] = _AuthorizationAtSend(grant.authorization)
         if grant.execution_id is not None and grant.nonce is not None:
@@ -177,13 +178,27 @@ class _Engine:
     def after_call(self, case: Any, response: Any) -> None:
         if case.id in self.steered:
             status = response.status_code if response is not None else None
-            self.connection.send(CallAnswered(case.id, status))
+            self._send(CallAnswered(case.id, status))
+
+    # The fuzzer gone (its connection closed: the run stopped or ended), nothing this engine would
+    # still send is wanted: it ends at once, from inside Schemathesis's hooks too.
+    def _send(self, message: object) -> None:
+        try:
+            self.connection.send(message)
+        except OSError:
+            os._exit(0)
+
+    def _receive(self) -> Any:
+        try:
+            return self.connection.recv()
+        except (EOFError, OSError):
+            os._exit(0)
 
     def run(self) -> None:
         stream = self.stream = from_schema(self.schema).execute()
         for event in stream:
             if isinstance(event, events.ScenarioFinished):
-                self.connection.send(Harvest(tuple(_harvest(event.recorder))))
+                self._send(Harvest(tuple(_harvest(event.recorder))))
             elif isinstance(event, events.NonFatalError):
                 message = event.info.message if hasattr(event, "info") else event
                 self.errors.append(f"{event.label}: {message}")
@@ -303,6 +318,23 @@ def serve(connection: Connection) -> None:
         connection.close()
 
 
+def main(descriptors: list[int]) -> NoReturn:
+    """Serve one engine per connection: this process serves the last, after forking one process for
+    each of the others (here, a fresh interpreter with one thread, forking is safe, and the imports
+    are done once)."""
+    served = descriptors[-1]
+    for descriptor in descriptors[:-1]:
+        if os.fork() == 0:
+            served = descriptor
+            break
+    for descriptor in descriptors:
+        if descriptor != served:
+            os.close(descriptor)
+    serve(Connection(served))
+    # Without Python's exit handlers: a forked process would run its parent's twice.
+    os._exit(0)
+
+
 if __name__ == "__main__":
-    # The fuzzer starts this module with the descriptor of its end of the connection, and nothing else.
-    serve(Connection(int(sys.argv[1])))
+    # The fuzzer starts this module with the descriptors of its engines' ends of their connections.
+    main([int(argument) for argument in sys.argv[1:]])

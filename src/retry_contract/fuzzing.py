@@ -197,7 +197,7 @@ class Fuzzer:
                 if self.interruption is None:
                     with self._lock:
                         self.stats.errors.append(
-                            f"fatal: a fuzzing engine's process ended (exit code {engine.process.poll()}) "
+                            f"fatal: the fuzzing engine of {', '.join(engine.settings.phases)} ended "
                             "before it finished; the cases it had sent until its last scenario were judged"
                         )
         finally:
