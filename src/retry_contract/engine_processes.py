@@ -7,26 +7,37 @@ makes the engines before it imports the rest of the run.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing
 import os
-import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.connection import Connection
 
 from retry_contract import contract
 from retry_contract.bounded_read import DEFAULT_MAX_RESPONSE_MIB, MIB
-from retry_contract.fuzz_protocol import EngineFinished, EngineMessage, EngineSettings, StartEngine
+from retry_contract.fuzz_protocol import (
+    EngineFinished,
+    EngineMessage,
+    EngineSettings,
+    StartEngine,
+    receive_control,
+    send_control,
+)
 from retry_contract.provisioning import DEFAULT_POOL_SIZE
 from retry_contract.results import RunOptions
 
 # The module an engine's process runs (`python -m`): named, not imported, here.
 ENGINE_MODULE = "retry_contract.fuzz_engine"
-# How long the engines' process has to end once every engine said it finished.
+# How long the engine host has to end once the run's process is done with it.
 _ENGINE_EXIT_SECONDS = 10.0
 
 # Schemathesis runs its phases one after the other; the run's engines run them side by side, one group
@@ -63,6 +74,14 @@ class EngineProcess:
         self.connection = connection
         self.settings = settings
         self.finished = False
+        # Its process's id, from the engine host (set once the host was asked to make it).
+        self.pid_of: Callable[[], int] | None = None
+
+    def pid(self) -> int:
+        """Its process's id (waits for the engine host to have made it)."""
+        if self.pid_of is None:
+            raise RuntimeError("the engine was never made")
+        return self.pid_of()
 
     def start(self, project_url: str) -> bool:
         """Tell it where to send; False when its process is already gone."""
@@ -86,65 +105,128 @@ class EngineProcess:
         self.connection.close()
 
 
+@dataclass
+class _Made:
+    pids: list[int] | None = None
+
+
+class _EngineHost:
+    """The process the engines are forked from (`fuzz_engine.host`): one per run's process, started on
+    first use and kept for the life of that process, so that only its first run pays the engine's
+    start-up (an interpreter, Schemathesis and Hypothesis imported), and later runs none.
+
+    A fresh interpreter, not a `multiprocessing` child: those import the caller's main module again
+    (which runs a script without a `__main__` guard a second time), and one forked from the run's
+    process would inherit its threads mid-flight. It ends when the run's process closes its end of
+    the control socket, at exit or when it dies; its output, and its engines', goes nowhere.
+    """
+
+    def __init__(self) -> None:
+        self.owner = os.getpid()
+        self.lock = threading.Lock()
+        self.pending: deque[_Made] = deque()
+        self.control, theirs = socket.socketpair()
+        environment = dict(os.environ)
+        # The modules this process imports from, wherever they were found (an editable install, a
+        # benchmark's checkout of another commit): the engines are the same code as the fuzzer.
+        environment["PYTHONPATH"] = os.pathsep.join(entry for entry in sys.path if entry)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", ENGINE_MODULE, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=environment,
+                # Out of the terminal's process group: Ctrl-C is for the run to handle.
+                start_new_session=True,
+            )
+        finally:
+            theirs.close()
+
+    def usable(self) -> bool:
+        # A process forked from the one that started it would share its control socket.
+        return self.owner == os.getpid() and self.process.poll() is None
+
+    def make(self, descriptors: list[int]) -> _Made:
+        """One engine process per descriptor (its end of a connection). Not waited for: the host may
+        still be importing, and the run goes on meanwhile; `pids` waits."""
+        made = _Made()
+        with self.lock:
+            send_control(self.control, {"make": len(descriptors)}, descriptors)
+            self.pending.append(made)
+        return made
+
+    def pids(self, made: _Made) -> list[int]:
+        """The process ids of what `make` made: the host answers in order."""
+        with self.lock:
+            while made.pids is None:
+                received = receive_control(self.control)
+                if received is None:
+                    raise OSError("the engine host ended")
+                self.pending.popleft().pids = received[0]
+        return made.pids
+
+    def kill(self, pids: list[int]) -> None:
+        with self.lock, contextlib.suppress(OSError):
+            send_control(self.control, {"kill": pids})
+
+    def close(self) -> None:
+        self.control.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(_ENGINE_EXIT_SECONDS)
+
+
+_host: _EngineHost | None = None
+_host_lock = threading.Lock()
+
+
+def _engine_host() -> _EngineHost:
+    global _host
+    with _host_lock:
+        if _host is None or not _host.usable():
+            _host = _EngineHost()
+            atexit.register(_host.close)
+        return _host
+
+
 @contextmanager
 def engines_made(settings: FuzzSettings) -> Iterator[list[EngineProcess]]:
-    """The run's engines, one per group of `ENGINE_PHASES`, in one process group that is ended on the
-    way out (at once, unless every engine finished).
-
-    One interpreter (`python -m retry_contract.fuzz_engine`) imports the engine once and forks one
-    process per further engine: a run pays one start-up, not one per engine. A fresh interpreter, not
-    a `multiprocessing` child: those import the caller's main module again (which runs a script
-    without a `__main__` guard a second time), and one forked from the run would inherit its threads
-    mid-flight. Each engine's end of its connection is a socket it inherits; their output goes nowhere.
-    """
+    """The run's engines, one per group of `ENGINE_PHASES`, each a process forked by the engine host;
+    on the way out, those that did not finish are killed (one may be in the middle of a case, or still
+    waiting to start: nothing it would do is wanted any more)."""
     pairs = [multiprocessing.Pipe() for _ in ENGINE_PHASES]
-    theirs = [pair[1] for pair in pairs]
     engines = [
         EngineProcess(ours, settings.engine_settings(phases))
         for (ours, _), phases in zip(pairs, ENGINE_PHASES, strict=True)
     ]
-    environment = dict(os.environ)
-    # The modules this process imports from, wherever they were found (an editable install, a
-    # benchmark's checkout of another commit): the engines are the same code as the fuzzer.
-    environment["PYTHONPATH"] = os.pathsep.join(entry for entry in sys.path if entry)
-    descriptors = [connection.fileno() for connection in theirs]
-    process: subprocess.Popen[bytes] | None = None
+    host = _engine_host()
+    made: _Made | None = None
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", ENGINE_MODULE, *map(str, descriptors)],
-            pass_fds=descriptors,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=environment,
-            # Its own process group: the engines it forks are ended with it.
-            start_new_session=True,
-        )
-        for connection in theirs:
-            connection.close()
+        made = host.make([theirs.fileno() for _, theirs in pairs])
+        for index, engine in enumerate(engines):
+            engine.pid_of = partial(_pid_of, host, made, index)
+        for _, theirs in pairs:
+            theirs.close()
         for engine in engines:
             engine.connection.send(engine.settings)
         yield engines
     finally:
-        for connection in theirs:
-            connection.close()
+        for _, theirs in pairs:
+            theirs.close()
         for engine in engines:
             engine.end()
-        if process is not None:
-            _end_group(process, finished=all(engine.finished for engine in engines))
+        if made is not None:
+            # Read even when every engine finished: the host's answers are read in order.
+            with contextlib.suppress(OSError):
+                pids = host.pids(made)
+                unfinished = [pid for engine, pid in zip(engines, pids, strict=True) if not engine.finished]
+                if unfinished:
+                    host.kill(unfinished)
 
 
-def _end_group(process: subprocess.Popen[bytes], *, finished: bool) -> None:
-    """The engines' processes end: by themselves once every engine finished, else they are stopped at
-    once (one may be in the middle of a case, or still starting up: nothing it would do is wanted)."""
-    if finished:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(_ENGINE_EXIT_SECONDS)
-            return
-    # Not reaped yet, so its id, the group's, cannot have been reused: the signal reaches only engines.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+def _pid_of(host: _EngineHost, made: _Made, index: int) -> int:
+    return host.pids(made)[index]
 
 
 def fuzz_settings_of(options: RunOptions) -> FuzzSettings:

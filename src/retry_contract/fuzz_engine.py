@@ -12,9 +12,11 @@ what it has to say (its errors, Hypothesis's warnings) goes to the fuzzer as tex
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 import traceback
 from collections.abc import Callable
@@ -43,6 +45,8 @@ from retry_contract.fuzz_protocol import (
     EngineSettings,
     Harvest,
     StartEngine,
+    receive_control,
+    send_control,
 )
 from retry_contract.fuzz_transport import body_over_cap, bound_engine_sessions
 
@@ -318,23 +322,60 @@ def serve(connection: Connection) -> None:
         connection.close()
 
 
-def main(descriptors: list[int]) -> NoReturn:
-    """Serve one engine per connection: this process serves the last, after forking one process for
-    each of the others (here, a fresh interpreter with one thread, forking is safe, and the imports
-    are done once)."""
-    served = descriptors[-1]
-    for descriptor in descriptors[:-1]:
-        if os.fork() == 0:
-            served = descriptor
-            break
-    for descriptor in descriptors:
-        if descriptor != served:
+def host(control: socket.socket) -> NoReturn:
+    """The engine host: forks one engine process per connection it is passed (`fuzz_protocol`'s control
+    messages). It has imported the engine once, so an engine starts at once, without an import, and as
+    it is a fresh interpreter on one thread, forking it is safe. It kills only engines it has not yet
+    reaped (their ids cannot have been reused), and once the run's process is gone, it ends them all
+    and itself."""
+    live: set[int] = set()
+    while True:
+        _reap(live)
+        received = receive_control(control)
+        if received is None:
+            for pid in live:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            os._exit(0)
+        message, descriptors = received
+        if "make" in message:
+            made = [
+                _fork_engine(served, descriptors[index + 1 :], control)
+                for index, served in enumerate(descriptors)
+            ]
+            live.update(made)
+            send_control(control, made)
+        elif "kill" in message:
+            _reap(live)
+            for pid in message["kill"]:
+                if pid in live:
+                    os.kill(pid, signal.SIGKILL)
+
+
+def _fork_engine(served: int, others: list[int], control: socket.socket) -> int:
+    """An engine process serving `served`; `others`: the connections of engines still to be forked
+    (those forked before were closed here already)."""
+    pid = os.fork()
+    if pid == 0:
+        control.close()
+        for descriptor in others:
             os.close(descriptor)
-    serve(Connection(served))
-    # Without Python's exit handlers: a forked process would run its parent's twice.
-    os._exit(0)
+        serve(Connection(served))
+        # Without Python's exit handlers: they are the host's.
+        os._exit(0)
+    os.close(served)
+    return pid
+
+
+def _reap(live: set[int]) -> None:
+    for pid in list(live):
+        with contextlib.suppress(ChildProcessError):
+            done, _status = os.waitpid(pid, os.WNOHANG)
+            if done == 0:
+                continue
+        live.discard(pid)
 
 
 if __name__ == "__main__":
-    # The fuzzer starts this module with the descriptors of its engines' ends of their connections.
-    main([int(argument) for argument in sys.argv[1:]])
+    # Started by `engine_processes` with the descriptor of its end of the control socket.
+    host(socket.socket(fileno=int(sys.argv[1])))

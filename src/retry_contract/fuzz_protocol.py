@@ -13,9 +13,13 @@ has to say about itself (`EngineFinished`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import os
+import socket
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # What the engine is configured with in place of the run's `Bearer <token>`: its configuration, its
 # strategies and its cases (and every warning, error or report that prints them) hold no secret.
@@ -130,3 +134,35 @@ class EngineFinished:
 
 
 EngineMessage = CallAsked | CallAnswered | Harvest | EngineFinished
+
+
+# -- the engine host's control socket -----------------------------------------------------------------
+# The run's process asks the engine host (`fuzz_engine.host`) for engines ({"make": n}, with the n
+# sockets of their connections passed alongside) and answers with their process ids; it asks it to
+# kill those that must not finish ({"kill": [pid, ...]}), with no answer. Each message is one JSON
+# object padded to CONTROL_MESSAGE_BYTES, so a stream socket carries them without other framing.
+CONTROL_MESSAGE_BYTES = 512
+MAX_PASSED_DESCRIPTORS = 16
+
+
+def send_control(control: socket.socket, message: object, descriptors: Sequence[int] = ()) -> None:
+    data = json.dumps(message).encode()
+    if len(data) > CONTROL_MESSAGE_BYTES:
+        raise ValueError(f"control message over {CONTROL_MESSAGE_BYTES} bytes")
+    socket.send_fds(control, [data.ljust(CONTROL_MESSAGE_BYTES)], list(descriptors))
+
+
+def receive_control(control: socket.socket) -> tuple[Any, list[int]] | None:
+    """The next message and the descriptors passed with it; None once the other end has closed."""
+    data, descriptors = b"", []
+    while len(data) < CONTROL_MESSAGE_BYTES:
+        chunk, passed, _flags, _address = socket.recv_fds(
+            control, CONTROL_MESSAGE_BYTES - len(data), MAX_PASSED_DESCRIPTORS
+        )
+        descriptors += passed
+        if not chunk:
+            for descriptor in descriptors:
+                os.close(descriptor)
+            return None
+        data += chunk
+    return json.loads(data), descriptors
