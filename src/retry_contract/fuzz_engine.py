@@ -13,6 +13,7 @@ what it has to say (its errors, Hypothesis's warnings) goes to the fuzzer as tex
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -29,7 +30,8 @@ from requests import PreparedRequest
 from requests.auth import AuthBase
 from schemathesis.engine import events, from_schema
 
-from retry_contract.bounded_read import ReadLimits
+from retry_contract import contract
+from retry_contract.bounded_read import MIB, ReadLimits
 from retry_contract.checks.schemathesis_results import DISABLED_CHECKS
 from retry_contract.engine_isolation import RawWarnings, isolated
 from retry_contract.exchange import parse_json
@@ -324,10 +326,13 @@ def serve(connection: Connection) -> None:
 
 def host(control: socket.socket) -> NoReturn:
     """The engine host: forks one engine process per connection it is passed (`fuzz_protocol`'s control
-    messages). It has imported the engine once, so an engine starts at once, without an import, and as
-    it is a fresh interpreter on one thread, forking it is safe. It kills only engines it has not yet
-    reaped (their ids cannot have been reused), and once the run's process is gone, it ends them all
-    and itself."""
+    messages). It has run the engine once (`_warm_up`), so an engine starts warm, and as it is a fresh
+    interpreter on one thread, forking it is safe. It kills only engines it has not yet reaped (their
+    ids cannot have been reused), and once the run's process is gone, it ends them all and itself."""
+    _warm_up()
+    # What the host made so far is never freed: the collector of an engine leaves it alone, and so
+    # leaves its pages shared with the host, instead of copying them to look at them.
+    gc.freeze()
     live: set[int] = set()
     while True:
         _reap(live)
@@ -350,6 +355,32 @@ def host(control: socket.socket) -> NoReturn:
             for pid in message["kill"]:
                 if pid in live:
                     os.kill(pid, signal.SIGKILL)
+
+
+def _warm_up() -> None:
+    """Runs every phase, one example each, against a port that refuses every connection: nothing leaves
+    the host. Schemathesis imports most of itself only as a run needs it, and Hypothesis derives, in
+    memory, what it draws from (above all the characters a codec encodes: a second of CPU, and its file
+    cache is the run's temporary directory); done once here, an engine forked later finds it all in
+    place, instead of each engine of each run doing it again."""
+    settings = EngineSettings(
+        spec_path=contract.spec_path(),
+        seed=0,
+        max_examples=1,
+        request_timeout=1.0,
+        max_response_bytes=MIB,
+        phases=PHASES,
+    )
+    with socket.socket() as refusing, isolated(RawWarnings()):
+        refusing.bind(("127.0.0.1", 0))
+        port = refusing.getsockname()[1]
+        schema = load_schema(settings, f"http://127.0.0.1:{port}/api/v1/projects/warm-up")
+        # Every case fails (refused): nothing to learn from shrinking one.
+        schema.config.generation.update(no_shrink=True)
+        # Whatever goes wrong here goes wrong again, and is reported, in a run's engine.
+        with contextlib.suppress(Exception):
+            for _event in from_schema(schema).execute():
+                pass
 
 
 def _fork_engine(served: int, others: list[int], control: socket.socket) -> int:

@@ -118,3 +118,21 @@ def test_a_script_without_a_main_guard_runs_once(
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert marker.read_text() == "x"
+
+
+def test_the_hosts_warm_up_leaves_nothing_behind_and_prints_nothing(tmp_path: Path) -> None:
+    """It runs every phase against a port that refuses connections, in the working directory of
+    whoever started the run: no `.hypothesis/` or `.schemathesis/` is left there, nothing is printed."""
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), environment.get("PYTHONPATH", "")])
+    result = subprocess.run(
+        [sys.executable, "-c", "from retry_contract.fuzz_engine import _warm_up; _warm_up()"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (result.stdout, result.stderr) == ("", "")
+    assert list(tmp_path.iterdir()) == []
