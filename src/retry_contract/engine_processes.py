@@ -37,8 +37,6 @@ from retry_contract.results import RunOptions
 
 # The module an engine's process runs (`python -m`): named, not imported, here.
 ENGINE_MODULE = "retry_contract.fuzz_engine"
-# How long the engine host has to end once the run's process is done with it.
-_ENGINE_EXIT_SECONDS = 10.0
 
 # Schemathesis runs its phases one after the other; the run's engines run them side by side, one group
 # each, in processes of their own. The groups are fixed (not drawn from the concurrency), so every run
@@ -73,6 +71,7 @@ class EngineProcess:
     def __init__(self, connection: Connection, settings: EngineSettings) -> None:
         self.connection = connection
         self.settings = settings
+        self.started = False
         self.finished = False
         # Its process's id, from the engine host (set once the host was asked to make it).
         self.pid_of: Callable[[], int] | None = None
@@ -89,6 +88,7 @@ class EngineProcess:
             self.connection.send(StartEngine(project_url))
         except OSError:
             return False
+        self.started = True
         return True
 
     def receive(self) -> EngineMessage | None:
@@ -117,8 +117,8 @@ class _EngineHost:
 
     A fresh interpreter, not a `multiprocessing` child: those import the caller's main module again
     (which runs a script without a `__main__` guard a second time), and one forked from the run's
-    process would inherit its threads mid-flight. It ends when the run's process closes its end of
-    the control socket, at exit or when it dies; its output, and its engines', goes nowhere.
+    process would inherit its threads mid-flight. It is killed at exit, and ends by itself when the
+    run's process dies (the control socket closes); its output, and its engines', goes nowhere.
     """
 
     def __init__(self) -> None:
@@ -172,9 +172,11 @@ class _EngineHost:
             send_control(self.control, {"kill": pids})
 
     def close(self) -> None:
+        """At exit: every run is over, so its engines have ended or are ending by themselves (their
+        connections are closed); the host, maybe still warming up, has nothing left to do."""
         self.control.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(_ENGINE_EXIT_SECONDS)
+        self.process.kill()
+        self.process.wait()
 
 
 _host: _EngineHost | None = None
@@ -216,13 +218,13 @@ def engines_made(settings: FuzzSettings) -> Iterator[list[EngineProcess]]:
             theirs.close()
         for engine in engines:
             engine.end()
-        if made is not None:
-            # Read even when every engine finished: the host's answers are read in order.
+        # An engine never started ends by itself, its connection closed; one that did may be waiting on
+        # a server, in the middle of a case. Only then is the host waited for (it may be warming up).
+        unfinished = [index for index, engine in enumerate(engines) if engine.started and not engine.finished]
+        if made is not None and unfinished:
             with contextlib.suppress(OSError):
                 pids = host.pids(made)
-                unfinished = [pid for engine, pid in zip(engines, pids, strict=True) if not engine.finished]
-                if unfinished:
-                    host.kill(unfinished)
+                host.kill([pids[index] for index in unfinished])
 
 
 def _pid_of(host: _EngineHost, made: _Made, index: int) -> int:
