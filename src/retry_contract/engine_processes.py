@@ -167,13 +167,19 @@ class _EngineHost:
                 self.pending.popleft().pids = received[0]
         return made.pids
 
+    def pid(self, made: _Made, index: int) -> int:
+        return self.pids(made)[index]
+
     def kill(self, pids: list[int]) -> None:
         with self.lock, contextlib.suppress(OSError):
             send_control(self.control, {"kill": pids})
 
     def close(self) -> None:
         """At exit: every run is over, so its engines have ended or are ending by themselves (their
-        connections are closed); the host, maybe still warming up, has nothing left to do."""
+        connections are closed); the host, maybe still warming up, has nothing left to do. A process
+        forked from the run's (exit handlers and all) leaves the host to the run's."""
+        if self.owner != os.getpid():
+            return
         self.control.close()
         self.process.kill()
         self.process.wait()
@@ -207,7 +213,7 @@ def engines_made(settings: FuzzSettings) -> Iterator[list[EngineProcess]]:
     try:
         made = host.make([theirs.fileno() for _, theirs in pairs])
         for index, engine in enumerate(engines):
-            engine.pid_of = partial(_pid_of, host, made, index)
+            engine.pid_of = partial(host.pid, made, index)
         for _, theirs in pairs:
             theirs.close()
         for engine in engines:
@@ -225,10 +231,6 @@ def engines_made(settings: FuzzSettings) -> Iterator[list[EngineProcess]]:
             with contextlib.suppress(OSError):
                 pids = host.pids(made)
                 host.kill([pids[index] for index in unfinished])
-
-
-def _pid_of(host: _EngineHost, made: _Made, index: int) -> int:
-    return host.pids(made)[index]
 
 
 def fuzz_settings_of(options: RunOptions) -> FuzzSettings:

@@ -351,7 +351,6 @@ def host(control: socket.socket) -> NoReturn:
             live.update(made)
             send_control(control, made)
         elif "kill" in message:
-            _reap(live)
             for pid in message["kill"]:
                 if pid in live:
                     os.kill(pid, signal.SIGKILL)

@@ -53,9 +53,8 @@ from support.hostile_proxy import (
     hostile_proxy,
     invalid_utf8_body,
 )
-from support.project import CLI, PROJECT, ROOT
+from support.project import CLI, PROJECT, child_environment
 
-SRC = ROOT / "src"
 REQUEST_TIMEOUT_SECONDS = 10
 # Bounds the cases that never let a run finish (every retry dripping, nothing answered after the
 # preflight): the run must end by itself within them, and the tier stays quick.
@@ -290,13 +289,7 @@ def supported_flags() -> frozenset[str]:
 
 
 def _child_environment(extra: Mapping[str, str]) -> dict[str, str]:
-    inherited = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("CDF_", "GITHUB_", "RETRY_CONTRACT", "PYTEST_"))
-    }
-    path = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p)
-    return {**inherited, "PYTHONPATH": path, "COLUMNS": "100", **extra}
+    return child_environment({"COLUMNS": "100", **extra})
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pytest
 from cdf_workflows_mock import EmbeddedMock
 from retry_contract.engine_processes import ENGINE_PHASES, FuzzSettings, engines_made
 from retry_contract.fuzz_protocol import CallAsked, CallGrant
-from support.project import PROJECT, ROOT
+from support.project import PROJECT, child_environment
 
 SETTINGS = FuzzSettings(seed=20230101, max_examples=3, pool_size=1)
 GONE_WITHIN_SECONDS = 10.0
@@ -101,12 +101,7 @@ def test_a_script_without_a_main_guard_runs_once(
         "from retry_contract.cli import main\n"
         "main()\n"
     )
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("CDF_", "GITHUB_"))}
-    environment |= {
-        "CDF_TOKEN": write,
-        "CDF_READONLY_TOKEN": readonly,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), environment.get("PYTHONPATH", "")]),
-    }
+    environment = child_environment({"CDF_TOKEN": write, "CDF_READONLY_TOKEN": readonly})
     args = ["run", "-q", "--base-url", embedded_mock.base_url, "--project", PROJECT]
     result = subprocess.run(
         [sys.executable, str(script), *args, "--max-examples", "3", "--explore", "0"],
@@ -123,13 +118,11 @@ def test_a_script_without_a_main_guard_runs_once(
 def test_the_hosts_warm_up_leaves_nothing_behind_and_prints_nothing(tmp_path: Path) -> None:
     """It runs every phase against a port that refuses connections, in the working directory of
     whoever started the run: no `.hypothesis/` or `.schemathesis/` is left there, nothing is printed."""
-    environment = dict(os.environ)
-    environment["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), environment.get("PYTHONPATH", "")])
     result = subprocess.run(
         [sys.executable, "-c", "from retry_contract.fuzz_engine import _warm_up; _warm_up()"],
         capture_output=True,
         text=True,
-        env=environment,
+        env=child_environment(),
         cwd=tmp_path,
         timeout=120,
     )

@@ -7,7 +7,6 @@ drew from) become a note of the run, and its caches live in a temporary director
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
 import subprocess
@@ -38,7 +37,7 @@ from retry_contract.provisioning import Provisioner, RetryablePool
 from retry_contract.resilience import RetryPolicy
 from retry_contract.secrets_registry import REPLACEMENT, SecretRegistry
 from retry_contract.verdict import Ledger
-from support.project import PROJECT, ROOT
+from support.project import PROJECT, child_environment
 
 
 class _RecordingFuzzer(Fuzzer):
@@ -224,16 +223,8 @@ def test_a_quiet_run_prints_its_verdict_only_and_leaves_nothing_behind(
     patches = tmp_path / "patches"
     patches.mkdir()
     (patches / "sitecustomize.py").write_text(FORCE_RANDOM_IN_DRAWS)
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("CDF_", "GITHUB_"))}
-    environment.update(
-        {
-            "CDF_TOKEN": write,
-            "CDF_READONLY_TOKEN": readonly,
-            "TMPDIR": str(temporary),
-            "PYTHONPATH": os.pathsep.join(
-                [str(patches), str(ROOT / "src"), environment.get("PYTHONPATH", "")]
-            ),
-        }
+    environment = child_environment(
+        {"CDF_TOKEN": write, "CDF_READONLY_TOKEN": readonly, "TMPDIR": str(temporary)}, path_first=[patches]
     )
     args = ["run", "-q", "--base-url", embedded_mock.base_url, "--project", PROJECT]
     result = subprocess.run(

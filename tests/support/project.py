@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 # tests/support/project.py: the repository is two levels up.
@@ -17,6 +19,22 @@ EXAMPLE_FAILED_ID = "0b6f6a4e-8a51-4c1e-9d8e-3f1c2a7b9d10"
 PROJECT = "contract-test"
 # The CLI as a user runs it, in a separate process.
 CLI = (sys.executable, "-m", "retry_contract.cli")
+# Inherited settings a child process must not see: a run's credentials and options, CI's and pytest's.
+_NOT_INHERITED = ("CDF_", "GITHUB_", "RETRY_CONTRACT", "PYTEST_")
+
+
+def child_environment(
+    variables: Mapping[str, str] = {}, *, path_first: Sequence[Path] = ()
+) -> dict[str, str]:
+    """The environment of a Python child process that imports this checkout's `src/` (after
+    `path_first`), with `variables` and none of the settings of this process's environment."""
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith(_NOT_INHERITED)}
+    path = os.pathsep.join(
+        entry
+        for entry in (*map(str, path_first), str(ROOT / "src"), os.environ.get("PYTHONPATH", ""))
+        if entry
+    )
+    return {**inherited, "PYTHONPATH": path, **variables}
 
 
 def readme_block(name: str) -> str:
