@@ -8,6 +8,11 @@ makes outside them, for the examples and coverage phases.) While a fuzzer runs, 
 points Hypothesis's storage at a temporary directory, deleted afterwards, and hands Hypothesis's
 warnings to the run as text instead of the terminal.
 
+Hypothesis's Unicode tables (which characters are in which category, which a codec encodes) are the
+exception: derived from Python's own Unicode data only, they hold nothing of a run, and computing them
+costs a second of CPU (on every run, as each gets a fresh storage). They are kept across runs in the
+user's cache directory (`unicode_tables_cache`) and put into each temporary storage.
+
 Both are process-wide. `warnings.catch_warnings` saves all of the warnings state and puts it back on
 exit, losing whatever other threads (the scenarios, a user's code) changed meanwhile; so this adds a
 filter for Hypothesis's categories and a `showwarning` hook that takes those categories only while
@@ -16,6 +21,8 @@ a run is isolated, and passes everything else to the hook it found.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
 import threading
 import warnings
@@ -25,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TextIO
 
+import hypothesis
+import platformdirs
 from hypothesis import configuration
 from hypothesis.errors import HypothesisWarning
 
@@ -33,6 +42,11 @@ _KEPT_LENGTH = 300
 _KEPT_WARNINGS = 5
 # Redacted on this much before the cut to _KEPT_LENGTH, so no secret can straddle the cut unredacted.
 _REDACTED_LENGTH = 20_000
+
+# Where Hypothesis keeps its Unicode tables, under its storage directory; and the most a table may
+# weigh to be kept (they are tens of kilobytes).
+_UNICODE_TABLES = "unicode_data"
+_KEPT_TABLE_BYTES = 1 << 20
 
 ShowWarning = Callable[[Warning | str, type[Warning], str, int, TextIO | None, str | None], None]
 
@@ -127,6 +141,7 @@ def _enter(collected: WarningCollector) -> None:
             else:
                 _home_before = configuration.storage_directory(intent_to_write=False).home_directory
                 configuration.set_hypothesis_home_dir(_storage.name)
+                _copy_tables(unicode_tables_cache(), Path(_storage.name) / _UNICODE_TABLES)
         _isolated.append(collected)
         _route_warnings()
 
@@ -139,7 +154,44 @@ def _leave(collected: WarningCollector) -> None:
             return
         configuration.set_hypothesis_home_dir(_home_before)
         storage, _storage, _home_before = _storage, None, None
+    _copy_tables(Path(storage.name) / _UNICODE_TABLES, unicode_tables_cache())
     storage.cleanup()
+
+
+def unicode_tables_cache() -> Path:
+    """Where Hypothesis's Unicode tables are kept across runs: one directory per Hypothesis release (its
+    tables' format is its own), under the user's cache directory (XDG_CACHE_HOME on Linux)."""
+    return (
+        platformdirs.user_cache_path("retry-contract")
+        / f"hypothesis-{hypothesis.__version__}"
+        / _UNICODE_TABLES
+    )
+
+
+def _copy_tables(source: Path, destination: Path) -> None:
+    """The tables in `source` that `destination` lacks or holds otherwise, each put in place whole (a
+    reader elsewhere sees the old file or the new one). Best effort, as Hypothesis's own caching: a
+    table that cannot be read or written is computed again by the run that needs it."""
+    with contextlib.suppress(OSError):
+        for table in source.rglob("*.json.gz"):
+            with contextlib.suppress(OSError):
+                _copy_table(table, destination / table.relative_to(source))
+
+
+def _copy_table(table: Path, target: Path) -> None:
+    if table.is_symlink() or not table.is_file() or table.stat().st_size > _KEPT_TABLE_BYTES:
+        return
+    content = table.read_bytes()
+    if target.is_file() and target.read_bytes() == content:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, partial = tempfile.mkstemp(dir=target.parent, prefix=".partial-")
+    try:
+        with os.fdopen(descriptor, "wb") as written:
+            written.write(content)
+        os.replace(partial, target)
+    finally:
+        Path(partial).unlink(missing_ok=True)
 
 
 def _route_warnings() -> None:

@@ -115,17 +115,24 @@ def test_a_script_without_a_main_guard_runs_once(
     assert marker.read_text() == "x"
 
 
-def test_the_hosts_warm_up_leaves_nothing_behind_and_prints_nothing(tmp_path: Path) -> None:
+def test_the_hosts_warm_up_leaves_only_unicode_tables_behind_and_prints_nothing(tmp_path: Path) -> None:
     """It runs every phase against a port that refuses connections, in the working directory of
-    whoever started the run: no `.hypothesis/` or `.schemathesis/` is left there, nothing is printed."""
+    whoever started the run: no `.hypothesis/` or `.schemathesis/` is left there, nothing is printed.
+    Hypothesis's Unicode tables, which it computed, are kept in the user's cache for the next run."""
+    working, cache = tmp_path / "working", tmp_path / "cache"
+    working.mkdir()
     result = subprocess.run(
         [sys.executable, "-c", "from retry_contract.fuzz_engine import _warm_up; _warm_up()"],
         capture_output=True,
         text=True,
-        env=child_environment(),
-        cwd=tmp_path,
+        env=child_environment({"XDG_CACHE_HOME": str(cache)}),
+        cwd=working,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (result.stdout, result.stderr) == ("", "")
-    assert list(tmp_path.iterdir()) == []
+    assert list(working.iterdir()) == []
+    kept = sorted(path.name for path in cache.rglob("*") if path.is_file())
+    assert "charmap.json.gz" in kept and any(name.startswith("codec-") for name in kept)
+    assert all(path.parent.parent.name == "unicode_data" for path in cache.rglob("*.json.gz"))
+    assert all(name.endswith(".json.gz") for name in kept), kept

@@ -27,7 +27,7 @@ from cdf_workflows_mock import EmbeddedMock
 from retry_contract.cdf_client import CdfClient
 from retry_contract.checks import Judge
 from retry_contract.credentials import StaticToken
-from retry_contract.engine_isolation import EngineWarnings, isolated
+from retry_contract.engine_isolation import EngineWarnings, isolated, unicode_tables_cache
 from retry_contract.engine_processes import ENGINE_PHASES
 from retry_contract.exchange import Credential, Exchange
 from retry_contract.fuzz_engine import load_schema
@@ -174,6 +174,43 @@ def test_hypothesis_stores_in_a_temporary_directory_while_isolated() -> None:
         assert home.is_dir()
     assert not home.exists()
     assert configuration.storage_directory(intent_to_write=False).home_directory == before
+
+
+def test_hypothesis_unicode_tables_and_nothing_else_outlive_the_temporary_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cached = unicode_tables_cache() / "14.0.0" / "codec-v2-utf-8.json.gz"
+    with isolated(EngineWarnings(str)):
+        home = configuration.storage_directory(intent_to_write=False).home_directory
+        tables = home / "unicode_data" / "14.0.0"
+        tables.mkdir(parents=True)
+        (tables / "codec-v2-utf-8.json.gz").write_bytes(b"computed")
+        # What else Hypothesis stores holds what a run drew (examples, constants of local modules).
+        (home / "examples").mkdir()
+        (home / "examples" / "drawn.json.gz").write_bytes(b"a run's value")
+        (tables / "huge.json.gz").write_bytes(b"x" * (2 << 20))
+    assert cached.read_bytes() == b"computed"
+    assert sorted(path for path in tmp_path.rglob("*") if path.is_file()) == [cached]
+    with isolated(EngineWarnings(str)):
+        home = configuration.storage_directory(intent_to_write=False).home_directory
+        table = home / "unicode_data" / "14.0.0" / "codec-v2-utf-8.json.gz"
+        assert table.read_bytes() == b"computed"
+        # A table the run could not read is computed again, and replaces the cached one.
+        table.write_bytes(b"computed again")
+    assert cached.read_bytes() == b"computed again"
+
+
+def test_a_cache_that_cannot_be_written_leaves_the_run_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    with isolated(EngineWarnings(str)):
+        home = configuration.storage_directory(intent_to_write=False).home_directory
+        (home / "unicode_data").mkdir()
+        (home / "unicode_data" / "charmap.json.gz").write_bytes(b"computed")
+    assert not home.exists()
 
 
 def test_retry_backoff_leaves_the_global_random_state_alone() -> None:
