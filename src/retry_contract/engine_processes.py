@@ -2,20 +2,14 @@
 each, Schemathesis and Hypothesis imported) overlaps the run's own, and served by `fuzzing.Fuzzer`.
 
 This module imports neither Schemathesis nor Hypothesis (nor anything that does): the command line
-makes the engines before it imports the rest of the run.
+makes the engines before it imports the rest of the run. The engines are forked by the engine host
+(`engine_host`), which the command line starts earlier still.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import multiprocessing
-import os
-import socket
-import subprocess
-import sys
-import threading
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -24,19 +18,15 @@ from multiprocessing.connection import Connection
 
 from retry_contract import contract
 from retry_contract.bounded_read import DEFAULT_MAX_RESPONSE_MIB, MIB
+from retry_contract.engine_host import MadeEngines, engine_host
 from retry_contract.fuzz_protocol import (
     EngineFinished,
     EngineMessage,
     EngineSettings,
     StartEngine,
-    receive_control,
-    send_control,
 )
 from retry_contract.provisioning import DEFAULT_POOL_SIZE
 from retry_contract.results import RunOptions
-
-# The module an engine's process runs (`python -m`): named, not imported, here.
-ENGINE_MODULE = "retry_contract.fuzz_engine"
 
 # Schemathesis runs its phases one after the other; the run's engines run them side by side, one group
 # each, in processes of their own. The groups are fixed (not drawn from the concurrency), so every run
@@ -105,99 +95,6 @@ class EngineProcess:
         self.connection.close()
 
 
-@dataclass
-class _Made:
-    pids: list[int] | None = None
-
-
-class _EngineHost:
-    """The process the engines are forked from (`fuzz_engine.host`): one per run's process, started on
-    first use and kept for the life of that process, so that only its first run pays the engine's
-    start-up (an interpreter, Schemathesis and Hypothesis imported), and later runs none.
-
-    A fresh interpreter, not a `multiprocessing` child: those import the caller's main module again
-    (which runs a script without a `__main__` guard a second time), and one forked from the run's
-    process would inherit its threads mid-flight. It is killed at exit, and ends by itself when the
-    run's process dies (the control socket closes); its output, and its engines', goes nowhere.
-    """
-
-    def __init__(self) -> None:
-        self.owner = os.getpid()
-        self.lock = threading.Lock()
-        self.pending: deque[_Made] = deque()
-        self.control, theirs = socket.socketpair()
-        environment = dict(os.environ)
-        # The modules this process imports from, wherever they were found (an editable install, a
-        # benchmark's checkout of another commit): the engines are the same code as the fuzzer.
-        environment["PYTHONPATH"] = os.pathsep.join(entry for entry in sys.path if entry)
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", ENGINE_MODULE, str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=environment,
-                # Out of the terminal's process group: Ctrl-C is for the run to handle.
-                start_new_session=True,
-            )
-        finally:
-            theirs.close()
-
-    def usable(self) -> bool:
-        # A process forked from the one that started it would share its control socket.
-        return self.owner == os.getpid() and self.process.poll() is None
-
-    def make(self, descriptors: list[int]) -> _Made:
-        """One engine process per descriptor (its end of a connection). Not waited for: the host may
-        still be importing, and the run goes on meanwhile; `pids` waits."""
-        made = _Made()
-        with self.lock:
-            send_control(self.control, {"make": len(descriptors)}, descriptors)
-            self.pending.append(made)
-        return made
-
-    def pids(self, made: _Made) -> list[int]:
-        """The process ids of what `make` made: the host answers in order."""
-        with self.lock:
-            while made.pids is None:
-                received = receive_control(self.control)
-                if received is None:
-                    raise OSError("the engine host ended")
-                self.pending.popleft().pids = received[0]
-        return made.pids
-
-    def pid(self, made: _Made, index: int) -> int:
-        return self.pids(made)[index]
-
-    def kill(self, pids: list[int]) -> None:
-        with self.lock, contextlib.suppress(OSError):
-            send_control(self.control, {"kill": pids})
-
-    def close(self) -> None:
-        """At exit: every run is over, so its engines have ended or are ending by themselves (their
-        connections are closed); the host, maybe still warming up, has nothing left to do. A process
-        forked from the run's (exit handlers and all) leaves the host to the run's."""
-        if self.owner != os.getpid():
-            return
-        self.control.close()
-        self.process.kill()
-        self.process.wait()
-
-
-_host: _EngineHost | None = None
-_host_lock = threading.Lock()
-
-
-def _engine_host() -> _EngineHost:
-    global _host
-    with _host_lock:
-        if _host is None or not _host.usable():
-            _host = _EngineHost()
-            atexit.register(_host.close)
-        return _host
-
-
 @contextmanager
 def engines_made(settings: FuzzSettings) -> Iterator[list[EngineProcess]]:
     """The run's engines, one per group of `ENGINE_PHASES`, each a process forked by the engine host;
@@ -208,8 +105,8 @@ def engines_made(settings: FuzzSettings) -> Iterator[list[EngineProcess]]:
         EngineProcess(ours, settings.engine_settings(phases))
         for (ours, _), phases in zip(pairs, ENGINE_PHASES, strict=True)
     ]
-    host = _engine_host()
-    made: _Made | None = None
+    host = engine_host()
+    made: MadeEngines | None = None
     try:
         made = host.make([theirs.fileno() for _, theirs in pairs])
         for index, engine in enumerate(engines):

@@ -21,12 +21,13 @@ from retry_contract.cli.errors import (
     report_internal_error,
 )
 from retry_contract.cli.options import SETTINGS_ENVIRONMENT, command_line_settings
+from retry_contract.engine_host import engine_host
 from retry_contract.run_settings import DEFAULT_MOCK_PROFILE
 from retry_contract.verdict import ExitCode
 
 if TYPE_CHECKING:
     from retry_contract.engine_processes import EngineProcess
-    from retry_contract.runner import RunOptions
+    from retry_contract.results import RunOptions
 
 
 def unwritable(directory: Path) -> str | None:
@@ -58,10 +59,13 @@ def run(**values: Any) -> None:
     The first Ctrl-C/SIGTERM stops sending, cleans up (within --cleanup-timeout) and writes the
     reports; a second one stops waiting for cleanup and exits once the reports are written.
     """
-    from retry_contract.reports import progress
-    from retry_contract.runner import RunOptions
-
     external = _check_target(values)
+    if not values["no_fuzz"] and not values["dry_run"]:
+        # Its start-up is the longest thing a run waits for before it fuzzes: begun before anything else.
+        engine_host()
+    from retry_contract.reports import progress
+    from retry_contract.results import RunOptions
+
     report_dir: Path = values["report_dir"]
     if not values["dry_run"]:
         # Found after the run, an unwritable directory would lose every report of it: found first.
