@@ -11,8 +11,10 @@ from typing import Any, ClassVar
 
 import pytest
 
-from retry_contract import request_forms
+from retry_contract import request_forms, runner
 from retry_contract.request_forms import ALWAYS_ACCEPTED, PLAIN, RAW_UTF8, REORDERED, SDK, RequestForm
+from retry_contract.runner import MOCK_PROJECT, RunOptions, RunResult
+from retry_contract.scenarios import forms
 
 EXECUTION_ID = "059edaa4-a17a-4102-910e-2c3591500cce"
 BODY = {"authentication": {"nonce": "n0nce"}, "note": "Tromsø ✓"}
@@ -93,3 +95,48 @@ def test_sdk_form_is_what_the_official_sdk_sends(capture_server: str) -> None:
     sent = {k: v for k, v in sent_headers.items() if k not in TRANSPORT_HEADERS}
     assert sent == {k: v for k, v in ours_headers.items() if k not in TRANSPORT_HEADERS}
     assert request_forms.SDK_VERSION in sent_headers["user-agent"]
+
+
+def _request_forms_alone(defects: frozenset[str]) -> RunResult:
+    with pytest.MonkeyPatch.context() as patch:
+        # Only the scenario under test: the run takes a second or two.
+        patch.setattr(runner, "ALL_SCENARIOS", (forms.request_forms,))
+        patch.setattr(runner, "LONGEST_FIRST", ())
+        patch.setattr(runner, "LATE_SCENARIOS", ())
+        return runner.run(
+            RunOptions(
+                base_url=None,
+                project=MOCK_PROJECT,
+                credentials=None,
+                fuzz=False,
+                explore=0,
+                mock_defects=defects,
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    ("defects", "noted"),
+    [
+        pytest.param(frozenset(), False, id="faithful"),
+        # Slow: each execution is waited for to show its retry's effect, within the run's wait budget.
+        pytest.param(
+            frozenset({"second-retry-starts-nothing"}),
+            True,
+            id="second-retry-starts-nothing",
+            marks=pytest.mark.slow,
+        ),
+    ],
+)
+def test_every_form_gets_a_retryable_execution_even_one_that_cannot_be_failed_again(
+    defects: frozenset[str], noted: bool
+) -> None:
+    """Executions are failed again in the background between their turns; one whose retry started
+    nothing cannot be, and is replaced by a fresh one of its shape, with a note saying so."""
+    result = _request_forms_alone(defects)
+    retryable = result.ledger.results["STATE-RETRYABLE"]
+    assert retryable.judged and not retryable.failures
+    assert set(retryable.statuses) == {200}
+    assert {form.name for form in ALWAYS_ACCEPTED} <= set(result.ledger.request_forms)
+    notes = [note for note in result.ledger.notes if "could not be failed again" in note]
+    assert bool(notes) == noted, result.ledger.notes

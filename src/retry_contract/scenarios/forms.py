@@ -10,11 +10,12 @@ STATE-RETRYABLE: a retryable execution was not retried. Unknown extra fields are
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from retry_contract.exchange import Exchange, Expectation
+from retry_contract.fixture_values import FixtureShape
 from retry_contract.request_forms import ALWAYS_ACCEPTED, PLAIN, RAW_UTF8, REORDERED, RequestForm
 from retry_contract.scenarios.context import ScenarioContext
 
@@ -42,50 +43,70 @@ class _Probe:
 
 
 class _Executions:
-    """One retryable execution per fixture shape, failed again after each successful retry."""
+    """One retryable execution per fixture shape, failed again after each successful retry. The next
+    probes go to the other shapes' executions meanwhile: an execution is waited for only when its turn
+    comes again."""
 
-    def __init__(self, ctx: ScenarioContext) -> None:
+    def __init__(self, ctx: ScenarioContext, refailing: ThreadPoolExecutor) -> None:
         self._ctx = ctx
+        self._refailing = refailing
         # Made at once: provisioning is not judged, and the shapes stay in their fixed order.
         self._shapes = ctx.provisioner.shapes
         with ThreadPoolExecutor(max_workers=len(self._shapes)) as pool:
             self._ids = list(pool.map(ctx.provisioner.failed_execution, self._shapes))
+        # Per slot, being failed again: the execution that will be there, and a note when it is a fresh one.
+        self._ready: dict[int, Future[tuple[str, str | None]]] = {}
 
     def __len__(self) -> int:
         return len(self._ids)
 
     def get(self, index: int) -> str:
-        return self._ids[index % len(self._ids)]
+        slot = index % len(self._ids)
+        ready = self._ready.pop(slot, None)
+        if ready is not None:
+            self._ids[slot], note = ready.result()
+            if note is not None:
+                self._ctx.judge.ledger.notes.append(note)
+        return self._ids[slot]
 
     def retried(self, index: int) -> None:
-        """Make the execution retryable again; a fresh one of the same shape when it cannot be."""
-        execution_id = self.get(index)
-        if not self._ctx.provisioner.refail(execution_id, after_retry=True):
-            self._ctx.judge.ledger.notes.append(
-                f"execution {execution_id} could not be failed again after a successful retry"
-            )
-            shape = self._shapes[index % len(self._shapes)]
-            self._ids[index % len(self._ids)] = self._ctx.provisioner.failed_execution(shape)
+        """Make the execution retryable again, in the background; a fresh one of the same shape when it
+        cannot be."""
+        slot = index % len(self._ids)
+        self._ready[slot] = self._refailing.submit(self._failed_again, self._ids[slot], self._shapes[slot])
+
+    def settle(self) -> None:
+        """Wait for every execution still being failed again (and so for its note, if any)."""
+        for slot in sorted(self._ready):
+            self.get(slot)
+
+    def _failed_again(self, execution_id: str, shape: FixtureShape) -> tuple[str, str | None]:
+        if self._ctx.provisioner.refail(execution_id, after_retry=True):
+            return execution_id, None
+        note = f"execution {execution_id} could not be failed again after a successful retry"
+        return self._ctx.provisioner.failed_execution(shape), note
 
 
 def request_forms(ctx: ScenarioContext) -> None:
-    executions = _Executions(ctx)
-    # First the plain form on every shape, so every response check meets every shape with a 200.
-    probes = [_Probe(PLAIN, None)] * len(executions)
-    probes += [_Probe(form, None) for form in ALWAYS_ACCEPTED]
-    probes += [_Probe(form, EXTRA_FIELDS) for form in EXTRA_FIELD_FORMS]
-    answered: list[tuple[_Probe, Exchange]] = []
-    for index, probe in enumerate(probes):
-        exchange = ctx.retry(
-            executions.get(index),
-            expect=probe.expectation,
-            origin=f"retry in the {probe.label}",
-            form=probe.form,
-            extra_fields=probe.extra_fields,
-        )
-        answered.append((probe, exchange))
-        if ctx.retried(exchange):
-            executions.retried(index)
+    with ThreadPoolExecutor(max_workers=len(ctx.provisioner.shapes)) as refailing:
+        executions = _Executions(ctx, refailing)
+        # First the plain form on every shape, so every response check meets every shape with a 200.
+        probes = [_Probe(PLAIN, None)] * len(executions)
+        probes += [_Probe(form, None) for form in ALWAYS_ACCEPTED]
+        probes += [_Probe(form, EXTRA_FIELDS) for form in EXTRA_FIELD_FORMS]
+        answered: list[tuple[_Probe, Exchange]] = []
+        for index, probe in enumerate(probes):
+            exchange = ctx.retry(
+                executions.get(index),
+                expect=probe.expectation,
+                origin=f"retry in the {probe.label}",
+                form=probe.form,
+                extra_fields=probe.extra_fields,
+            )
+            answered.append((probe, exchange))
+            if ctx.retried(exchange):
+                executions.retried(index)
+        executions.settle()
     _same_document_same_answer(ctx, [(p, e) for p, e in answered if p.extra_fields is not None])
 
 
