@@ -5,7 +5,10 @@ Each run gets a fresh mock on loopback with throwaway tokens, behind `latency_pr
 holds every response back for --delay-ms (± --jitter-ms, seeded). Both tools get the same spec, seed,
 --max-examples and token; they run alternately (st first in odd runs, the suite first in even ones) and
 the medians are reported: wall seconds, CPU seconds of the tool's process (user + sys), the requests the
-proxy saw, and exit codes. The mock runs in a process of its own (`retry-contract mock`), as a real server
+proxy saw, and exit codes. Both start every run with no Hypothesis caches, as on a fresh CI machine;
+--warm-caches keeps each tool's across its runs instead (plain `st run`: `.hypothesis/` in its working
+directory; the suite: its cache directory, XDG_CACHE_HOME), as on a developer's machine, primed by one
+unmeasured run of each. The mock runs in a process of its own (`retry-contract mock`), as a real server
 would (`--mock-in-process` serves it from this process instead); the proxy runs in this process.
 
     .venv/bin/python benchmarks/time_to_verdict.py --all                 # 25 ms, then 25 ± 15 ms; 3 runs each
@@ -197,6 +200,8 @@ class Bench:
     extra_suite_args: list[str]
     timeout: float
     pythonpath: str | None
+    # Kept across runs with --warm-caches: st's working directory and the suite's XDG_CACHE_HOME.
+    caches: Path | None = None
 
     def command(self, tool: str, base_url: str, token: str, report_dir: Path) -> list[str]:
         if tool == "st":
@@ -243,7 +248,11 @@ class Bench:
             ) as proxy,
             tempfile.TemporaryDirectory(prefix="time-to-verdict-") as scratch,
         ):
-            work = Path(scratch)  # also the working directory: no retry-contract.toml, no .hypothesis here
+            work = Path(scratch)  # no retry-contract.toml, no .hypothesis here
+            kept = self.caches or work
+            env["XDG_CACHE_HOME"] = str(kept / "user-cache")
+            cwd = kept / "st-work" if tool == "st" else work
+            cwd.mkdir(exist_ok=True)
             command = self.command(tool, proxy.base_url, write, work / "reports")
             log = logs / f"{variant.delay_ms:g}ms-{variant.jitter_ms:g}j-{index}-{tool}.log"
             children, own = (
@@ -251,7 +260,7 @@ class Bench:
                 resource.getrusage(resource.RUSAGE_SELF),
             )
             started = time.perf_counter()
-            code = run_bounded(command, env, work, self.timeout, log)
+            code = run_bounded(command, env, cwd, self.timeout, log)
             wall = time.perf_counter() - started
             children_after, own_after = (
                 resource.getrusage(resource.RUSAGE_CHILDREN),
@@ -493,6 +502,8 @@ def rerun_command(args: argparse.Namespace, commit: str | None) -> str:
     command += ["--delay-ms", f"{args.delay_ms:g}", "--jitter-ms", f"{args.jitter_ms:g}"]
     command += ["--runs", str(args.runs), "--max-examples", str(args.max_examples), "--seed", str(args.seed)]
     command += [f"--extra-suite-arg={extra}" for extra in args.extra_suite_arg]
+    if args.warm_caches:
+        command.append("--warm-caches")
     if commit:
         command += ["--at-commit", commit]
     return shlex.join(command)
@@ -525,6 +536,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--mock-in-process",
         action="store_true",
         help="serve the mock from this process (it then shares one interpreter lock with the proxy)",
+    )
+    parser.add_argument(
+        "--warm-caches",
+        action="store_true",
+        help="keep each tool's Hypothesis caches across its runs, primed by one unmeasured run of each",
     )
     parser.add_argument("--at-commit", metavar="REV", help="measure this commit, not the working tree")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the Markdown here")
@@ -589,8 +605,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         label = source_label(retry_contract.__file__ or "", commit)
         print(f"measuring {label}", file=sys.stderr, flush=True)
-        load_start = os.getloadavg()[0]
         logs = Path(tempfile.mkdtemp(prefix="time-to-verdict-logs-"))
+        if args.warm_caches:
+            bench.caches = logs / "caches"
+            bench.caches.mkdir()
+            for tool in _order(0):
+                bench.measure(tool, next(variants_of(args)), logs, -1)
+        load_start = os.getloadavg()[0]
         sections = []
         all_runs: list[Run] = []
         for variant in variants_of(args):
@@ -610,7 +631,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sections.append(time_markdown(variant, runs))
             all_runs += runs
     markdown = (
-        f"seed {args.seed}, {args.max_examples} examples per phase, {args.runs} runs per tool"
+        f"seed {args.seed}, {args.max_examples} examples per phase, {args.runs} runs per tool, "
+        + ("Hypothesis caches kept across runs (primed)" if args.warm_caches else "no Hypothesis caches")
         + (f", suite args {shlex.join(args.extra_suite_arg)}" if args.extra_suite_arg else "")
         + "\n\n"
         + "\n".join(sections)
