@@ -32,7 +32,6 @@ from schemathesis.engine import events, from_schema
 
 from retry_contract import contract
 from retry_contract.bounded_read import MIB, ReadLimits
-from retry_contract.checks.schemathesis_results import DISABLED_CHECKS
 from retry_contract.engine_isolation import RawWarnings, isolated
 from retry_contract.exchange import parse_json
 from retry_contract.fuzz_protocol import (
@@ -51,6 +50,9 @@ from retry_contract.fuzz_protocol import (
     send_control,
 )
 from retry_contract.fuzz_transport import body_over_cap, bound_engine_sessions
+
+# Stateful checks need API links, which this one-operation spec does not declare.
+DISABLED_CHECKS = ("use_after_free", "ensure_resource_availability", "object_level_authorization")
 
 # Generated cases that the steering hook marks: the fuzzer grants them a real execution and nonce.
 STEERED_EXECUTION_ID = "00000000-0000-4000-8000-000000000000"

@@ -20,8 +20,6 @@ _FIXED: dict[str, str] = {
     "unsupported_method": "METHOD",
     "allow_header_conformance": "METHOD",
 }
-# Stateful checks need API links, which this one-operation spec does not declare.
-DISABLED_CHECKS = ("use_after_free", "ensure_resource_availability", "object_level_authorization")
 SCHEMA_CHECK = "response_schema_conformance"
 
 
