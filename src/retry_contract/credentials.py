@@ -10,15 +10,13 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import httpx2
-from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.base_client.errors import OAuthError
-from authlib.integrations.httpx_client import OAuth2Client
+from typing import TYPE_CHECKING, Any, Protocol
 
 from retry_contract.errors import RetryContractError
 from retry_contract.secrets_registry import SecretRegistry
+
+if TYPE_CHECKING:
+    import httpx2
 
 TOKEN_ENV = "CDF_TOKEN"
 READONLY_TOKEN_ENV = "CDF_READONLY_TOKEN"
@@ -80,6 +78,10 @@ class ClientCredentials:
         timeout: float = 30.0,
         transport: httpx2.BaseTransport | None = None,
     ) -> None:
+        # Imported only here: every command imports this module, few use client credentials (a tenth of
+        # a second of the start-up of each).
+        from authlib.integrations.httpx_client import OAuth2Client
+
         registry.add(client_secret)
         self.client_id = client_id
         self._client_secret = client_secret
@@ -103,6 +105,10 @@ class ClientCredentials:
         return access_token
 
     def _fetch(self) -> Any:
+        import httpx2
+        from authlib.common.errors import AuthlibBaseError
+        from authlib.integrations.base_client.errors import OAuthError
+
         where = f"the token endpoint {self._token_url}"
         try:
             token = self._oauth.fetch_token(self._token_url, grant_type="client_credentials")
