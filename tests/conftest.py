@@ -35,15 +35,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(tier)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def own_user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """What a run keeps in the user's cache directory (Hypothesis's Unicode tables) goes to one of the
-    self-tests' own, for them and every process they start: the user's stays untouched."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
-        yield
-
-
 @dataclass(frozen=True)
 class Target:
     base_url: str
