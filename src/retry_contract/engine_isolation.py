@@ -13,7 +13,13 @@ exception: derived from Python's own Unicode data only, they hold nothing of a r
 costs a second of CPU (on every run, as each gets a fresh storage). They are kept across runs in the
 user's cache directory (`unicode_tables_cache`) and put into each temporary storage.
 
-Both are process-wide. `warnings.catch_warnings` saves all of the warnings state and puts it back on
+Hypothesis also mixes into what it draws the constants of the "local" modules loaded (those outside
+site-packages), parsing their source. Those are retry-contract's own modules when it runs from a
+checkout, and none when it is installed from a wheel: a seed would send other cases depending on how
+the suite was installed, and each process would parse its source again (a third of a second). While
+isolated, Hypothesis finds no local constants.
+
+All of it is process-wide. `warnings.catch_warnings` saves all of the warnings state and puts it back on
 exit, losing whatever other threads (the scenarios, a user's code) changed meanwhile; so this adds a
 filter for Hypothesis's categories and a `showwarning` hook that takes those categories only while
 a run is isolated, and passes everything else to the hook it found.
@@ -36,6 +42,8 @@ import hypothesis
 import platformdirs
 from hypothesis import configuration
 from hypothesis.errors import HypothesisWarning
+from hypothesis.internal.conjecture import providers
+from hypothesis.internal.constants_ast import Constants
 
 # A strategy's repr can run to megabytes: a warning is kept this long, and only the first few.
 _KEPT_LENGTH = 300
@@ -113,6 +121,8 @@ _isolated: list[WarningCollector] = []
 _shown_before: ShowWarning = warnings.showwarning
 _storage: tempfile.TemporaryDirectory[str] | None = None
 _home_before: Path | None = None
+# Hypothesis's own finder of local constants, while isolated blocks run (put back by the last one out).
+_local_constants_before: Callable[[], Constants] | None = None
 
 
 @contextmanager
@@ -128,9 +138,11 @@ def isolated(collected: WarningCollector) -> Iterator[WarningCollector]:
 
 
 def _enter(collected: WarningCollector) -> None:
-    global _storage, _home_before
+    global _storage, _home_before, _local_constants_before
     with _lock:
         if not _isolated:
+            _local_constants_before = providers._get_local_constants
+            providers._get_local_constants = _no_local_constants
             try:
                 _storage = tempfile.TemporaryDirectory(
                     prefix="retry-contract-hypothesis-", ignore_cleanup_errors=True
@@ -147,15 +159,24 @@ def _enter(collected: WarningCollector) -> None:
 
 
 def _leave(collected: WarningCollector) -> None:
-    global _storage, _home_before
+    global _storage, _home_before, _local_constants_before
     with _lock:
         _isolated.remove(collected)
-        if _isolated or _storage is None:
+        if _isolated:
+            return
+        if _local_constants_before is not None:
+            providers._get_local_constants = _local_constants_before
+            _local_constants_before = None
+        if _storage is None:
             return
         configuration.set_hypothesis_home_dir(_home_before)
         storage, _storage, _home_before = _storage, None, None
     _copy_tables(Path(storage.name) / _UNICODE_TABLES, unicode_tables_cache())
     storage.cleanup()
+
+
+def _no_local_constants() -> Constants:
+    return Constants()
 
 
 def unicode_tables_cache() -> Path:

@@ -30,6 +30,10 @@ from retry_contract.sequence_model import MAX_NESTING, OperationSequence, TaskGr
 from retry_contract.verdict import Ledger
 
 DEFECT = "canceled-forgotten-after-retry"
+# A seed among whose first twenty sequences one exposes DEFECT (a retry, a cancel, another retry) and
+# shrinks to it within its budget: what is tested is how a failing sequence is caught, shrunk and
+# replayed, not how likely a draw is to find one (most seeds' do; the default seed's does not).
+FINDING_SEED = 14
 
 
 def _explore(
@@ -118,6 +122,7 @@ def defect_report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pa
                 credentials=None,
                 fuzz=False,
                 explore=20,
+                seed=FINDING_SEED,
                 mock_defects=frozenset({DEFECT}),
             )
         )

@@ -7,6 +7,7 @@ drew from) become a note of the run, and its caches live in a temporary director
 
 from __future__ import annotations
 
+import importlib
 import pickle
 import random
 import subprocess
@@ -22,6 +23,8 @@ import hypothesis
 import pytest
 from hypothesis import configuration
 from hypothesis.errors import HypothesisDeprecationWarning, HypothesisWarning
+from hypothesis.internal.conjecture import providers
+from hypothesis.internal.constants_ast import is_local_module_file
 
 from cdf_workflows_mock import EmbeddedMock
 from retry_contract.cdf_client import CdfClient
@@ -211,6 +214,23 @@ def test_a_cache_that_cannot_be_written_leaves_the_run_alone(
         (home / "unicode_data").mkdir()
         (home / "unicode_data" / "charmap.json.gz").write_bytes(b"computed")
     assert not home.exists()
+
+
+def test_hypothesis_draws_no_constants_of_local_modules_while_isolated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module outside site-packages (this checkout's, when the suite runs from one) would lend its
+    constants to what Hypothesis draws: a seed would send other cases than from a wheel install."""
+    module = tmp_path / "retry_contract_local_constants.py"
+    module.write_text('MARKER = "a local constant"\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, module.stem, raising=False)
+    importlib.import_module(module.stem)
+    assert is_local_module_file(str(module))
+    finder = providers._get_local_constants
+    with isolated(EngineWarnings(str)):
+        assert len(providers._get_local_constants()) == 0
+    assert providers._get_local_constants is finder
 
 
 def test_retry_backoff_leaves_the_global_random_state_alone() -> None:
