@@ -1,7 +1,7 @@
 """The engine host: the process the fuzzing engines are forked from (`fuzz_engine.host`), one per run's
 process. Its start-up (an interpreter, Schemathesis imported and warmed up) is the longest thing a run
 waits for before it can fuzz: the command line starts it before it does anything else, so this module
-imports nothing but the standard library and `fuzz_protocol`.
+imports nothing but the standard library, `errors` and `fuzz_protocol`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,15 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
+from retry_contract.errors import RetryContractError
 from retry_contract.fuzz_protocol import receive_control, send_control
 
 # The module an engine's process runs (`python -m`): named, not imported, here.
 ENGINE_MODULE = "retry_contract.fuzz_engine"
+
+
+class EngineHostUnavailable(RetryContractError):
+    """The machine would not start another process (a process limit, no memory)."""
 
 
 @dataclass
@@ -42,7 +47,10 @@ class EngineHost:
         self.owner = os.getpid()
         self.lock = threading.Lock()
         self.pending: deque[MadeEngines] = deque()
-        self.control, theirs = socket.socketpair()
+        try:
+            self.control, theirs = socket.socketpair()
+        except OSError as error:
+            raise _unavailable(error) from None
         environment = dict(os.environ)
         # The modules this process imports from, wherever they were found (an editable install, a
         # benchmark's checkout of another commit): the engines are the same code as the fuzzer.
@@ -58,6 +66,9 @@ class EngineHost:
                 # Out of the terminal's process group: Ctrl-C is for the run to handle.
                 start_new_session=True,
             )
+        except OSError as error:
+            self.control.close()
+            raise _unavailable(error) from None
         finally:
             theirs.close()
 
@@ -100,6 +111,13 @@ class EngineHost:
         self.control.close()
         self.process.kill()
         self.process.wait()
+
+
+def _unavailable(error: OSError) -> EngineHostUnavailable:
+    return EngineHostUnavailable(
+        f"cannot start the process of the fuzzing engines ({error.strerror or error}); "
+        "--no-fuzz runs the scenarios without them"
+    )
 
 
 _host: EngineHost | None = None

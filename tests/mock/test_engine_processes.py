@@ -3,6 +3,7 @@ they are started, and none of them outlives its run, however the run ends."""
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -10,8 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from cdf_workflows_mock import EmbeddedMock
+from retry_contract import engine_host
+from retry_contract.cli import main
 from retry_contract.engine_processes import ENGINE_PHASES, FuzzSettings, engines_made
 from retry_contract.fuzz_protocol import CallAsked, CallGrant
 from support.project import PROJECT, child_environment
@@ -136,3 +140,20 @@ def test_the_hosts_warm_up_leaves_only_unicode_tables_behind_and_prints_nothing(
     assert "charmap.json.gz" in kept and any(name.startswith("codec-") for name in kept)
     assert all(path.parent.parent.name == "unicode_data" for path in cache.rglob("*.json.gz"))
     assert all(name.endswith(".json.gz") for name in kept), kept
+
+
+def test_a_machine_that_starts_no_more_processes_gets_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, mock_tokens: tuple[str, str]
+) -> None:
+    def refused(*args: object, **kwargs: object) -> None:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(engine_host, "_host", None)
+    monkeypatch.setattr(engine_host.subprocess, "Popen", refused)
+    monkeypatch.setenv("CDF_TOKEN", mock_tokens[0])
+    result = CliRunner().invoke(main, ["run", "-q"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        "retry-contract: could not run: cannot start the process of the fuzzing engines (Resource "
+        "temporarily unavailable); --no-fuzz runs the scenarios without them"
+    ]

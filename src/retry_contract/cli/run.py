@@ -62,7 +62,8 @@ def run(**values: Any) -> None:
     external = _check_target(values)
     if not values["no_fuzz"] and not values["dry_run"]:
         # Its start-up is the longest thing a run waits for before it fuzzes: begun before anything else.
-        engine_host()
+        with failing(COULD_NOT_RUN):
+            engine_host()
     from retry_contract.reports import progress
     from retry_contract.results import RunOptions
 
@@ -108,7 +109,7 @@ def _run_and_report(
     from retry_contract.engine_processes import engines_for
 
     # Before the rest of the run is imported, which takes as long as their start-up: it overlaps.
-    with engines_for(options) as engines:
+    with failing(COULD_NOT_RUN), engines_for(options) as engines:
         _run_with(engines, options, report_dir, formats, console, quiet=quiet)
 
 
