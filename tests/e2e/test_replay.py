@@ -17,15 +17,16 @@ import pytest
 from click.testing import CliRunner
 
 from cdf_workflows_mock import EmbeddedMock, MockConfig
-from retry_contract import replay_target, runner
+from retry_contract import replay_target
 from retry_contract.cli import main
 from retry_contract.replay_target import ReplayTarget
 from retry_contract.reports import json_report
 from retry_contract.reports.model import build as report_view
-from retry_contract.runner import MOCK_PROJECT, RunOptions
+from retry_contract.runner import MOCK_PROJECT
 from retry_contract.scenarios import auth, malformed, states
 from retry_contract.secrets_registry import SecretRegistry
 from support.project import CLI
+from support.scenario_runs import run_scenarios
 
 DEFECTS = ("retry-running", "readonly-can-retry", "id-truncated-to-36")
 
@@ -34,22 +35,9 @@ DEFECTS = ("retry-running", "readonly-can-retry", "id-truncated-to-36")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any], SecretRegistry]]:
     """A run of three scenarios against a mock with the defects: its JSON report, and the registry of
     the secrets the run handled (tokens and every nonce), none of which the report may hold."""
-    with pytest.MonkeyPatch.context() as patch:
-        # Only the scenarios the defects break: the run takes seconds, not a minute.
-        scenarios = (auth.readonly_token, malformed.malformed_ids, states.non_retryable_states)
-        patch.setattr(runner, "ALL_SCENARIOS", scenarios)
-        patch.setattr(runner, "LONGEST_FIRST", ())
-        patch.setattr(runner, "LATE_SCENARIOS", ())
-        result = runner.run(
-            RunOptions(
-                base_url=None,
-                project=MOCK_PROJECT,
-                credentials=None,
-                fuzz=False,
-                concurrency=2,
-                mock_defects=frozenset(DEFECTS),
-            )
-        )
+    # Only the scenarios the defects break: the run takes seconds, not a minute.
+    scenarios = (auth.readonly_token, malformed.malformed_ids, states.non_retryable_states)
+    result = run_scenarios(scenarios, concurrency=2, mock_defects=frozenset(DEFECTS))
     path = json_report.write(report_view(result), tmp_path_factory.mktemp("replay"))
     yield path, json.loads(path.read_text()), result.secrets
 

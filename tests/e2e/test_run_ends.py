@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from cdf_workflows_mock import EmbeddedMock, MockConfig
-from retry_contract import checks, reports, runner
+from retry_contract import checks, reports
 from retry_contract.cli import main
 from retry_contract.credentials import StaticToken
 from retry_contract.exchange import Exchange
@@ -36,6 +36,7 @@ from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.verdict import ExitCode, Ledger, Observation
 from support.fault_proxy import Fault, fault_proxy
 from support.project import CLI, PROJECT
+from support.scenario_runs import run_scenarios
 
 WRITE, READONLY = "ends-write-token-0001", "ends-readonly-token-0001"
 # Retries answered before the server starts stalling them: enough for some judgements to be made.
@@ -268,20 +269,8 @@ def test_a_report_that_fails_to_write_loses_no_other(
 
 
 def test_a_second_sigterm_ends_a_stalled_replay_at_once(mock: EmbeddedMock, tmp_path: Path) -> None:
-    with pytest.MonkeyPatch.context() as patch:
-        # One scenario, which the defect breaks: a report with a failure to replay, in seconds.
-        patch.setattr(runner, "ALL_SCENARIOS", (states.non_retryable_states,))
-        patch.setattr(runner, "LONGEST_FIRST", ())
-        patch.setattr(runner, "LATE_SCENARIOS", ())
-        result = run(
-            RunOptions(
-                base_url=None,
-                project=PROJECT,
-                credentials=None,
-                fuzz=False,
-                mock_defects=frozenset({"retry-running"}),
-            )
-        )
+    # One scenario, which the defect breaks: a report with a failure to replay, in seconds.
+    result = run_scenarios((states.non_retryable_states,), mock_defects=frozenset({"retry-running"}))
     report = json_report.write(report_view(result), tmp_path)
     server = HostileServer(stall_retries=True, retries_answered=0)
     with fault_proxy(mock.base_url, lambda _: None, by_request=server.choose) as (url, _):

@@ -28,6 +28,7 @@ from retry_contract.scenarios.context import ScenarioContext
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.sequence_model import MAX_NESTING, OperationSequence, TaskGraph, operation_sequences
 from retry_contract.verdict import Ledger
+from support.scenario_runs import run_scenarios
 
 DEFECT = "canceled-forgotten-after-retry"
 # A seed among whose first twenty sequences one exposes DEFECT (a retry, a cancel, another retry) and
@@ -111,21 +112,9 @@ def test_the_faithful_mock_passes_many_sequences(profile: str) -> None:
 @pytest.fixture(scope="module")
 def defect_report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
     """A run that only explores (the scenarios that could not find the defect are left out)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "ALL_SCENARIOS", (states.unknown_execution,))
-        patch.setattr(runner, "LONGEST_FIRST", ())
-        patch.setattr(runner, "LATE_SCENARIOS", ())
-        result = runner.run(
-            RunOptions(
-                base_url=None,
-                project=MOCK_PROJECT,
-                credentials=None,
-                fuzz=False,
-                explore=20,
-                seed=FINDING_SEED,
-                mock_defects=frozenset({DEFECT}),
-            )
-        )
+    result = run_scenarios(
+        (states.unknown_execution,), explore=20, seed=FINDING_SEED, mock_defects=frozenset({DEFECT})
+    )
     path = json_report.write(model.build(result), tmp_path_factory.mktemp("sequences"))
     yield path, json.loads(path.read_text())
 

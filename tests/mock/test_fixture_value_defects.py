@@ -15,7 +15,6 @@ from click.testing import CliRunner
 from cdf_workflows_mock import DEFAULT_PROJECT, MockConfig, create_app
 from cdf_workflows_mock.defects import BY_NAME, values
 from cdf_workflows_mock.loopback import InProcessServer
-from retry_contract import runner
 from retry_contract.cdf_client import CdfClient
 from retry_contract.checks import Judge
 from retry_contract.cli import main
@@ -24,10 +23,11 @@ from retry_contract.exchange import Expectation
 from retry_contract.provisioning import Provisioner
 from retry_contract.reports import json_report
 from retry_contract.reports.model import build as report_view
-from retry_contract.runner import DEFAULT_SEED, MOCK_PROJECT, RunOptions
+from retry_contract.runner import DEFAULT_SEED
 from retry_contract.scenarios import forms
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.verdict import Ledger
+from support.scenario_runs import run_scenarios
 
 WRITE, READONLY = "fixture-values-write-token", "fixture-values-readonly-token"
 ACCEPTED = Expectation("STATE-RETRYABLE", frozenset({200}), "execution in a retryable state")
@@ -84,20 +84,8 @@ def test_each_defect_of_the_values_family_is_caught_by_its_own_check(defect: str
 @pytest.mark.slow
 def test_a_failure_on_a_generated_version_replays_with_that_version(tmp_path: Path) -> None:
     defect = "version-percent-encoded-in-answer"
-    with pytest.MonkeyPatch.context() as patch:
-        # Only the scenario that retries every fixture: the run takes seconds.
-        patch.setattr(runner, "ALL_SCENARIOS", (forms.request_forms,))
-        patch.setattr(runner, "LONGEST_FIRST", ())
-        patch.setattr(runner, "LATE_SCENARIOS", ())
-        result = runner.run(
-            RunOptions(
-                base_url=None,
-                project=MOCK_PROJECT,
-                credentials=None,
-                fuzz=False,
-                mock_defects=frozenset({defect}),
-            )
-        )
+    # Only the scenario that retries every fixture: the run takes seconds.
+    result = run_scenarios((forms.request_forms,), mock_defects=frozenset({defect}))
     path = json_report.write(report_view(result), tmp_path)
     data = json.loads(path.read_text())
     failure = next(

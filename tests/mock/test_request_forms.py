@@ -11,10 +11,11 @@ from typing import Any, ClassVar
 
 import pytest
 
-from retry_contract import request_forms, runner
+from retry_contract import request_forms
 from retry_contract.request_forms import ALWAYS_ACCEPTED, PLAIN, RAW_UTF8, REORDERED, SDK, RequestForm
-from retry_contract.runner import MOCK_PROJECT, RunOptions, RunResult
+from retry_contract.runner import RunResult
 from retry_contract.scenarios import forms
+from support.scenario_runs import run_scenarios
 
 EXECUTION_ID = "059edaa4-a17a-4102-910e-2c3591500cce"
 BODY = {"authentication": {"nonce": "n0nce"}, "note": "Tromsø ✓"}
@@ -98,21 +99,7 @@ def test_sdk_form_is_what_the_official_sdk_sends(capture_server: str) -> None:
 
 
 def _request_forms_alone(defects: frozenset[str]) -> RunResult:
-    with pytest.MonkeyPatch.context() as patch:
-        # Only the scenario under test: the run takes a second or two.
-        patch.setattr(runner, "ALL_SCENARIOS", (forms.request_forms,))
-        patch.setattr(runner, "LONGEST_FIRST", ())
-        patch.setattr(runner, "LATE_SCENARIOS", ())
-        return runner.run(
-            RunOptions(
-                base_url=None,
-                project=MOCK_PROJECT,
-                credentials=None,
-                fuzz=False,
-                explore=0,
-                mock_defects=defects,
-            )
-        )
+    return run_scenarios((forms.request_forms,), explore=0, mock_defects=defects)
 
 
 @pytest.mark.parametrize(
