@@ -135,8 +135,12 @@ def retry_effects(before: Detailed, after: Detailed, exchange: Exchange) -> list
         )
     failed_nested = roles.targets & roles.nested
     if failed_nested or roles.failed & roles.containers:
+        # A container that had not started starts when its dependencies end, as any task (the retry
+        # resumes the execution): its first attempt is no new one.
         problems = [
-            f"container {brief(n)} got a new attempt" for n in sorted(roles.containers) if added.get(n)
+            f"container {brief(n)} got a new attempt"
+            for n in sorted(roles.containers & roles.started)
+            if added.get(n)
         ]
         problems += [
             f"failed nested task {brief(n)} got {len(added.get(n, []))} new attempts, expected 1"
