@@ -2,13 +2,11 @@
 
 A *sequence* is a workflow version whose task graph is drawn from the task model (workflow-model.md:
 task types, `retries` 0-10 or the default, `timeout`, `onFailure`, `dependsOn`, subworkflow and
-dynamic containers nested up to `MAX_NESTING` deep), run once, then a list of steps in rounds, each
-ending with a retry (the endpoint under test: a sequence that never retried would judge nothing of it,
-and what a retry does depends on the retries before): before each retry, a few steps that end an attempt
+dynamic containers nested up to `MAX_NESTING` deep), run once, then a list of steps: end an attempt
 in progress with an outcome a client may report (`UPDATABLE_TASK_STATUSES`), wait for a short timeout
-to fire, or cancel. Steps name their target abstractly (the `pick`-th attempt in progress), so every
-step applies to any execution and Hypothesis can shrink a failing sequence by dropping steps and rounds
-and simplifying the graph.
+to fire, cancel, or retry, at any point and repeatedly. Steps name their target abstractly (the
+`pick`-th attempt in progress), so every step applies to any execution and Hypothesis can shrink a
+failing sequence by dropping steps and simplifying the graph.
 
 Every leaf task is an asynchronous function task (`isAsyncComplete`): the suite, not the function,
 decides each outcome, as provisioning does, so the same sequence runs on any CDF-compatible server.
@@ -39,10 +37,7 @@ from retry_contract.domain import (
 # shows one level), small enough that a graph stays readable in a report.
 MAX_NESTING = 2
 MAX_TASKS_PER_SCOPE = 3
-# A sequence is 1 to MAX_ROUNDS rounds of up to MAX_STEPS_BEFORE_RETRY steps and a retry.
-MAX_ROUNDS = 3
-MAX_STEPS_BEFORE_RETRY = 3
-MAX_STEPS = MAX_ROUNDS * (MAX_STEPS_BEFORE_RETRY + 1)
+MAX_STEPS = 12
 # The shortest timeout the API allows: a task with it times out during the sequence (the TIMED_OUT
 # outcome); any other timeout drawn is long enough never to fire during one.
 SHORT_TIMEOUT_SECONDS = 1
@@ -252,17 +247,14 @@ def _leaf(draw: st.DrawFn, names: _Names, siblings: list[str]) -> dict[str, Any]
 
 
 def _draw_common(draw: st.DrawFn, task: dict[str, Any], siblings: list[str]) -> None:
-    """retries, timeout, onFailure (each sometimes left to its default) and dependsOn earlier siblings.
-    Only a leaf may get the short timeout: what a container's own timeout does to it and its nested
-    tasks (and to a later retry of them) the model leaves open, so none fires during a sequence."""
+    """retries, timeout, onFailure (each sometimes left to its default) and dependsOn earlier siblings."""
     retries = draw(st.none() | st.integers(0, TASK_RETRIES_MAX))
     if retries is not None:
         task["retries"] = retries
-    long_timeout = st.integers(LONG_TIMEOUT_MIN_SECONDS, TASK_TIMEOUT_DEFAULT_SECONDS)
     timeout = draw(
-        st.none() | st.just(SHORT_TIMEOUT_SECONDS) | long_timeout
-        if task["type"] == LEAF_TYPE
-        else st.none() | long_timeout
+        st.none()
+        | st.just(SHORT_TIMEOUT_SECONDS)
+        | st.integers(LONG_TIMEOUT_MIN_SECONDS, TASK_TIMEOUT_DEFAULT_SECONDS)
     )
     if timeout is not None:
         task["timeout"] = timeout
@@ -317,18 +309,18 @@ def task_graphs(draw: st.DrawFn) -> TaskGraph:
     return TaskGraph(tuple(tasks), outputs)
 
 
-def steps_before_retry() -> st.SearchStrategy[Step]:
+def steps() -> st.SearchStrategy[Step]:
     finish = st.builds(Step, st.just(StepKind.FINISH), st.integers(0, MAX_PICK), st.sampled_from(OUTCOMES))
-    return st.one_of(finish, st.just(Step(StepKind.CANCEL)), st.just(Step(StepKind.AWAIT_TIMEOUT)))
-
-
-@st.composite
-def _round(draw: st.DrawFn) -> list[Step]:
-    return [*draw(st.lists(steps_before_retry(), max_size=MAX_STEPS_BEFORE_RETRY)), Step(StepKind.RETRY)]
+    return st.one_of(
+        finish,
+        st.just(Step(StepKind.RETRY)),
+        st.just(Step(StepKind.CANCEL)),
+        st.just(Step(StepKind.AWAIT_TIMEOUT)),
+    )
 
 
 @st.composite
 def operation_sequences(draw: st.DrawFn) -> OperationSequence:
     graph = draw(task_graphs())
-    rounds = draw(st.lists(_round(), min_size=1, max_size=MAX_ROUNDS))
-    return OperationSequence(graph, tuple(step for steps in rounds for step in steps))
+    drawn = draw(st.lists(steps(), min_size=1, max_size=MAX_STEPS))
+    return OperationSequence(graph, tuple(drawn))

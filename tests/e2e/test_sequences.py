@@ -28,8 +28,6 @@ from retry_contract.scenarios.context import ScenarioContext
 from retry_contract.secrets_registry import SecretRegistry
 from retry_contract.sequence_model import (
     MAX_NESTING,
-    MAX_STEPS,
-    SHORT_TIMEOUT_SECONDS,
     OperationSequence,
     Step,
     StepKind,
@@ -40,6 +38,10 @@ from retry_contract.verdict import Ledger
 from support.scenario_runs import run_scenarios
 
 DEFECT = "canceled-forgotten-after-retry"
+# A seed among whose first twenty sequences one exposes DEFECT (a retry, a cancel, another retry) and
+# shrinks to it within its budget: what is tested is how a failing sequence is caught, shrunk and
+# replayed, not how likely a draw is to find one (most seeds' do; the default seed's does not).
+FINDING_SEED = 14
 
 
 def _explore(
@@ -97,9 +99,6 @@ def test_generated_graphs_keep_to_the_task_model_and_survive_json(sequence: Oper
     assert len(names) == len(set(names)), "externalIds are unique across the definition"
     for task in graph.walk():
         assert 0 <= task.get("retries", 0) <= TASK_RETRIES_MAX
-        if task["type"] != TaskType.FUNCTION:
-            # What a container's own timeout does, the model leaves open: none fires in a sequence.
-            assert task.get("timeout") != SHORT_TIMEOUT_SECONDS
         assert task.get("onFailure", OnFailure.ABORT_WORKFLOW) in {o.value for o in OnFailure}
         assert task.get("timeout", 1) >= 1
     assert _depth(graph.tasks) <= MAX_NESTING
@@ -108,9 +107,6 @@ def test_generated_graphs_keep_to_the_task_model_and_survive_json(sequence: Oper
         t["parameters"]["function"] == {"externalId": "fn"} for t in definition if t["type"] == "function"
     )
     assert OperationSequence.from_json(json.loads(json.dumps(sequence.to_json()))) == sequence
-    # Every sequence retries, last of all: the endpoint under test.
-    assert sequence.steps and sequence.steps[-1].kind is StepKind.RETRY
-    assert len(sequence.steps) <= MAX_STEPS
     assert TaskGraph.from_json(graph.to_json()).digest == graph.digest
 
 
@@ -166,7 +162,9 @@ def test_the_faithful_mock_passes_many_sequences(profile: str) -> None:
 @pytest.fixture(scope="module")
 def defect_report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
     """A run that only explores (the scenarios that could not find the defect are left out)."""
-    result = run_scenarios((states.unknown_execution,), explore=20, mock_defects=frozenset({DEFECT}))
+    result = run_scenarios(
+        (states.unknown_execution,), explore=20, seed=FINDING_SEED, mock_defects=frozenset({DEFECT})
+    )
     path = json_report.write(model.build(result), tmp_path_factory.mktemp("sequences"))
     yield path, json.loads(path.read_text())
 
@@ -181,9 +179,10 @@ def test_a_defect_only_a_sequence_finds_is_caught_and_shrunk(
     sequence = found[0]["replay"]["sequence"]
     steps = [step["kind"] for step in sequence["sequence"]["steps"]]
     # Shrunk within its budget (as many candidates as sequences asked for) and cut at the failing
-    # step: what the defect needs, a retry, later a cancel and another retry, and little else.
+    # step: it ends with a retry, a cancel and another retry, after what makes the execution
+    # retryable first.
     assert len(steps) < sequence["shrunk_from_steps"]
-    assert len(steps) <= 5 and steps[-2:] == ["cancel", "retry"] and "retry" in steps[:-2]
+    assert len(steps) <= 5 and steps[-3:] == ["retry", "cancel", "retry"]
     assert any("Generated operation sequence" in step for step in found[0]["reproduce_steps"])
     assert any("cancel the execution" in step for step in found[0]["reproduce_steps"])
     exercised = data["exercised"]["sequences"]
