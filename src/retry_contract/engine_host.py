@@ -33,9 +33,9 @@ class MadeEngines:
 
 
 class EngineHost:
-    """The process the engines are forked from (`fuzz_engine.host`): one per run's process, started on
-    first use and kept for the life of that process, so that only its first run pays the engine's
-    start-up (an interpreter, Schemathesis and Hypothesis imported), and later runs none.
+    """Started on first use and kept for the life of the process that started it, so that only its first
+    run pays the engine's start-up (an interpreter, Schemathesis and Hypothesis imported), and later
+    runs none.
 
     A fresh interpreter, not a `multiprocessing` child: those import the caller's main module again
     (which runs a script without a `__main__` guard a second time), and one forked from the run's

@@ -123,6 +123,7 @@ _storage: tempfile.TemporaryDirectory[str] | None = None
 _home_before: Path | None = None
 # Hypothesis's own finder of local constants, while isolated blocks run (put back by the last one out).
 _local_constants_before: Callable[[], Constants] | None = None
+_NO_CONSTANTS = Constants()
 
 
 @contextmanager
@@ -176,7 +177,8 @@ def _leave(collected: WarningCollector) -> None:
 
 
 def _no_local_constants() -> Constants:
-    return Constants()
+    # Asked once per generated input: one empty set for all (Hypothesis only reads it).
+    return _NO_CONSTANTS
 
 
 def unicode_tables_cache() -> Path:

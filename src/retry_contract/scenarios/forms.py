@@ -47,13 +47,14 @@ class _Executions:
     probes go to the other shapes' executions meanwhile: an execution is waited for only when its turn
     comes again."""
 
-    def __init__(self, ctx: ScenarioContext, refailing: ThreadPoolExecutor) -> None:
+    def __init__(
+        self, ctx: ScenarioContext, shapes: tuple[FixtureShape, ...], pool: ThreadPoolExecutor
+    ) -> None:
         self._ctx = ctx
-        self._refailing = refailing
+        self._shapes = shapes
+        self._pool = pool
         # Made at once: provisioning is not judged, and the shapes stay in their fixed order.
-        self._shapes = ctx.provisioner.shapes
-        with ThreadPoolExecutor(max_workers=len(self._shapes)) as pool:
-            self._ids = list(pool.map(ctx.provisioner.failed_execution, self._shapes))
+        self._ids = list(pool.map(ctx.provisioner.failed_execution, shapes))
         # Per slot, being failed again: the execution that will be there, and a note when it is a fresh one.
         self._ready: dict[int, Future[tuple[str, str | None]]] = {}
 
@@ -73,7 +74,7 @@ class _Executions:
         """Make the execution retryable again, in the background; a fresh one of the same shape when it
         cannot be."""
         slot = index % len(self._ids)
-        self._ready[slot] = self._refailing.submit(self._failed_again, self._ids[slot], self._shapes[slot])
+        self._ready[slot] = self._pool.submit(self._failed_again, self._ids[slot], self._shapes[slot])
 
     def settle(self) -> None:
         """Wait for every execution still being failed again (and so for its note, if any)."""
@@ -88,8 +89,9 @@ class _Executions:
 
 
 def request_forms(ctx: ScenarioContext) -> None:
-    with ThreadPoolExecutor(max_workers=len(ctx.provisioner.shapes)) as refailing:
-        executions = _Executions(ctx, refailing)
+    shapes = ctx.provisioner.shapes
+    with ThreadPoolExecutor(max_workers=len(shapes)) as pool:
+        executions = _Executions(ctx, shapes, pool)
         # First the plain form on every shape, so every response check meets every shape with a 200.
         probes = [_Probe(PLAIN, None)] * len(executions)
         probes += [_Probe(form, None) for form in ALWAYS_ACCEPTED]
